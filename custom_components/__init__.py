@@ -1,0 +1,1 @@
+"""Custom components namespace; lets the HA test loader find bambu_cloud."""

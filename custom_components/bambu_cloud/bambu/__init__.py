@@ -1,0 +1,1 @@
+"""Bambu Lab client library (no Home Assistant imports)."""

@@ -1,0 +1,362 @@
+"""Asynchronous client of the Bambu Lab cloud REST API.
+
+The aiohttp session is injected (Home Assistant shares one), every answer is
+parsed into the typed results of `models`, and every failure becomes one of the
+typed errors of `errors`. Parsing is lenient: unknown fields are ignored and a
+field of the wrong type reads as missing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+
+from .auth import AppCertificate
+from .const import REGIONS, Region
+from .errors import (
+    BambuAuthError,
+    BambuCodeError,
+    BambuConnectionError,
+    BambuForbiddenError,
+    BambuRateLimitedError,
+)
+from .models import (
+    BoundPrinter,
+    FirmwareInfo,
+    FirmwareRelease,
+    LoginKind,
+    LoginResult,
+    PrintTask,
+    Profile,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT = 30.0
+
+PATH_PROFILE = "/v1/user-service/my/profile"
+PATH_BIND = "/v1/iot-service/api/user/bind"
+PATH_TASKS = "/v1/user-service/my/tasks"
+PATH_VERSION = "/v1/iot-service/api/user/device/version"
+PATH_LOGIN = "/v1/user-service/user/login"
+PATH_EMAIL_CODE = "/v1/user-service/user/sendemail/code"
+PATH_SMS_CODE = "/api/v1/user-service/user/sendsmscode"
+
+type Json = dict[str, Any]
+
+
+class BambuCloud:
+    """Client of one account's cloud API in one region."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        region: Region | str,
+        access_token: str | None = None,
+        certificate: AppCertificate | None = None,
+        *,
+        timeout: float = REQUEST_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Bind the client to a session, region and optional credentials."""
+        self._session = session
+        self.region = Region(region)
+        self._token = access_token
+        self._certificate = certificate
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._clock = clock
+
+    @property
+    def _api_url(self) -> str:
+        # Read the table on every call: tests and the demo patch it.
+        return REGIONS[self.region].api_url
+
+    async def get_profile(self) -> Profile:
+        """The signed-in account; a 200 here proves the token is valid."""
+        data = await self._request("GET", PATH_PROFILE)
+        uid = data.get("uidStr") or data.get("uid")
+        if not isinstance(uid, str | int) or isinstance(uid, bool) or not str(uid):
+            raise BambuConnectionError("profile without uid")
+        return Profile(
+            uid=str(uid),
+            name=_str(data.get("name")),
+            account=_str(data.get("account")),
+            nickname=_str(data.get("nickname") or data.get("nickName")),
+            avatar=_str(data.get("avatar")),
+        )
+
+    async def get_bound_printers(self) -> list[BoundPrinter]:
+        """Printers bound to the account."""
+        data = await self._request("GET", PATH_BIND)
+        printers: list[BoundPrinter] = []
+        for item in _dicts(data.get("devices")):
+            if not (serial := _str(item.get("dev_id"))):
+                continue
+            access_code = _str(item.get("dev_access_code"))
+            printers.append(
+                BoundPrinter(
+                    serial=serial,
+                    name=_str(item.get("name")) or serial,
+                    online=item.get("online") is True,
+                    print_status=_str(item.get("print_status")),
+                    model_id=_str(item.get("dev_model_name")),
+                    product_name=_str(item.get("dev_product_name")),
+                    access_code=access_code.strip() if access_code else None,
+                    nozzle_diameter=_float(item.get("nozzle_diameter")),
+                    structure=_str(item.get("dev_structure")),
+                    print_job=_str(item.get("print_job")),
+                )
+            )
+        return printers
+
+    async def get_tasks(
+        self, serial: str | None = None, limit: int = 20
+    ) -> list[PrintTask]:
+        """Print history, newest first, optionally of one printer."""
+        params: dict[str, str] = {"limit": str(limit)}
+        if serial:
+            params["deviceId"] = serial
+        data = await self._request("GET", PATH_TASKS, params=params)
+        tasks: list[PrintTask] = []
+        for item in _dicts(data.get("hits")):
+            task_id = item.get("id")
+            if not isinstance(task_id, str | int) or isinstance(task_id, bool):
+                continue
+            tasks.append(
+                PrintTask(
+                    id=str(task_id),
+                    serial=_str(item.get("deviceId")),
+                    title=_str(item.get("title")),
+                    cover=_str(item.get("cover")),
+                    status=_int(item.get("status")),
+                    start_time=_time(item.get("startTime")),
+                    end_time=_time(item.get("endTime")),
+                    weight=_float(item.get("weight")),
+                    length=_float(item.get("length")),
+                )
+            )
+        return tasks
+
+    async def get_firmware(self, serial: str | None = None) -> list[FirmwareInfo]:
+        """Installed and offered firmware, of one printer or of all."""
+        params = {"dev_id": serial} if serial else None
+        data = await self._request("GET", PATH_VERSION, params=params)
+        infos: list[FirmwareInfo] = []
+        for item in _dicts(data.get("devices")):
+            if not (dev_id := _str(item.get("dev_id"))):
+                continue
+            releases = tuple(
+                FirmwareRelease(
+                    version=version,
+                    force_update=fw.get("force_update") is True,
+                    url=_str(fw.get("url")),
+                    release_notes=_str(fw.get("description")),
+                )
+                for fw in _dicts(item.get("firmware"))
+                if (version := _str(fw.get("version")))
+            )
+            infos.append(
+                FirmwareInfo(
+                    serial=dev_id,
+                    installed=_str(item.get("version")),
+                    releases=releases,
+                )
+            )
+        return infos
+
+    async def login(self, account: str, password: str) -> LoginResult:
+        """Password login; may answer that a code or TFA is needed."""
+        body = {"account": account, "password": password, "apiError": ""}
+        try:
+            data = await self._request("POST", PATH_LOGIN, json_body=body)
+        except _BadRequestError as err:
+            raise BambuAuthError("account or password refused") from err
+        return _login_result(data)
+
+    async def send_login_code(self, account: str) -> None:
+        """Ask the cloud to send a login code by e-mail (or SMS for phones)."""
+        if "@" in account:
+            body = {"email": account, "type": "codeLogin"}
+            await self._request("POST", PATH_EMAIL_CODE, json_body=body)
+            return
+        url = REGIONS[self.region].web_url + PATH_SMS_CODE
+        body = {"phone": account, "type": "codeLogin"}
+        await self._request("POST", url, json_body=body)
+
+    async def login_with_code(self, account: str, code: str) -> LoginResult:
+        """Code login; BambuCodeError when the code is wrong or expired."""
+        body = {"account": account, "code": code}
+        try:
+            data = await self._request("POST", PATH_LOGIN, json_body=body)
+        except _BadRequestError as err:
+            raise BambuCodeError(expired=err.code == 1) from err
+        return _login_result(data)
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        if self._certificate is not None:
+            now_ms = int(self._clock() * 1000)
+            headers.update(self._certificate.request_headers(now_ms))
+        return headers
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Json | None = None,
+    ) -> Json:
+        """Send one request and map every failure to a typed error."""
+        url = path if path.startswith("http") else self._api_url + path
+        try:
+            async with self._session.request(
+                method,
+                url,
+                params=params,
+                data=json.dumps(json_body) if json_body is not None else None,
+                headers=self._headers(),
+                timeout=self._timeout,
+            ) as response:
+                status = response.status
+                text = await response.text()
+                retry_after = response.headers.get("Retry-After")
+        except TimeoutError as err:
+            raise BambuConnectionError(f"{method} {path}: timeout") from err
+        except aiohttp.ClientError as err:
+            raise BambuConnectionError(f"{method} {path}: {err!r}") from err
+        _LOGGER.debug("%s %s -> %s", method, path, status)
+        return _check(method, path, status, text, retry_after, self._clock())
+
+
+class _BadRequestError(BambuConnectionError):
+    """HTTP 400 with the cloud's numeric code (used by code login)."""
+
+    def __init__(self, message: str, code: int | None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _check(
+    method: str,
+    path: str,
+    status: int,
+    text: str,
+    retry_after: str | None,
+    now: float,
+) -> Json:
+    """Turn a status and body into parsed JSON or a typed error."""
+    where = f"{method} {path}"
+    body = _parse_json(text)
+    code = _int(body.get("code")) if body is not None else None
+    if status == 401:
+        raise BambuAuthError(f"{where}: unauthorised")
+    if status == 403:
+        cloudflare = body is None or "cloudflare" in text.lower()
+        raise BambuForbiddenError(cloudflare=cloudflare, code=code)
+    if status == 429:
+        raise BambuRateLimitedError(_retry_after(retry_after, now))
+    if status == 400:
+        raise _BadRequestError(f"{where}: bad request (code {code})", code)
+    if status >= 400:
+        raise BambuConnectionError(f"{where}: HTTP {status}")
+    if body is None:
+        raise BambuConnectionError(f"{where}: answer is not a JSON object")
+    return body
+
+
+def _parse_json(text: str) -> Json | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """Retry-After as seconds: either a number or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _login_result(data: Json) -> LoginResult:
+    login_type = data.get("loginType")
+    if login_type == "verifyCode":
+        return LoginResult(kind=LoginKind.VERIFY_CODE)
+    if login_type == "tfa":
+        return LoginResult(kind=LoginKind.TFA)
+    token = _str(data.get("accessToken"))
+    if not token:
+        raise BambuConnectionError("login answer without a token")
+    return LoginResult(
+        kind=LoginKind.TOKEN, access_token=token, expires_in=_int(data.get("expiresIn"))
+    )
+
+
+def _dicts(value: object) -> list[Json]:
+    return (
+        [item for item in value if isinstance(item, dict)]
+        if isinstance(value, list)
+        else []
+    )
+
+
+def _str(value: object) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str | int | float):
+        return str(value) if str(value) else None
+    return None
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None

@@ -1,0 +1,95 @@
+"""Typed results of the Bambu Lab cloud API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Profile:
+    """The signed-in account."""
+
+    uid: str
+    name: str | None = None
+    account: str | None = None
+    nickname: str | None = None
+    avatar: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BoundPrinter:
+    """A printer bound to the account, as the bind list reports it."""
+
+    serial: str
+    name: str
+    online: bool
+    print_status: str | None = None
+    model_id: str | None = None
+    product_name: str | None = None
+    access_code: str | None = field(default=None, repr=False)
+    nozzle_diameter: float | None = None
+    structure: str | None = None
+    print_job: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrintTask:
+    """One entry of the print history (newest first)."""
+
+    id: str
+    serial: str | None
+    title: str | None = None
+    cover: str | None = None
+    status: int | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    weight: float | None = None
+    length: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FirmwareRelease:
+    """A firmware build the cloud offers for a printer."""
+
+    version: str
+    force_update: bool = False
+    url: str | None = None
+    release_notes: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FirmwareInfo:
+    """Installed and offered firmware of one printer."""
+
+    serial: str
+    installed: str | None
+    releases: tuple[FirmwareRelease, ...] = ()
+
+    @property
+    def latest(self) -> FirmwareRelease | None:
+        """The newest offered release, by version number."""
+        return max(self.releases, key=lambda r: _version_key(r.version), default=None)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    """Sort key for "01.09.05.01"-style versions; non-numbers sort first."""
+    return tuple(int(p) if p.isdigit() else -1 for p in version.split("."))
+
+
+class LoginKind(StrEnum):
+    """What the login endpoint asked for."""
+
+    TOKEN = "token"
+    VERIFY_CODE = "verify_code"
+    TFA = "tfa"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoginResult:
+    """The outcome of a password or code login."""
+
+    kind: LoginKind
+    access_token: str | None = field(default=None, repr=False)
+    expires_in: int | None = None

@@ -1,0 +1,32 @@
+"""Constants of the Bambu Lab Cloud integration."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Final
+
+from homeassistant.const import Platform
+
+DOMAIN: Final = "bambu_cloud"
+LOGGER = logging.getLogger(__package__)
+
+CONF_REGION: Final = "region"
+CONF_ACCESS_TOKEN: Final = "access_token"
+CONF_CERTIFICATE_ID: Final = "certificate_id"
+CONF_PRIVATE_KEY: Final = "private_key"
+CONF_ACCOUNT: Final = "account"
+CONF_CODE: Final = "code"
+
+CONF_POLL_INTERVAL: Final = "poll_interval"
+CONF_PRINTERS: Final = "printers"
+CONF_PRINTER: Final = "printer"
+CONF_HOST: Final = "host"
+
+DEFAULT_POLL_INTERVAL: Final = timedelta(minutes=5)
+MIN_POLL_INTERVAL: Final = timedelta(seconds=60)
+# Entities keep the last good cloud data through short outages.
+STALE_AFTER: Final = timedelta(minutes=30)
+TOKEN_EXPIRY_WARNING: Final = timedelta(days=14)
+
+PLATFORMS: Final = [Platform.BINARY_SENSOR, Platform.SENSOR]

@@ -1,0 +1,72 @@
+"""Diagnostics: what a maintainer needs, with every secret redacted."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.core import HomeAssistant
+
+from .const import (
+    CONF_ACCESS_TOKEN,
+    CONF_CERTIFICATE_ID,
+    CONF_HOST,
+    CONF_PRINTERS,
+    CONF_PRIVATE_KEY,
+)
+from .coordinator import BambuConfigEntry
+
+TO_REDACT = {
+    CONF_ACCESS_TOKEN,
+    CONF_CERTIFICATE_ID,
+    CONF_PRIVATE_KEY,
+    CONF_HOST,
+    "access_code",
+    "account",
+    "avatar",
+    "name",
+    "nickname",
+    "uid",
+    "serial",
+    "print_job",
+    "unique_id",
+    "title",
+}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: BambuConfigEntry
+) -> dict[str, Any]:
+    """Entry settings and the last cloud poll, serials replaced by indexes."""
+    coordinator = entry.runtime_data.coordinator
+    aliases = {
+        serial: f"printer_{index}"
+        for index, serial in enumerate(sorted(coordinator.data.printers), start=1)
+    }
+    options = dict(entry.options)
+    if printers := options.get(CONF_PRINTERS):
+        options[CONF_PRINTERS] = {
+            aliases.get(serial, "unbound_printer"): settings
+            for serial, settings in printers.items()
+        }
+    token = entry.runtime_data.token
+    return {
+        "entry": {
+            "data": async_redact_data(dict(entry.data), TO_REDACT),
+            "options": async_redact_data(options, TO_REDACT),
+        },
+        "token": {
+            "jwt": token.expires_at is not None or token.user_id is not None,
+            "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+        },
+        "coordinator": {
+            "last_update_success": coordinator.last_update_success,
+            "update_interval": str(coordinator.update_interval),
+            "profile": async_redact_data(asdict(coordinator.data.profile), TO_REDACT),
+            "printers": {
+                aliases[serial]: async_redact_data(asdict(printer), TO_REDACT)
+                for serial, printer in coordinator.data.printers.items()
+            },
+        },
+    }

@@ -1,0 +1,118 @@
+"""Base entities: one device per printer, one service device per account."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from homeassistant.core import callback
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
+from .bambu.const import lookup_model
+from .bambu.models import BoundPrinter
+from .const import DOMAIN
+from .coordinator import BambuCloudCoordinator, BambuConfigEntry
+
+MANUFACTURER = "Bambu Lab"
+
+
+def account_device_info(uid: str, name: str | None) -> DeviceInfo:
+    """The account as a service device that printers hang off."""
+    return DeviceInfo(
+        identifiers={(DOMAIN, f"account_{uid}")},
+        manufacturer=MANUFACTURER,
+        name=name or "Bambu Lab account",
+        entry_type=DeviceEntryType.SERVICE,
+    )
+
+
+def printer_device_info(uid: str, printer: BoundPrinter) -> DeviceInfo:
+    """The device of one bound printer."""
+    model = lookup_model(
+        product_name=printer.product_name,
+        model_id=printer.model_id,
+        serial=printer.serial,
+    )
+    return DeviceInfo(
+        identifiers={(DOMAIN, printer.serial)},
+        manufacturer=MANUFACTURER,
+        model=model.name if model.model_ids else printer.product_name,
+        model_id=printer.model_id,
+        name=printer.name,
+        serial_number=printer.serial,
+        via_device=(DOMAIN, f"account_{uid}"),
+    )
+
+
+class BambuAccountEntity(CoordinatorEntity[BambuCloudCoordinator]):
+    """An entity of the account itself."""
+
+    _attr_has_entity_name = True
+
+    def __init__(
+        self, coordinator: BambuCloudCoordinator, description: EntityDescription
+    ) -> None:
+        """Attach the entity to the account device."""
+        super().__init__(coordinator)
+        self.entity_description = description
+        profile = coordinator.data.profile
+        self._attr_unique_id = f"account_{profile.uid}_{description.key}"
+        self._attr_device_info = account_device_info(
+            profile.uid, profile.nickname or profile.name
+        )
+
+
+class BambuPrinterCloudEntity(CoordinatorEntity[BambuCloudCoordinator]):
+    """An entity of a printer fed by the cloud bind list."""
+
+    _attr_has_entity_name = True
+
+    def __init__(
+        self,
+        coordinator: BambuCloudCoordinator,
+        serial: str,
+        description: EntityDescription,
+    ) -> None:
+        """Attach the entity to the printer's device."""
+        super().__init__(coordinator)
+        self.entity_description = description
+        self.serial = serial
+        self._attr_unique_id = f"{serial}_{description.key}"
+        self._attr_device_info = printer_device_info(
+            coordinator.data.profile.uid, coordinator.data.printers[serial]
+        )
+
+    @property
+    def printer(self) -> BoundPrinter | None:
+        """The printer's latest bind entry, None once unbound."""
+        return self.coordinator.data.printers.get(self.serial)
+
+    @property
+    def available(self) -> bool:
+        """Available while bound and the cloud data is fresh."""
+        return self.coordinator.fresh and self.printer is not None
+
+
+def track_printers(
+    entry: BambuConfigEntry,
+    add_entities: AddConfigEntryEntitiesCallback,
+    make_entities: Callable[[str], Iterable[Entity]],
+) -> None:
+    """Add a printer's entities now and whenever a printer is bound later."""
+    coordinator = entry.runtime_data.coordinator
+    known: set[str] = set()
+
+    @callback
+    def _add_new() -> None:
+        new = coordinator.data.printers.keys() - known
+        if not new:
+            return
+        known.update(new)
+        add_entities(
+            entity for serial in sorted(new) for entity in make_entities(serial)
+        )
+
+    _add_new()
+    entry.async_on_unload(coordinator.async_add_listener(_add_new))

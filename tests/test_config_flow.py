@@ -1,0 +1,543 @@
+"""Config, reauth, reconfigure and options flows, against the fake cloud."""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
+from homeassistant.const import CONF_PASSWORD
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResult, FlowResultType
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.bambu_cloud.const import (
+    CONF_ACCESS_TOKEN,
+    CONF_ACCOUNT,
+    CONF_CERTIFICATE_ID,
+    CONF_CODE,
+    CONF_HOST,
+    CONF_POLL_INTERVAL,
+    CONF_PRINTER,
+    CONF_PRINTERS,
+    CONF_PRIVATE_KEY,
+    CONF_REGION,
+    DOMAIN,
+)
+
+from .app_certs import ec_cert, encrypted_key_pem, mismatched_pem, rsa_cert
+from .cloud_server import (
+    ACCOUNT,
+    CODE,
+    OTHER_TOKEN,
+    P1S,
+    PASSWORD,
+    TOKEN,
+    UID,
+    X1C,
+    Failure,
+    FakeCloud,
+)
+
+pytestmark = pytest.mark.usefixtures("cloud")
+
+CLOUDFLARE_HTML = "<html><title>Attention Required! | Cloudflare</title></html>"
+
+
+async def _start(hass: HomeAssistant, step: str) -> FlowResult:
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["token", "sign_in"]
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": step}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == step
+    return result
+
+
+async def _submit(
+    hass: HomeAssistant, result: FlowResult, user_input: dict[str, Any]
+) -> FlowResult:
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], user_input
+    )
+    await hass.async_block_till_done()
+    return result
+
+
+TOKEN_INPUT = {CONF_REGION: "global", CONF_ACCESS_TOKEN: TOKEN}
+
+
+async def test_token_creates_entry(hass: HomeAssistant, cloud: FakeCloud) -> None:
+    """A valid token creates an entry named after the account."""
+    result = await _start(hass, "token")
+    result = await _submit(
+        hass, result, {CONF_REGION: "global", CONF_ACCESS_TOKEN: f"  Bearer {TOKEN}\n"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Maker"
+    assert result["data"] == {CONF_REGION: "global", CONF_ACCESS_TOKEN: TOKEN}
+    assert result["result"].unique_id == UID
+    _, _, headers, _ = cloud.requests[-1]
+    assert headers["Authorization"] == f"Bearer {TOKEN}"
+    assert "x-bbl-app-certification-id" not in headers
+
+
+async def test_token_with_certificate(hass: HomeAssistant, cloud: FakeCloud) -> None:
+    """Key plus certificate: the id is derived and requests are signed."""
+    cert = rsa_cert()
+    result = await _start(hass, "token")
+    result = await _submit(
+        hass,
+        result,
+        {**TOKEN_INPUT, CONF_PRIVATE_KEY: cert.key_pem + cert.cert_pem},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_PRIVATE_KEY] == (cert.key_pem + cert.cert_pem).strip()
+    assert CONF_CERTIFICATE_ID not in result["data"]
+    _, _, headers, _ = cloud.requests[-1]
+    assert headers["x-bbl-app-certification-id"] == cert.certificate_id
+    assert headers["x-bbl-device-security-sign"]
+
+
+async def test_token_with_key_and_id(hass: HomeAssistant) -> None:
+    """A bare key needs the id, which is then stored."""
+    cert = rsa_cert()
+    result = await _start(hass, "token")
+    result = await _submit(
+        hass, result, {**TOKEN_INPUT, CONF_PRIVATE_KEY: cert.key_pem}
+    )
+    assert result["errors"] == {"base": "certificate_id_required"}
+    result = await _submit(
+        hass,
+        result,
+        {
+            **TOKEN_INPUT,
+            CONF_PRIVATE_KEY: cert.key_pem,
+            CONF_CERTIFICATE_ID: cert.certificate_id,
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_CERTIFICATE_ID] == cert.certificate_id
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({CONF_PRIVATE_KEY: "not a pem"}, "the PEM holds no private key"),
+        ({CONF_CERTIFICATE_ID: "abc"}, "the PEM holds no private key"),
+        ({CONF_PRIVATE_KEY: "rsa-1024"}, "the RSA key is shorter than 2048 bits"),
+        ({CONF_PRIVATE_KEY: "ec"}, "the key is not an RSA key"),
+        (
+            {CONF_PRIVATE_KEY: "mismatch"},
+            "the private key does not belong to the certificate",
+        ),
+        (
+            {CONF_PRIVATE_KEY: "encrypted"},
+            "the private key is encrypted; paste it unencrypted",
+        ),
+    ],
+)
+async def test_token_invalid_certificate(
+    hass: HomeAssistant, extra: dict[str, str], reason: str
+) -> None:
+    """Each unusable certificate names its reason, then the user recovers."""
+    pem = {
+        "rsa-1024": lambda: rsa_cert(1024).key_pem,
+        "ec": lambda: ec_cert().key_pem + ec_cert().cert_pem,
+        "mismatch": mismatched_pem,
+        "encrypted": encrypted_key_pem,
+    }
+    if (key := extra.get(CONF_PRIVATE_KEY)) in pem:
+        extra = {**extra, CONF_PRIVATE_KEY: pem[key]()}
+    result = await _start(hass, "token")
+    result = await _submit(
+        hass, result, {**TOKEN_INPUT, CONF_CERTIFICATE_ID: "x", **extra}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "invalid_certificate"}
+    assert result["description_placeholders"] == {"reason": reason}
+    result = await _submit(hass, result, TOKEN_INPUT)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [
+        (Failure(401, '{"code":401}'), "invalid_auth"),
+        (Failure(403, CLOUDFLARE_HTML, "text/html"), "forbidden"),
+        (Failure(403, '{"message":"permission denied","code":8}'), "forbidden"),
+        (Failure(429, "", headers={"Retry-After": "30"}), "rate_limited"),
+        (Failure(500, "oops", "text/plain"), "cannot_connect"),
+        (Failure(200, "not json", "text/plain"), "cannot_connect"),
+        (Failure(200, "{}"), "cannot_connect"),
+    ],
+)
+async def test_token_errors_recover(
+    hass: HomeAssistant, cloud: FakeCloud, failure: Failure, error: str
+) -> None:
+    """Every cloud failure shows its error and the next try succeeds."""
+    cloud.fail("/v1/user-service/my/profile", failure)
+    result = await _start(hass, "token")
+    result = await _submit(hass, result, TOKEN_INPUT)
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": error}
+    result = await _submit(hass, result, TOKEN_INPUT)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_token_refused(hass: HomeAssistant) -> None:
+    """A token the cloud does not know is invalid_auth; no secret refilled."""
+    result = await _start(hass, "token")
+    result = await _submit(hass, result, {**TOKEN_INPUT, CONF_ACCESS_TOKEN: "nope"})
+    assert result["errors"] == {"base": "invalid_auth"}
+    for field in result["data_schema"].schema:
+        assert field.description in (None, {"suggested_value": "global"})
+    result = await _submit(hass, result, TOKEN_INPUT)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_token_unknown_error(hass: HomeAssistant) -> None:
+    """An unexpected exception is logged and shown as unknown."""
+    result = await _start(hass, "token")
+    with patch(
+        "custom_components.bambu_cloud.config_flow.BambuCloud.get_profile",
+        side_effect=RuntimeError("boom"),
+    ):
+        result = await _submit(hass, result, TOKEN_INPUT)
+    assert result["errors"] == {"base": "unknown"}
+    result = await _submit(hass, result, TOKEN_INPUT)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_duplicate_aborts(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """The same account cannot be added twice."""
+    mock_config_entry.add_to_hass(hass)
+    result = await _start(hass, "token")
+    result = await _submit(hass, result, TOKEN_INPUT)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+SIGN_IN = {CONF_REGION: "global", CONF_ACCOUNT: f" {ACCOUNT} ", CONF_PASSWORD: PASSWORD}
+
+
+async def test_sign_in_direct_token(hass: HomeAssistant, cloud: FakeCloud) -> None:
+    """A password login that returns a token creates the entry."""
+    result = await _start(hass, "sign_in")
+    result = await _submit(hass, result, SIGN_IN)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {CONF_REGION: "global", CONF_ACCESS_TOKEN: TOKEN}
+    assert PASSWORD not in str(result["data"])
+
+
+async def test_sign_in_with_code(hass: HomeAssistant, cloud: FakeCloud) -> None:
+    """verifyCode: a code is e-mailed; wrong, expired, then right code."""
+    cloud.login_type = "verifyCode"
+    result = await _start(hass, "sign_in")
+    result = await _submit(hass, result, SIGN_IN)
+    assert result["step_id"] == "code"
+    assert result["description_placeholders"] == {"account": ACCOUNT}
+    assert cloud.codes_sent == [{"email": ACCOUNT, "type": "codeLogin"}]
+
+    result = await _submit(hass, result, {CONF_CODE: "000000"})
+    assert result["errors"] == {"base": "invalid_code"}
+
+    cloud.code_expired = True
+    result = await _submit(hass, result, {CONF_CODE: CODE})
+    assert result["errors"] == {"base": "code_expired"}
+    assert len(cloud.codes_sent) == 2
+
+    result = await _submit(hass, result, {CONF_CODE: f" {CODE} "})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {CONF_REGION: "global", CONF_ACCESS_TOKEN: TOKEN}
+
+
+async def test_sign_in_phone_uses_sms(hass: HomeAssistant, cloud: FakeCloud) -> None:
+    """A China phone account gets its code by SMS."""
+    cloud.login_type = "verifyCode"
+    cloud.passwords["13800000000"] = PASSWORD
+    result = await _start(hass, "sign_in")
+    result = await _submit(
+        hass,
+        result,
+        {CONF_REGION: "china", CONF_ACCOUNT: "13800000000", CONF_PASSWORD: PASSWORD},
+    )
+    assert result["step_id"] == "code"
+    assert cloud.codes_sent == [{"phone": "13800000000", "type": "codeLogin"}]
+    assert cloud.calls("/api/v1/user-service/user/sendsmscode") == 1
+    result = await _submit(hass, result, {CONF_CODE: CODE})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_REGION] == "china"
+
+
+async def test_sign_in_errors_recover(hass: HomeAssistant, cloud: FakeCloud) -> None:
+    """Wrong password, TFA, failing code e-mail: each recovers."""
+    result = await _start(hass, "sign_in")
+    result = await _submit(hass, result, {**SIGN_IN, CONF_PASSWORD: "wrong"})
+    assert result["errors"] == {"base": "invalid_auth"}
+
+    cloud.login_type = "tfa"
+    result = await _submit(hass, result, SIGN_IN)
+    assert result["errors"] == {"base": "tfa_unsupported"}
+
+    cloud.login_type = "verifyCode"
+    cloud.fail("/v1/user-service/user/sendemail/code", Failure(500))
+    result = await _submit(hass, result, SIGN_IN)
+    assert result["errors"] == {"base": "cannot_connect"}
+
+    cloud.login_type = ""
+    cloud.fail("/v1/user-service/my/profile", Failure(429))
+    result = await _submit(hass, result, SIGN_IN)
+    assert result["errors"] == {"base": "rate_limited"}
+
+    result = await _submit(hass, result, SIGN_IN)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_code_step_errors_recover(hass: HomeAssistant, cloud: FakeCloud) -> None:
+    """Cloud failures on the code step, including a failed re-send."""
+    cloud.login_type = "verifyCode"
+    result = await _start(hass, "sign_in")
+    result = await _submit(hass, result, SIGN_IN)
+
+    cloud.fail("/v1/user-service/user/login", Failure(503))
+    result = await _submit(hass, result, {CONF_CODE: CODE})
+    assert result["errors"] == {"base": "cannot_connect"}
+
+    cloud.code_expired = True
+    cloud.fail("/v1/user-service/user/sendemail/code", Failure(429))
+    result = await _submit(hass, result, {CONF_CODE: CODE})
+    assert result["errors"] == {"base": "rate_limited"}
+
+    cloud.code_expired = False
+    cloud.fail("/v1/user-service/user/login", Failure(200, '{"loginType":""}'))
+    result = await _submit(hass, result, {CONF_CODE: CODE})
+    assert result["errors"] == {"base": "cannot_connect"}
+
+    with patch(
+        "custom_components.bambu_cloud.config_flow.BambuCloud.login_with_code",
+        return_value=type("R", (), {"access_token": None})(),
+    ):
+        result = await _submit(hass, result, {CONF_CODE: CODE})
+    assert result["errors"] == {"base": "invalid_code"}
+
+    result = await _submit(hass, result, {CONF_CODE: CODE})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def _reauth(hass: HomeAssistant, entry: MockConfigEntry, step: str) -> FlowResult:
+    result = await entry.start_reauth_flow(hass)
+    assert result["type"] is FlowResultType.MENU
+    assert result["step_id"] == "reauth_confirm"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": step}
+    )
+    assert result["step_id"] == step
+    assert CONF_REGION not in {str(key) for key in result["data_schema"].schema}
+    return result
+
+
+async def test_reauth_token(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, cloud: FakeCloud
+) -> None:
+    """A new token for the same account replaces the old one."""
+    cert = rsa_cert()
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry,
+        data={
+            CONF_REGION: "global",
+            CONF_ACCESS_TOKEN: "expired",
+            CONF_PRIVATE_KEY: cert.key_pem + cert.cert_pem,
+        },
+    )
+    result = await _reauth(hass, mock_config_entry, "token")
+    result = await _submit(hass, result, {CONF_ACCESS_TOKEN: "still-wrong"})
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await _submit(hass, result, {CONF_ACCESS_TOKEN: TOKEN})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert mock_config_entry.data[CONF_ACCESS_TOKEN] == TOKEN
+    assert (
+        mock_config_entry.data[CONF_PRIVATE_KEY]
+        == (cert.key_pem + cert.cert_pem).strip()
+    )
+    _, _, headers, _ = cloud.requests[-1]
+    assert headers["x-bbl-app-certification-id"] == cert.certificate_id
+
+
+async def test_reauth_wrong_account(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """A token of another account is refused."""
+    mock_config_entry.add_to_hass(hass)
+    result = await _reauth(hass, mock_config_entry, "token")
+    result = await _submit(hass, result, {CONF_ACCESS_TOKEN: OTHER_TOKEN})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "wrong_account"
+    assert mock_config_entry.data[CONF_ACCESS_TOKEN] == TOKEN
+
+
+async def test_reauth_sign_in(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, cloud: FakeCloud
+) -> None:
+    """Signing in again stores the new token, in the entry's region."""
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry, data={CONF_REGION: "china", CONF_ACCESS_TOKEN: "old"}
+    )
+    result = await _reauth(hass, mock_config_entry, "sign_in")
+    result = await _submit(
+        hass, result, {CONF_ACCOUNT: ACCOUNT, CONF_PASSWORD: PASSWORD}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert mock_config_entry.data == {CONF_REGION: "china", CONF_ACCESS_TOKEN: TOKEN}
+
+
+async def test_reauth_sign_in_wrong_account(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, cloud: FakeCloud
+) -> None:
+    """Signing in as another account is refused."""
+    mock_config_entry.add_to_hass(hass)
+    cloud.login_token = OTHER_TOKEN
+    result = await _reauth(hass, mock_config_entry, "sign_in")
+    result = await _submit(
+        hass, result, {CONF_ACCOUNT: ACCOUNT, CONF_PASSWORD: PASSWORD}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "wrong_account"
+
+
+async def test_reconfigure(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, cloud: FakeCloud
+) -> None:
+    """Region and certificate change; errors recover; removal works."""
+    mock_config_entry.add_to_hass(hass)
+    cert = rsa_cert()
+    result = await mock_config_entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure"
+
+    result = await _submit(
+        hass, result, {CONF_REGION: "china", CONF_PRIVATE_KEY: "garbage"}
+    )
+    assert result["errors"] == {"base": "invalid_certificate"}
+
+    result = await _submit(
+        hass,
+        result,
+        {CONF_REGION: "china", CONF_PRIVATE_KEY: cert.key_pem + cert.cert_pem},
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert mock_config_entry.data[CONF_REGION] == "china"
+    assert CONF_PRIVATE_KEY in mock_config_entry.data
+
+    result = await mock_config_entry.start_reconfigure_flow(hass)
+    result = await _submit(hass, result, {CONF_REGION: "global"})
+    assert result["reason"] == "reconfigure_successful"
+    assert mock_config_entry.data == {CONF_REGION: "global", CONF_ACCESS_TOKEN: TOKEN}
+
+
+async def test_reconfigure_wrong_account(hass: HomeAssistant, cloud: FakeCloud) -> None:
+    """An entry whose token now answers for another account cannot change."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=UID,
+        data={CONF_REGION: "global", CONF_ACCESS_TOKEN: OTHER_TOKEN},
+    )
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    result = await _submit(hass, result, {CONF_REGION: "global"})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "wrong_account"
+
+
+async def test_options_poll_interval(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """The poll interval is stored and the entry reloaded."""
+    entry = init_integration
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["menu_options"] == ["settings", "printer"]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "settings"}
+    )
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_POLL_INTERVAL: 120}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options == {CONF_POLL_INTERVAL: 120}
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.runtime_data.coordinator.update_interval.total_seconds() == 120
+
+
+async def _printer_host(
+    hass: HomeAssistant, entry: MockConfigEntry, serial: str
+) -> FlowResult:
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "printer"}
+    )
+    assert result["step_id"] == "printer"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_PRINTER: serial}
+    )
+    assert result["step_id"] == "printer_host"
+    assert result["description_placeholders"] == {"serial": serial}
+    return result
+
+
+async def test_options_printer_host(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """A LAN host is validated, stored per printer and can be cleared."""
+    entry = init_integration
+    result = await _printer_host(hass, entry, X1C["dev_id"])
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_HOST: "not a host!"}
+    )
+    assert result["errors"] == {CONF_HOST: "invalid_host"}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_HOST: " 192.168.1.50 "}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+
+    result = await _printer_host(hass, entry, P1S["dev_id"])
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_HOST: "p1s.local"}
+    )
+    await hass.async_block_till_done()
+    assert entry.options[CONF_PRINTERS] == {
+        X1C["dev_id"]: {CONF_HOST: "192.168.1.50"},
+        P1S["dev_id"]: {CONF_HOST: "p1s.local"},
+    }
+
+    result = await _printer_host(hass, entry, X1C["dev_id"])
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_HOST: ""}
+    )
+    await hass.async_block_till_done()
+    assert entry.options[CONF_PRINTERS] == {P1S["dev_id"]: {CONF_HOST: "p1s.local"}}
+
+
+async def test_options_when_not_loaded(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """Without a loaded entry only the polling settings are offered."""
+    mock_config_entry.add_to_hass(hass)
+    result = await hass.config_entries.options.async_init(mock_config_entry.entry_id)
+    assert result["menu_options"] == ["settings"]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "settings"}
+    )
+    assert result["step_id"] == "settings"

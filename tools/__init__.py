@@ -1,0 +1,1 @@
+"""Developer tools (virtual printer farm, benchmarks)."""
