@@ -21,6 +21,7 @@ from .const import (
     TOKEN_EXPIRY_WARNING,
 )
 from .coordinator import BambuCloudCoordinator, BambuConfigEntry, BambuRuntimeData
+from .entity import account_device_info
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> bool:
@@ -46,6 +47,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
     coordinator = BambuCloudCoordinator(hass, entry, cloud)
     await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = BambuRuntimeData(cloud, token, coordinator)
+    profile = coordinator.data.profile
+    dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id,
+        **account_device_info(profile.uid, profile.nickname or profile.name),
+    )
 
     @callback
     def _on_update() -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
@@ -72,6 +72,7 @@ class BambuCloudCoordinator(DataUpdateCoordinator[CloudData]):
         self.cloud = cloud
         self.last_success: datetime | None = None
         self._not_before = 0.0
+        self._stale_notified = False
 
     @property
     def fresh(self) -> bool:
@@ -82,6 +83,26 @@ class BambuCloudCoordinator(DataUpdateCoordinator[CloudData]):
         )
 
     async def _async_update_data(self) -> CloudData:
+        """Fetch profile and printers; notify entities once data turns stale."""
+        try:
+            data = await self._async_fetch()
+        except UpdateFailed:
+            # The coordinator only notifies on the first of several failures;
+            # entities must still learn when their last good data went stale.
+            self.hass.loop.call_soon(self._notify_if_stale)
+            raise
+        self.update_interval = self.poll_interval
+        self.last_success = dt_util.utcnow()
+        self._stale_notified = False
+        return data
+
+    @callback
+    def _notify_if_stale(self) -> None:
+        if not self.fresh and not self._stale_notified:
+            self._stale_notified = True
+            self.async_update_listeners()
+
+    async def _async_fetch(self) -> CloudData:
         """Fetch profile and printers; map errors to HA's contract."""
         wait = self._not_before - time.monotonic()
         if wait > 0:
@@ -119,6 +140,4 @@ class BambuCloudCoordinator(DataUpdateCoordinator[CloudData]):
                 translation_key="cannot_connect",
                 translation_placeholders={"error": str(err)},
             ) from err
-        self.update_interval = self.poll_interval
-        self.last_success = dt_util.utcnow()
         return CloudData(profile, {printer.serial: printer for printer in printers})

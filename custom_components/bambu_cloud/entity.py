@@ -59,8 +59,8 @@ class BambuAccountEntity(CoordinatorEntity[BambuCloudCoordinator]):
         self.entity_description = description
         profile = coordinator.data.profile
         self._attr_unique_id = f"account_{profile.uid}_{description.key}"
-        self._attr_device_info = account_device_info(
-            profile.uid, profile.nickname or profile.name
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, f"account_{profile.uid}")}
         )
 
 

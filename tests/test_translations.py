@@ -1,0 +1,175 @@
+"""Consistency checks for the translation files.
+
+Every language file must mirror en.json key for key and placeholder for
+placeholder, and every translation key referenced by the integration's source
+or by icons.json must have an English string. The checks are generic so they
+guard future additions without being edited.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+INTEGRATION = Path(__file__).parent.parent / "custom_components" / "bambu_cloud"
+TRANSLATIONS = INTEGRATION / "translations"
+EN = TRANSLATIONS / "en.json"
+OTHER_LANGUAGES = sorted(p for p in TRANSLATIONS.glob("*.json") if p != EN)
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_TRANSLATION_KEY = re.compile(
+    r"""\btranslation_key\s*=\s*(?:"([^"]+)"|'([^']+)'|([A-Za-z_]\w*))"""
+)
+_CONSTANT = re.compile(
+    r"""^([A-Z][A-Z0-9_]*)\s*(?::[^=\n]+)?=\s*(?:"([^"]*)"|'([^']*)')\s*$""",
+    re.MULTILINE,
+)
+# Sections of en.json that translation_key= arguments can refer to.
+_KEYED_SECTIONS = ("entity", "exceptions", "issues", "selector")
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations() -> None:
+    """Override the conftest fixture: these tests need no Home Assistant."""
+
+
+def _load(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as file:
+        data = json.load(file)
+    assert isinstance(data, dict), f"{path.name}: top level is not an object"
+    return data
+
+
+def _leaves(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Yield the key path of every leaf of a nested dict."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, (*path, key))
+    else:
+        yield path
+
+
+def _get(data: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = data
+    for key in path:
+        node = node[key]
+    return node
+
+
+def _placeholders(text: str) -> set[str]:
+    return set(_PLACEHOLDER.findall(text))
+
+
+def _source_files() -> list[Path]:
+    return sorted(INTEGRATION.rglob("*.py"))
+
+
+def _string_constants() -> dict[str, str]:
+    """Module-level NAME = "value" constants of the integration's source."""
+    constants: dict[str, str] = {}
+    for source in _source_files():
+        for match in _CONSTANT.finditer(source.read_text(encoding="utf-8")):
+            name, double, single = match.groups()
+            constants.setdefault(name, double if double is not None else single)
+    return constants
+
+
+def _used_translation_keys() -> dict[str, set[str]]:
+    """Map each translation_key used in the source to the files using it."""
+    constants = _string_constants()
+    used: dict[str, set[str]] = {}
+    for source in _source_files():
+        text = source.read_text(encoding="utf-8")
+        for double, single, name in _TRANSLATION_KEY.findall(text):
+            key = double or single or constants.get(name)
+            if key is None:
+                # A variable (e.g. a description's translation_key) that is
+                # not a module constant: the literal is found where it is set.
+                continue
+            used.setdefault(key, set()).add(source.name)
+    return used
+
+
+def _keys_under(node: Any, depth: int) -> set[str]:
+    """The dict keys found exactly `depth` levels below `node`."""
+    if not isinstance(node, dict):
+        return set()
+    if depth == 0:
+        return set(node)
+    keys: set[str] = set()
+    for value in node.values():
+        keys |= _keys_under(value, depth - 1)
+    return keys
+
+
+def test_english_strings_are_valid() -> None:
+    en = _load(EN)
+    for path in _leaves(en):
+        value = _get(en, path)
+        dotted = ".".join(path)
+        assert isinstance(value, str), f"en.json {dotted}: not a string"
+        assert value.strip(), f"en.json {dotted}: empty string"
+        assert "{}" not in value, f"en.json {dotted}: unnamed placeholder"
+
+
+def test_other_languages_exist() -> None:
+    assert OTHER_LANGUAGES, "no translation besides en.json"
+
+
+@pytest.mark.parametrize("path", OTHER_LANGUAGES, ids=lambda path: path.name)
+def test_language_matches_english(path: Path) -> None:
+    en = _load(EN)
+    other = _load(path)
+
+    en_paths = set(_leaves(en))
+    other_paths = set(_leaves(other))
+    missing = sorted(".".join(p) for p in en_paths - other_paths)
+    extra = sorted(".".join(p) for p in other_paths - en_paths)
+    assert not missing, f"{path.name} misses keys: {missing}"
+    assert not extra, f"{path.name} has keys en.json lacks: {extra}"
+
+    for leaf in sorted(en_paths):
+        dotted = ".".join(leaf)
+        value = _get(other, leaf)
+        assert isinstance(value, str), f"{path.name} {dotted}: not a string"
+        assert value.strip(), f"{path.name} {dotted}: empty string"
+        expected = _placeholders(_get(en, leaf))
+        assert _placeholders(value) == expected, (
+            f"{path.name} {dotted}: placeholders {sorted(_placeholders(value))}"
+            f" differ from en.json {sorted(expected)}"
+        )
+
+
+def test_source_translation_keys_exist() -> None:
+    en = _load(EN)
+    known: set[str] = set()
+    known |= _keys_under(en.get("entity", {}), 1)  # entity.<platform>.<key>
+    for section in _KEYED_SECTIONS[1:]:  # exceptions / issues / selector.<key>
+        known |= _keys_under(en.get(section, {}), 0)
+
+    used = _used_translation_keys()
+    assert used, "no translation_key found in the source: is the regex broken?"
+    unknown = {key: sorted(files) for key, files in used.items() if key not in known}
+    assert not unknown, (
+        f"translation keys missing from en.json {'/'.join(_KEYED_SECTIONS)}: {unknown}"
+    )
+
+
+def test_icon_keys_exist() -> None:
+    icons_file = INTEGRATION / "icons.json"
+    if not icons_file.exists():
+        pytest.skip("no icons.json")
+    icons = _load(icons_file)
+    en_entity = _load(EN).get("entity", {})
+    missing = sorted(
+        f"{platform}.{key}"
+        for platform, keys in icons.get("entity", {}).items()
+        for key in keys
+        if key not in en_entity.get(platform, {})
+    )
+    assert not missing, f"icons.json entity keys missing from en.json: {missing}"
