@@ -1,0 +1,1306 @@
+"""Printer state: merge MQTT reports and expose typed, read-only views.
+
+Every field name of the printer report lives in this module and nowhere else,
+so firmware quirks are handled in one place. The rest of the integration reads
+plain Python values (or small frozen dataclasses) and never sees raw JSON.
+
+Merge rules (PROTOCOL.md section 2.5):
+- a ``print`` object with ``command == "push_status"`` and ``msg`` 0 or absent
+  is a full snapshot and REPLACES the cached report (fields it lacks are gone);
+- any other ``push_status`` (or a ``print`` object without a command, as P1/A1
+  deltas and the H2D captures show) is a delta: dicts merge recursively, AMS
+  units (``ams.ams[]``) and their trays (``tray[]``) merge by ``id``, every
+  other list (``hms`` included) is replaced; a tray sent as just ``id`` (and
+  ``state``) means the slot was emptied and replaces the old tray;
+- a class object carrying ``result`` (and no ``push_status``) is a command
+  acknowledgement: it never touches state and comes back as ``CommandAck``;
+- ``info.get_version`` replies store the module list (change name ``"info"``);
+- cloud presence events set ``online`` (change name ``"online"``); any status
+  report also marks the printer online. The report's own ``online`` object
+  shares that change name, which at worst refreshes the presence entity.
+
+Bad input (not JSON, not an object, wrong types, > 1 MiB, nested deeper than
+any report) is dropped with a debug log; neither ``merge`` nor a view raises.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from ipaddress import IPv4Address
+from types import MappingProxyType
+from typing import Any, Final
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_PAYLOAD_BYTES: Final = 1_048_576
+_MAX_DEPTH: Final = 32
+_UINT32: Final = 0xFFFFFFFF
+_MAX_MINUTES: Final = 1_000_000
+
+type ChangeSet = frozenset[str]
+type Payload = bytes | bytearray | str | Mapping[str, Any]
+
+_PUSH_STATUS: Final = "push_status"
+_ENVELOPE: Final = frozenset({"command", "msg", "sequence_id"})
+_MERGE_BY_ID: Final = frozenset({("ams", "ams"), ("ams", "ams", "tray")})
+_TRAY_PATH: Final = ("ams", "ams", "tray")
+_EMPTY_TRAY_KEYS: Final = frozenset({"id", "state"})
+_PRESENCE: Final = {"client.connected": True, "client.disconnected": False}
+_REDACTED_KEYS: Final = frozenset(
+    {"sn", "rtsp_url", "ip", "access_code", "user_id", "oss_url", "url"}
+)
+_MISSING: Final = object()
+
+SPEED_LEVELS: Final = ("silent", "standard", "sport", "ludicrous")
+_ACTIVE_JOB_STATES: Final = frozenset({"PREPARE", "RUNNING", "PAUSE"})
+
+# stg_cur ids 0..77 in order; snake_case so they double as translation keys.
+_STAGES: Final = (
+    "printing",
+    "auto_bed_leveling",
+    "heatbed_preheating",
+    "vibration_compensation",
+    "changing_filament",
+    "m400_pause",
+    "paused_filament_runout",
+    "heating_hotend",
+    "calibrating_extrusion",
+    "scanning_bed_surface",
+    "inspecting_first_layer",  # 10
+    "identifying_build_plate_type",
+    "calibrating_micro_lidar",
+    "homing_toolhead",
+    "cleaning_nozzle_tip",
+    "checking_extruder_temperature",
+    "paused_by_user",
+    "paused_front_cover_falling",
+    "calibrating_micro_lidar",
+    "calibrating_extrusion_flow",
+    "paused_nozzle_temperature_malfunction",  # 20
+    "paused_heat_bed_temperature_malfunction",
+    "filament_unloading",
+    "paused_skipped_step",
+    "filament_loading",
+    "calibrating_motor_noise",
+    "paused_ams_lost",
+    "paused_low_heatbreak_fan_speed",
+    "paused_chamber_temperature_control_error",
+    "cooling_chamber",
+    "paused_by_user_gcode",  # 30
+    "motor_noise_showoff",
+    "paused_nozzle_filament_covered",
+    "paused_cutter_error",
+    "paused_first_layer_error",
+    "paused_nozzle_clog",
+    "check_absolute_accuracy_before_calibration",
+    "absolute_accuracy_calibration",
+    "check_absolute_accuracy_after_calibration",
+    "calibrate_nozzle_offset",
+    "bed_level_high_temperature",  # 40
+    "check_quick_release",
+    "check_door_and_cover",
+    "laser_calibration",
+    "check_platform",
+    "check_birdeye_camera_position",
+    "calibrate_birdeye_camera",
+    "bed_level_phase_1",
+    "bed_level_phase_2",
+    "heating_chamber",
+    "heated_bed_cooling",  # 50
+    "print_calibration_lines",
+    "check_material",
+    "calibrating_live_view_camera",
+    "waiting_for_heatbed_temperature",
+    "check_material_position",
+    "calibrating_cutter_model_offset",
+    "measuring_surface",
+    "thermal_preconditioning",
+    "homing_blade_holder",
+    "calibrating_camera_offset",  # 60
+    "calibrating_blade_holder_position",
+    "hotend_pick_place_test",
+    "waiting_chamber_temperature_equalize",
+    "preparing_hotend",
+    "calibrating_nozzle_clumping_detection",
+    "purifying_chamber_air",
+    "measuring_rotary_attachment",
+    "moving_toolhead_above_purge_chute",
+    "cooling_nozzle",
+    "moving_toolhead_to_bed_center",  # 70
+    "active_arc_fitting",
+    "hotend_type_detection",
+    "build_plate_alignment_detection",
+    "heatbed_surface_foreign_object_detection",
+    "heatbed_underside_foreign_object_detection",
+    "pre_extrusion_before_printing",
+    "preparing_ams",
+)
+_IDLE_STAGE_IDS: Final = frozenset({-1, 255})
+STAGE_OPTIONS: Final = tuple(dict.fromkeys(("idle", *_STAGES)))
+
+_HMS_SEVERITIES: Final = {1: "fatal", 2: "serious", 3: "common", 4: "info"}
+_HMS_WIKI: Final = "https://wiki.bambulab.com/en/x1/troubleshooting/hmscode/"
+_AMS_KINDS: Final = {
+    "ams": "ams",
+    "ams_f1": "ams_lite",
+    "n3f": "ams_2_pro",
+    "n3s": "ams_ht",
+}
+_AMS_HT_FIRST_ID: Final = 128
+_NO_SNOW: Final = 0xFFFF
+_NOZZLE_CODE: Final = re.compile(r"[A-Z]{2}\d{2}")
+_NOZZLE_MATERIALS: Final = {
+    "00": "stainless_steel",
+    "01": "hardened_steel",
+    "05": "tungsten_carbide",
+}
+_NOZZLE_FLOWS: Final = {"H": "high_flow", "E": "high_flow", "U": "tpu_high_flow"}
+_NOZZLE_FIELDS: Final = (
+    "device",
+    "nozzle_temper",
+    "nozzle_target_temper",
+    "nozzle_diameter",
+    "nozzle_type",
+)
+_SD_STATES: Final = ("none", "normal", "abnormal", "readonly")
+_DBM: Final = re.compile(r"\s*(-?\d{1,4})")
+_HEX_COLOR: Final = re.compile(r"[0-9A-Fa-f]{6}(?:[0-9A-Fa-f]{2})?")
+_TRUE_WORDS: Final = frozenset({"true", "enable", "enabled", "on", "1", "yes"})
+_FALSE_WORDS: Final = frozenset({"false", "disable", "disabled", "off", "0", "no"})
+_DOOR_OPEN: Final = 0x00800000
+_SIGNED_COMMANDS: Final = 0x20000000
+_SECONDARY_AUX_FAN: Final = 160
+_LAST_EPOCH: Final = 10**11
+
+
+# --------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandAck:
+    """The printer's answer to a command, matched by ``sequence_id``."""
+
+    kind: str
+    command: str
+    sequence_id: str
+    ok: bool
+    reason: str | None
+    err_code: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MergeResult:
+    """What one MQTT message changed, plus the command ack it carried."""
+
+    changed: ChangeSet = frozenset()
+    ack: CommandAck | None = None
+
+
+_NOTHING: Final = MergeResult()
+
+
+# ----------------------------------------------------------------------- views
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Nozzle:
+    """One hotend; dual-nozzle printers (H2D) report two."""
+
+    index: int
+    active: bool
+    temperature: float | None
+    target_temperature: float | None
+    diameter: float | None
+    type: str | None
+    flow: str | None
+    tray_id: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tray:
+    """One filament slot (AMS tray or external spool holder)."""
+
+    id: int
+    ams_id: int | None
+    global_id: int
+    empty: bool
+    type: str | None = None
+    sub_brand: str | None = None
+    color: str | None = None
+    remaining: int | None = None
+    name: str | None = None
+    filament_id: str | None = None
+    nozzle_temp_min: int | None = None
+    nozzle_temp_max: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AmsUnit:
+    """One AMS unit; ``kind`` comes from the get_version module names."""
+
+    id: int
+    kind: str
+    humidity_index: int | None
+    humidity: int | None
+    temperature: float | None
+    drying_minutes_left: int | None
+    firmware_version: str | None
+    trays: tuple[Tray, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HmsEntry:
+    """One active health-management (HMS) message."""
+
+    attr: int
+    code: int
+    hms_code: str
+    severity: str | None
+    wiki_url: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CameraState:
+    """Camera settings reported under ``ipcam``."""
+
+    recording: bool | None
+    timelapse: bool | None
+    resolution: str | None
+    rtsp_url: str | None
+    rtsp_enabled: bool | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Xcam:
+    """AI detection switches reported under ``xcam``."""
+
+    first_layer_inspector: bool | None
+    spaghetti_detector: bool | None
+    print_halt: bool | None
+    printing_monitor: bool | None
+    buildplate_marker_detector: bool | None
+    allow_skip_parts: bool | None
+    halt_print_sensitivity: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HomeFlags:
+    """Decoded ``home_flag`` bits; every field is None when it is absent."""
+
+    homed: bool | None
+    auto_recovery: bool | None
+    camera_recording: bool | None
+    ams_remain_detection: bool | None
+    sd_card_state: str | None
+    ams_auto_refill: bool | None
+    prompt_sound: bool | None
+    wired_network: bool | None
+    filament_tangle_detect_supported: bool | None
+    filament_tangle_detect: bool | None
+    door_open: bool | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FirmwareUpdate:
+    """Printer firmware upgrade status from ``upgrade_state``."""
+
+    available: bool | None
+    new_version: str | None
+    status: str | None
+    progress: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FirmwareModule:
+    """One module of the get_version reply (serial numbers left out)."""
+
+    name: str
+    sw_ver: str | None
+    hw_ver: str | None
+    product_name: str | None
+    project_name: str | None
+
+
+# ------------------------------------------------------------------ converters
+
+
+def _as_int(value: object) -> int | None:
+    """Int from an int, an integral float or a numeric string ("15" -> 15)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return _as_int(_as_float(value))
+    return None
+
+
+def _as_float(value: object) -> float | None:
+    """Finite float from a number or numeric string, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _as_str(value: object) -> str | None:
+    """Non-empty stripped string, else None."""
+    if not isinstance(value, str):
+        return None
+    return value.strip() or None
+
+
+def _as_bool(value: object) -> bool | None:
+    """Bool from true/false, 0/1 or the enable/disable words firmware uses."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    word = (_as_str(value) or "").lower()
+    if word in _TRUE_WORDS:
+        return True
+    if word in _FALSE_WORDS:
+        return False
+    return None
+
+
+def _as_hex(value: object) -> int | None:
+    """Int from a hex string (``"7A58000"``) or a plain int."""
+    if isinstance(value, str):
+        try:
+            return int(value.strip(), 16)
+        except ValueError:
+            return None
+    return _as_int(value) if isinstance(value, int) else None
+
+
+def _as_id(value: object) -> str:
+    """Sequence ids are strings, some firmware sends ints."""
+    if isinstance(value, str):
+        return value
+    number = _as_int(value)
+    return "" if number is None else str(number)
+
+
+def _in_range(value: int | None, low: int, high: int) -> int | None:
+    return value if value is not None and low <= value <= high else None
+
+
+def _first[T](*values: T | None) -> T | None:
+    return next((value for value in values if value is not None), None)
+
+
+def _dict(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(value: object) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, dict)]
+
+
+def _path(root: Mapping[str, Any], *keys: str) -> object:
+    node: object = root
+    for key in keys:
+        node = _dict(node).get(key)
+    return node
+
+
+def _bit(flags: int | None, mask: int) -> bool | None:
+    return None if flags is None else bool(flags & mask)
+
+
+def _unpack_temp(value: object) -> tuple[float | None, float | None]:
+    """Packed temperature: low 16 bits current, high 16 bits target."""
+    packed = _as_int(value)
+    if packed is None or packed < 0:
+        return None, None
+    return float(packed & 0xFFFF), float((packed >> 16) & 0xFFFF)
+
+
+def _fan_percent(value: object) -> int | None:
+    """Fan step 0-15 to percent, rounded up to 10 % like Bambu Studio."""
+    step = _in_range(_as_int(value), 0, 15)
+    return None if step is None else (step * 10 + 14) // 15 * 10
+
+
+def _color(value: object) -> str | None:
+    text = _as_str(value)
+    if text is None or not _HEX_COLOR.fullmatch(text):
+        return None
+    return f"#{text[:6].upper()}"
+
+
+def _nozzle_kind(value: object) -> tuple[str | None, str | None]:
+    """Material and flow from a nozzle type name or code such as ``HS01``."""
+    text = _as_str(value)
+    if text is None:
+        return None, None
+    if _NOZZLE_CODE.fullmatch(text):
+        return _NOZZLE_MATERIALS.get(text[2:]), _NOZZLE_FLOWS.get(text[1], "standard")
+    return text.lower(), None
+
+
+def _global_tray_id(ams_id: int | None, slot: int) -> int:
+    """Global tray id: AMS n slot s is n*4+s, AMS HT and spools use their id."""
+    if ams_id is None:
+        return slot
+    return ams_id if ams_id >= _AMS_HT_FIRST_ID else ams_id * 4 + slot
+
+
+def _snow_tray(value: object) -> int | None:
+    """Tray loaded in one extruder: ``ams_id = snow >> 8``, slot in low bits."""
+    snow = _in_range(_as_int(value), 0, _NO_SNOW - 1)
+    return None if snow is None else _global_tray_id(snow >> 8, snow & 0x3)
+
+
+def _tray(data: Mapping[str, Any], ams_id: int | None) -> Tray | None:
+    slot = _in_range(_as_int(data.get("id")), 0, 255)
+    if slot is None:
+        return None
+    global_id = _global_tray_id(ams_id, slot)
+    kind = _as_str(data.get("tray_type"))
+    if kind is None:
+        return Tray(id=slot, ams_id=ams_id, global_id=global_id, empty=True)
+    return Tray(
+        id=slot,
+        ams_id=ams_id,
+        global_id=global_id,
+        empty=False,
+        type=kind,
+        sub_brand=_as_str(data.get("tray_sub_brands")),
+        color=_color(data.get("tray_color")),
+        remaining=_in_range(_as_int(data.get("remain")), 0, 100),
+        name=_as_str(data.get("tray_id_name")),
+        filament_id=_as_str(data.get("tray_info_idx")),
+        nozzle_temp_min=_as_int(data.get("nozzle_temp_min")),
+        nozzle_temp_max=_as_int(data.get("nozzle_temp_max")),
+    )
+
+
+def _hms_entry(attr: int, code: int) -> HmsEntry:
+    digits = (
+        f"{attr >> 16:04X}_{attr & 0xFFFF:04X}_{code >> 16:04X}_{code & 0xFFFF:04X}"
+    )
+    return HmsEntry(
+        attr=attr,
+        code=code,
+        hms_code=f"HMS_{digits}",
+        severity=_HMS_SEVERITIES.get(code >> 16),
+        wiki_url=f"{_HMS_WIKI}{digits}",
+    )
+
+
+def _redact(value: object) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: "**REDACTED**" if key in _REDACTED_KEYS else _redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact(item) for item in value]
+    return value
+
+
+# ----------------------------------------------------------------- decoding
+
+
+def _no_constant(_: str) -> None:
+    """NaN and Infinity are not JSON; read them as null."""
+
+
+def _too_deep(root: object) -> bool:
+    stack: list[tuple[Any, int]] = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend(
+            (child, depth + 1) for child in children if isinstance(child, dict | list)
+        )
+    return False
+
+
+def _decode(payload: object) -> dict[str, Any] | None:
+    """Parse one MQTT payload into a JSON object, or None when unusable.
+
+    Logs say why a message was dropped, never its content (acks carry secrets).
+    """
+    try:
+        if isinstance(payload, Mapping):
+            payload = json.dumps(dict(payload))  # plain JSON types only
+        if isinstance(payload, str):
+            payload = payload.encode()
+        if not isinstance(payload, bytes | bytearray):
+            _LOGGER.debug(
+                "Dropped printer message: unsupported payload type %s",
+                type(payload).__name__,
+            )
+            return None
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            _LOGGER.debug(
+                "Dropped printer message: payload of %d bytes is too large",
+                len(payload),
+            )
+            return None
+        message = json.loads(payload, parse_constant=_no_constant)
+    except (TypeError, ValueError, RecursionError) as err:
+        _LOGGER.debug("Dropped printer message: not JSON (%s)", type(err).__name__)
+        return None
+    if not isinstance(message, dict):
+        _LOGGER.debug(
+            "Dropped printer message: root is %s, not an object", type(message).__name__
+        )
+        return None
+    if _too_deep(message):
+        _LOGGER.debug(
+            "Dropped printer message: nested deeper than %d levels", _MAX_DEPTH
+        )
+        return None
+    return message
+
+
+def _merge_tree(old: object, new: object, path: tuple[str, ...]) -> object:
+    """Delta merge: dicts recursively, AMS units/trays by id, else replace."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        merged = dict(old)
+        for key, value in new.items():
+            merged[key] = _merge_tree(old.get(key, _MISSING), value, (*path, key))
+        return merged
+    if isinstance(old, list) and isinstance(new, list) and path in _MERGE_BY_ID:
+        return _merge_by_id(old, new, path)
+    return new
+
+
+def _item_id(item: object) -> int | None:
+    return _as_int(item.get("id")) if isinstance(item, dict) else None
+
+
+def _merge_by_id(old: list[Any], new: list[Any], path: tuple[str, ...]) -> list[Any]:
+    merged = list(old)
+    where = {
+        key: i for i, item in enumerate(old) if (key := _item_id(item)) is not None
+    }
+    for item in new:
+        key = _item_id(item)
+        if key is None or key not in where:
+            if key is not None:
+                where[key] = len(merged)
+            merged.append(item)
+        elif path == _TRAY_PATH and item.keys() <= _EMPTY_TRAY_KEYS:
+            merged[where[key]] = item  # slot emptied: forget the old spool
+        else:
+            merged[where[key]] = _merge_tree(merged[where[key]], item, path)
+    return merged
+
+
+def _parse_ack(kind: str, body: Mapping[str, Any]) -> CommandAck:
+    return CommandAck(
+        kind=kind,
+        command=_as_str(body.get("command")) or "",
+        sequence_id=_as_id(body.get("sequence_id")),
+        ok=(_as_str(body.get("result")) or "").lower() == "success",
+        reason=_as_str(body.get("reason")),
+        err_code=_as_int(body.get("err_code")),
+    )
+
+
+# ------------------------------------------------------------ view registry
+
+_VIEW_FIELDS: dict[str, frozenset[str]] = {}
+VIEW_FIELDS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(_VIEW_FIELDS)
+
+
+def _uses[F: Callable[..., object]](*fields: str) -> Callable[[F], F]:
+    """Record which change names a view reads, for ``affected_views``."""
+
+    def register(view: F) -> F:
+        _VIEW_FIELDS[view.__name__] = frozenset(fields)
+        return view
+
+    return register
+
+
+def affected_views(changed: Iterable[str]) -> frozenset[str]:
+    """Names of the PrinterState views a change set may have altered.
+
+    Entities key on view names, so no report field name leaks out of here.
+    """
+    names = frozenset(changed)
+    return frozenset(view for view, fields in _VIEW_FIELDS.items() if fields & names)
+
+
+# --------------------------------------------------------------------- state
+
+
+class PrinterState:
+    """Merged report of one printer with typed, read-only views."""
+
+    def __init__(self) -> None:
+        """Start empty: every view is None (or empty) until reports arrive."""
+        self._print: dict[str, Any] = {}
+        self._modules: list[Mapping[str, Any]] = []
+        self._online: bool | None = None
+        self._full = False
+
+    # ------------------------------------------------------------- merging
+
+    def merge(self, payload: Payload) -> MergeResult:
+        """Apply one message from ``device/<serial>/report``; never raises."""
+        message = _decode(payload)
+        if message is None:
+            return _NOTHING
+        changed: set[str] = set()
+        ack: CommandAck | None = None
+        for kind, body in message.items():
+            if not isinstance(body, dict):
+                continue
+            if kind == "event":
+                changed |= self._apply_presence(body)
+                continue
+            command = _as_str(body.get("command"))
+            is_ack = "result" in body and command != _PUSH_STATUS
+            if is_ack:
+                ack = _parse_ack(kind, body)
+            if kind == "info" and command == "get_version":
+                changed |= self._apply_version(body)
+            elif kind == "print" and not is_ack and command in (None, _PUSH_STATUS):
+                changed |= self._apply_report(body)
+        if not changed and ack is None:
+            return _NOTHING
+        return MergeResult(changed=frozenset(changed), ack=ack)
+
+    def _apply_report(self, body: Mapping[str, Any]) -> set[str]:
+        report = {key: value for key, value in body.items() if key not in _ENVELOPE}
+        full = body.get("command") == _PUSH_STATUS and _as_int(body.get("msg", 0)) == 0
+        old = self._print
+        new = report if full else dict(_dict(_merge_tree(old, report, ())))
+        keys = old.keys() | report.keys() if full else report.keys()
+        changed = {
+            key for key in keys if old.get(key, _MISSING) != new.get(key, _MISSING)
+        }
+        self._print = new
+        self._full |= full
+        return changed | self._set_online(online=True)
+
+    def _apply_version(self, body: Mapping[str, Any]) -> set[str]:
+        if not isinstance(body.get("module"), list):
+            return set()
+        modules = _dicts(body.get("module"))
+        if modules == self._modules:
+            return set()
+        self._modules = modules
+        return {"info"}
+
+    def _apply_presence(self, body: Mapping[str, Any]) -> set[str]:
+        online = _PRESENCE.get(_as_str(body.get("event")) or "")
+        return set() if online is None else self._set_online(online=online)
+
+    def _set_online(self, *, online: bool) -> set[str]:
+        if self._online is online:
+            return set()
+        self._online = online
+        return {"online"}
+
+    @property
+    def has_full_report(self) -> bool:
+        """True once a full snapshot arrived (P1/A1 deltas alone are partial)."""
+        return self._full
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Return the cached report with serials, URLs and addresses redacted."""
+        return {
+            "print": _redact(self._print),
+            "modules": _redact(self._modules),
+            "online": self._online,
+            "full_report": self._full,
+        }
+
+    # ---------------------------------------------------------- presence
+
+    @property
+    @_uses("online")
+    def online(self) -> bool | None:
+        """Cloud presence; True once the printer reports, None when unknown."""
+        return self._online
+
+    # ------------------------------------------------------ temperatures
+
+    def _packed(self, part: str) -> tuple[float | None, float | None]:
+        return _unpack_temp(_path(self._print, "device", part, "info", "temp"))
+
+    @property
+    @_uses(*_NOZZLE_FIELDS)
+    def active_extruder(self) -> int | None:
+        """Index of the extruder in use (bits 4-7 of the extruder state)."""
+        state = _as_int(_path(self._print, "device", "extruder", "state"))
+        return None if state is None or state < 0 else (state >> 4) & 0xF
+
+    @property
+    @_uses(*_NOZZLE_FIELDS)
+    def nozzles(self) -> tuple[Nozzle, ...]:
+        """Every hotend; single-nozzle printers get one from top-level fields."""
+        p = self._print
+        heads = _dicts(_path(p, "device", "extruder", "info"))
+        specs = {
+            _as_int(spec.get("id")): spec
+            for spec in _dicts(_path(p, "device", "nozzle", "info"))
+        }
+        if len(heads) <= 1:
+            head = heads[0] if heads else {}
+            current, target = _unpack_temp(head.get("temp"))
+            return (
+                self._nozzle(
+                    0,
+                    active=True,
+                    current=_first(_as_float(p.get("nozzle_temper")), current),
+                    target=_first(_as_float(p.get("nozzle_target_temper")), target),
+                    spec=specs.get(0, {}),
+                    snow=head.get("snow"),
+                ),
+            )
+        active = self.active_extruder
+        nozzles = []
+        for position, head in enumerate(heads):
+            index = _as_int(head.get("id"))
+            index = position if index is None else index
+            current, target = _unpack_temp(head.get("temp"))
+            nozzles.append(
+                self._nozzle(
+                    index,
+                    active=index == active,
+                    current=current,
+                    target=target,
+                    spec=specs.get(index, {}),
+                    snow=head.get("snow"),
+                )
+            )
+        return tuple(nozzles)
+
+    def _nozzle(
+        self,
+        index: int,
+        *,
+        active: bool,
+        current: float | None,
+        target: float | None,
+        spec: Mapping[str, Any],
+        snow: object,
+    ) -> Nozzle:
+        """One nozzle; ``device.nozzle.info`` wins over the legacy fields."""
+        material, flow = _nozzle_kind(spec.get("type"))
+        if material is None:
+            material, flow = _nozzle_kind(self._print.get("nozzle_type"))
+        diameter = _as_float(spec.get("diameter"))
+        return Nozzle(
+            index=index,
+            active=active,
+            temperature=current,
+            target_temperature=target,
+            diameter=_first(diameter, _as_float(self._print.get("nozzle_diameter"))),
+            type=material,
+            flow=flow,
+            tray_id=_snow_tray(snow),
+        )
+
+    def _active_nozzle(self) -> Nozzle:
+        nozzles = self.nozzles
+        return next((nozzle for nozzle in nozzles if nozzle.active), nozzles[0])
+
+    @property
+    @_uses(*_NOZZLE_FIELDS)
+    def nozzle_temperature(self) -> float | None:
+        """Current temperature of the active nozzle, °C."""
+        return self._active_nozzle().temperature
+
+    @property
+    @_uses(*_NOZZLE_FIELDS)
+    def nozzle_target_temperature(self) -> float | None:
+        """Target temperature of the active nozzle, °C."""
+        return self._active_nozzle().target_temperature
+
+    @property
+    @_uses(*_NOZZLE_FIELDS)
+    def nozzle_diameter(self) -> float | None:
+        """Diameter of the active nozzle, mm."""
+        return self._active_nozzle().diameter
+
+    @property
+    @_uses(*_NOZZLE_FIELDS)
+    def nozzle_type(self) -> str | None:
+        """Active nozzle material: stainless_steel, hardened_steel, ..."""
+        return self._active_nozzle().type
+
+    @property
+    @_uses("bed_temper", "device")
+    def bed_temperature(self) -> float | None:
+        """Bed temperature, °C (float field first, packed form as fallback)."""
+        return _first(_as_float(self._print.get("bed_temper")), self._packed("bed")[0])
+
+    @property
+    @_uses("bed_target_temper", "device")
+    def bed_target_temperature(self) -> float | None:
+        """Bed target temperature, °C."""
+        target = _as_float(self._print.get("bed_target_temper"))
+        return _first(target, self._packed("bed")[1])
+
+    @property
+    @_uses("chamber_temper", "device")
+    def chamber_temperature(self) -> float | None:
+        """Chamber temperature, °C (P1/A1 send a constant 5: check the model)."""
+        chamber = _as_float(self._print.get("chamber_temper"))
+        return _first(chamber, self._packed("ctc")[0])
+
+    @property
+    @_uses("device")
+    def chamber_target_temperature(self) -> float | None:
+        """Chamber target, °C; only printers with chamber heating report it."""
+        return self._packed("ctc")[1]
+
+    # --------------------------------------------------------------- job
+
+    @property
+    @_uses("gcode_state")
+    def gcode_state(self) -> str | None:
+        """IDLE, PREPARE, RUNNING, PAUSE, FINISH, FAILED, ..."""
+        state = _as_str(self._print.get("gcode_state"))
+        return None if state is None else state.upper()
+
+    @property
+    @_uses("print_type")
+    def print_type(self) -> str | None:
+        """cloud, local, idle or system."""
+        kind = _as_str(self._print.get("print_type"))
+        return None if kind is None else kind.lower()
+
+    @property
+    @_uses("mc_percent")
+    def progress(self) -> int | None:
+        """Print progress, %."""
+        return _in_range(_as_int(self._print.get("mc_percent")), 0, 100)
+
+    @property
+    @_uses("mc_remaining_time")
+    def remaining_minutes(self) -> int | None:
+        """Minutes the printer expects the job to take still."""
+        minutes = _as_int(self._print.get("mc_remaining_time"))
+        return _in_range(minutes, 0, _MAX_MINUTES)
+
+    @_uses("mc_remaining_time", "gcode_state")
+    def end_time(self, now: datetime) -> datetime | None:
+        """Return the expected end of the job, to the minute so it stays stable."""
+        minutes = self.remaining_minutes
+        if minutes is None or self.gcode_state not in _ACTIVE_JOB_STATES:
+            return None
+        return now.replace(second=0, microsecond=0) + timedelta(minutes=minutes)
+
+    @property
+    @_uses("gcode_start_time")
+    def start_time(self) -> datetime | None:
+        """When the current job started (UTC)."""
+        seconds = _in_range(
+            _as_int(self._print.get("gcode_start_time")), 1, _LAST_EPOCH
+        )
+        return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+    @property
+    @_uses("gcode_file_prepare_percent")
+    def prepare_percent(self) -> int | None:
+        """Download progress of the job file during PREPARE, %."""
+        percent = _as_int(self._print.get("gcode_file_prepare_percent"))
+        return _in_range(percent, 0, 100)
+
+    @property
+    @_uses("stg_cur", "stage")
+    def stage_id(self) -> int | None:
+        """Raw ``stg_cur`` id (newer firmware: ``stage._id``)."""
+        stage = _as_int(self._print.get("stg_cur"))
+        return _first(stage, _as_int(_path(self._print, "stage", "_id")))
+
+    @property
+    @_uses("stg_cur", "stage", "print_type")
+    def stage(self) -> str | None:
+        """Current stage as a snake_case key from ``STAGE_OPTIONS``."""
+        stage = self.stage_id
+        if stage is None:
+            return None
+        if stage in _IDLE_STAGE_IDS or (stage == 0 and self.print_type == "idle"):
+            return "idle"
+        return _STAGES[stage] if 0 <= stage < len(_STAGES) else None
+
+    @property
+    @_uses("layer_num", "3D")
+    def layer(self) -> int | None:
+        """Layer being printed."""
+        layer = _as_int(self._print.get("layer_num"))
+        layer = _first(layer, _as_int(_path(self._print, "3D", "layer_num")))
+        return _in_range(layer, 0, _UINT32)
+
+    @property
+    @_uses("total_layer_num", "3D")
+    def total_layers(self) -> int | None:
+        """Layer count of the job."""
+        total = _as_int(self._print.get("total_layer_num"))
+        total = _first(total, _as_int(_path(self._print, "3D", "total_layer_num")))
+        return _in_range(total, 0, _UINT32)
+
+    @property
+    @_uses("subtask_name")
+    def job_name(self) -> str | None:
+        """Job name shown on the printer screen."""
+        return _as_str(self._print.get("subtask_name"))
+
+    @property
+    @_uses("gcode_file")
+    def gcode_file(self) -> str | None:
+        """File being printed."""
+        return _as_str(self._print.get("gcode_file"))
+
+    @property
+    @_uses("s_obj")
+    def skipped_objects(self) -> tuple[int, ...]:
+        """Object ids skipped in the current job."""
+        objects = self._print.get("s_obj")
+        if not isinstance(objects, list):
+            return ()
+        return tuple(i for i in map(_as_int, objects) if i is not None)
+
+    @property
+    @_uses("spd_lvl")
+    def speed_level(self) -> str | None:
+        """silent, standard, sport or ludicrous."""
+        level = _in_range(_as_int(self._print.get("spd_lvl")), 1, len(SPEED_LEVELS))
+        return None if level is None else SPEED_LEVELS[level - 1]
+
+    @property
+    @_uses("spd_mag")
+    def speed_percent(self) -> int | None:
+        """Speed multiplier, % (100 = standard)."""
+        return _in_range(_as_int(self._print.get("spd_mag")), 1, 1000)
+
+    # -------------------------------------------------------------- fans
+
+    @property
+    @_uses("cooling_fan_speed")
+    def part_cooling_fan(self) -> int | None:
+        """Part cooling fan, %."""
+        return _fan_percent(self._print.get("cooling_fan_speed"))
+
+    @property
+    @_uses("big_fan1_speed")
+    def aux_fan(self) -> int | None:
+        """Auxiliary part fan, %."""
+        return _fan_percent(self._print.get("big_fan1_speed"))
+
+    @property
+    @_uses("big_fan2_speed")
+    def chamber_fan(self) -> int | None:
+        """Chamber (exhaust) fan, %."""
+        return _fan_percent(self._print.get("big_fan2_speed"))
+
+    @property
+    @_uses("heatbreak_fan_speed")
+    def heatbreak_fan(self) -> int | None:
+        """Hotend heatbreak fan, %."""
+        return _fan_percent(self._print.get("heatbreak_fan_speed"))
+
+    @property
+    @_uses("device")
+    def secondary_aux_fan(self) -> int | None:
+        """Secondary auxiliary fan (P2S/X2D air duct part 160), %."""
+        parts = _dicts(_path(self._print, "device", "airduct", "parts"))
+        for part in parts:
+            if _as_int(part.get("id")) == _SECONDARY_AUX_FAN:
+                return _in_range(_as_int(part.get("state")), 0, 100)
+        return None
+
+    # ------------------------------------------------- network and flags
+
+    @property
+    @_uses("wifi_signal")
+    def wifi_signal(self) -> int | None:
+        """Wi-Fi signal, dBm."""
+        signal = self._print.get("wifi_signal")
+        if isinstance(signal, str):
+            match = _DBM.match(signal)
+            return int(match[1]) if match else None
+        return _in_range(_as_int(signal), -200, 200)
+
+    @property
+    @_uses("net")
+    def printer_ip(self) -> str | None:
+        """The printer's own IPv4 address (little-endian uint32 in net.info)."""
+        for entry in _dicts(_path(self._print, "net", "info")):
+            address = _in_range(_as_int(entry.get("ip")), 1, _UINT32)
+            if address is not None:
+                return str(IPv4Address(address.to_bytes(4, "little")))
+        return None
+
+    @property
+    @_uses("fun")
+    def signed_commands_required(self) -> bool | None:
+        """True when print commands must be signed (enable Developer Mode)."""
+        return _bit(_as_hex(self._print.get("fun")), _SIGNED_COMMANDS)
+
+    @property
+    @_uses("home_flag")
+    def home_flags(self) -> HomeFlags:
+        """Decoded ``home_flag`` bitfield (a negative int is its 32-bit form)."""
+        raw = _as_int(self._print.get("home_flag"))
+        flags = None if raw is None else raw & _UINT32
+        sd_state = None if flags is None else _SD_STATES[(flags >> 8) & 0x3]
+        return HomeFlags(
+            homed=None if flags is None else flags & 0x7 == 0x7,
+            auto_recovery=_bit(flags, 0x10),
+            camera_recording=_bit(flags, 0x20),
+            ams_remain_detection=_bit(flags, 0x80),
+            sd_card_state=sd_state,
+            ams_auto_refill=_bit(flags, 0x400),
+            prompt_sound=_bit(flags, 0x20000),
+            wired_network=_bit(flags, 0x40000),
+            filament_tangle_detect_supported=_bit(flags, 0x80000),
+            filament_tangle_detect=_bit(flags, 0x100000),
+            door_open=_bit(flags, _DOOR_OPEN),
+        )
+
+    @property
+    @_uses("stat", "home_flag")
+    def door_open(self) -> bool | None:
+        """Door open per ``stat`` (H2) or ``home_flag`` (X1): either bit counts.
+
+        Older H2D firmware reports the door in ``home_flag`` although it sends
+        ``stat`` too, so neither field alone is trusted to say "closed".
+        """
+        stat = _bit(_as_hex(self._print.get("stat")), _DOOR_OPEN)
+        flag = self.home_flags.door_open
+        if stat is None and flag is None:
+            return None
+        return bool(stat or flag)
+
+    @property
+    @_uses("sdcard", "home_flag")
+    def sd_card(self) -> bool | None:
+        """Whether an SD card is inserted."""
+        inserted = _as_bool(self._print.get("sdcard"))
+        state = self.home_flags.sd_card_state
+        return _first(inserted, None if state is None else state != "none")
+
+    @property
+    @_uses("hw_switch_state")
+    def filament_present(self) -> bool | None:
+        """Toolhead filament sensor sees filament."""
+        return _as_bool(self._print.get("hw_switch_state"))
+
+    @property
+    @_uses("lights_report")
+    def lights(self) -> dict[str, str]:
+        """Light node -> mode (on/off/flashing), e.g. ``chamber_light``."""
+        lights = {}
+        for light in _dicts(self._print.get("lights_report")):
+            node, mode = _as_str(light.get("node")), _as_str(light.get("mode"))
+            if node and mode:
+                lights[node] = mode.lower()
+        return lights
+
+    @property
+    @_uses("ipcam")
+    def camera(self) -> CameraState:
+        """Camera recording/timelapse switches and the LAN live-view URL."""
+        ipcam = _dict(self._print.get("ipcam"))
+        url = _as_str(ipcam.get("rtsp_url"))
+        is_url = url is not None and url.startswith("rtsp")
+        return CameraState(
+            recording=_as_bool(ipcam.get("ipcam_record")),
+            timelapse=_as_bool(ipcam.get("timelapse")),
+            resolution=_as_str(ipcam.get("resolution")),
+            rtsp_url=url if is_url else None,
+            rtsp_enabled=True if is_url else _as_bool(url),
+        )
+
+    @property
+    @_uses("xcam")
+    def xcam(self) -> Xcam:
+        """AI detection switches."""
+        xcam = _dict(self._print.get("xcam"))
+        return Xcam(
+            first_layer_inspector=_as_bool(xcam.get("first_layer_inspector")),
+            spaghetti_detector=_as_bool(xcam.get("spaghetti_detector")),
+            print_halt=_as_bool(xcam.get("print_halt")),
+            printing_monitor=_as_bool(xcam.get("printing_monitor")),
+            buildplate_marker_detector=_as_bool(xcam.get("buildplate_marker_detector")),
+            allow_skip_parts=_as_bool(xcam.get("allow_skip_parts")),
+            halt_print_sensitivity=_as_str(xcam.get("halt_print_sensitivity")),
+        )
+
+    # ------------------------------------------------------------ errors
+
+    @property
+    @_uses("hms")
+    def hms(self) -> tuple[HmsEntry, ...]:
+        """Active HMS messages; empty when cleared."""
+        entries = []
+        for item in _dicts(self._print.get("hms")):
+            attr = _in_range(_as_int(item.get("attr")), 0, _UINT32)
+            code = _in_range(_as_int(item.get("code")), 0, _UINT32)
+            if attr is not None and code is not None:
+                entries.append(_hms_entry(attr, code))
+        return tuple(entries)
+
+    @property
+    @_uses("print_error")
+    def print_error(self) -> int | None:
+        """Print error code, None when there is none."""
+        code = _as_int(self._print.get("print_error"))
+        if code is None:
+            return None
+        return (code & _UINT32) or None
+
+    @property
+    @_uses("print_error")
+    def print_error_code(self) -> str | None:
+        """Print error as ``XXXX_XXXX`` (the key of Bambu's error table)."""
+        code = self.print_error
+        if code is None:
+            return None
+        digits = f"{code:08X}"
+        return f"{digits[:4]}_{digits[4:]}"
+
+    # -------------------------------------------------------------- AMS
+
+    def _ams_modules(self) -> dict[int, tuple[str, str | None]]:
+        """AMS id -> (kind, firmware) from get_version names like ``n3f/2``."""
+        found = {}
+        for module in self._modules:
+            prefix, _, number = (_as_str(module.get("name")) or "").partition("/")
+            ams_id = _as_int(number) if prefix in _AMS_KINDS else None
+            if ams_id is not None:
+                found[ams_id] = (_AMS_KINDS[prefix], _as_str(module.get("sw_ver")))
+        return found
+
+    @property
+    @_uses("ams", "info")
+    def ams_units(self) -> tuple[AmsUnit, ...]:
+        """AMS units with their trays; ids 128+ are AMS HT units."""
+        modules = self._ams_modules()
+        units = []
+        for unit in _dicts(_path(self._print, "ams", "ams")):
+            ams_id = _in_range(_as_int(unit.get("id")), 0, 255)
+            if ams_id is None:
+                continue
+            fallback = "ams_ht" if ams_id >= _AMS_HT_FIRST_ID else "ams"
+            kind, firmware = modules.get(ams_id, (fallback, None))
+            trays = (_tray(tray, ams_id) for tray in _dicts(unit.get("tray")))
+            units.append(
+                AmsUnit(
+                    id=ams_id,
+                    kind=kind,
+                    humidity_index=_in_range(_as_int(unit.get("humidity")), 1, 5),
+                    humidity=_in_range(_as_int(unit.get("humidity_raw")), 0, 100),
+                    temperature=_as_float(unit.get("temp")),
+                    drying_minutes_left=_in_range(
+                        _as_int(unit.get("dry_time")), 0, _MAX_MINUTES
+                    ),
+                    firmware_version=firmware,
+                    trays=tuple(tray for tray in trays if tray is not None),
+                )
+            )
+        return tuple(units)
+
+    @property
+    @_uses("vt_tray", "vir_slot")
+    def external_spools(self) -> tuple[Tray, ...]:
+        """External spool holders: ``vir_slot`` (H2D, two) else ``vt_tray``."""
+        slots = _dicts(self._print.get("vir_slot"))
+        if not slots and isinstance(self._print.get("vt_tray"), dict):
+            slots = [self._print["vt_tray"]]
+        spools = (_tray(slot, None) for slot in slots)
+        return tuple(spool for spool in spools if spool is not None)
+
+    @property
+    @_uses("ams")
+    def active_tray_id(self) -> int | None:
+        """Global id of the tray feeding the printer (254 external spool)."""
+        return _in_range(_as_int(_path(self._print, "ams", "tray_now")), 0, 254)
+
+    @property
+    @_uses("ams", "info", "vt_tray", "vir_slot")
+    def active_tray(self) -> Tray | None:
+        """The tray feeding the printer, None when nothing is loaded."""
+        wanted = self.active_tray_id
+        trays = [tray for unit in self.ams_units for tray in unit.trays]
+        trays += self.external_spools
+        return next((tray for tray in trays if tray.global_id == wanted), None)
+
+    # ---------------------------------------------------------- firmware
+
+    def _ota_module(self) -> Mapping[str, Any]:
+        return next((m for m in self._modules if m.get("name") == "ota"), {})
+
+    @property
+    @_uses("info")
+    def modules(self) -> tuple[FirmwareModule, ...]:
+        """Modules from the get_version reply."""
+        return tuple(
+            FirmwareModule(
+                name=name,
+                sw_ver=_as_str(module.get("sw_ver")),
+                hw_ver=_as_str(module.get("hw_ver")),
+                product_name=_as_str(module.get("product_name")),
+                project_name=_as_str(module.get("project_name")),
+            )
+            for module in self._modules
+            if (name := _as_str(module.get("name")))
+        )
+
+    @property
+    @_uses("info")
+    def firmware_version(self) -> str | None:
+        """Printer firmware version (the ``ota`` module)."""
+        return _as_str(self._ota_module().get("sw_ver"))
+
+    @property
+    @_uses("info")
+    def product_name(self) -> str | None:
+        """Model name as the printer states it, e.g. ``Bambu Lab H2D``."""
+        return _as_str(self._ota_module().get("product_name"))
+
+    @property
+    @_uses("info")
+    def project_name(self) -> str | None:
+        """Vendor model id on older firmware without product_name (``C11``)."""
+        return _as_str(self._ota_module().get("project_name"))
+
+    @property
+    @_uses("upgrade_state")
+    def firmware_update(self) -> FirmwareUpdate:
+        """Whether a newer printer firmware is offered, and which."""
+        upgrade = _dict(self._print.get("upgrade_state"))
+        offers = _dicts(upgrade.get("new_ver_list"))
+        listed = (_as_str(o.get("new_ver")) for o in offers if o.get("name") == "ota")
+        version = _first(
+            _as_str(upgrade.get("ota_new_version_number")), next(listed, None)
+        )
+        state = _as_int(upgrade.get("new_version_state"))
+        available = True if version or state == 1 else (False if state == 2 else None)
+        return FirmwareUpdate(
+            available=available,
+            new_version=version,
+            status=_as_str(upgrade.get("status")),
+            progress=_in_range(_as_int(upgrade.get("progress")), 0, 100),
+        )
