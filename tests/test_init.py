@@ -88,9 +88,7 @@ async def test_setup_auth_failure_starts_reauth(
     assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
 
 
-async def test_setup_with_certificate(
-    hass: HomeAssistant, cloud: FakeCloud
-) -> None:
+async def test_setup_with_certificate(hass: HomeAssistant, cloud: FakeCloud) -> None:
     """A stored certificate signs the entry's requests."""
     cert = rsa_cert()
     entry = MockConfigEntry(
@@ -145,7 +143,9 @@ async def test_printers_follow_bind_list(
     await hass.async_block_till_done(wait_background_tasks=True)
 
     assert cloud.calls("/v1/iot-service/api/user/bind") == 2
-    assert device_registry.async_get_device(identifiers={(DOMAIN, P1S["dev_id"])}) is None
+    assert (
+        device_registry.async_get_device(identifiers={(DOMAIN, P1S["dev_id"])}) is None
+    )
     assert device_registry.async_get_device(identifiers={(DOMAIN, A1MINI["dev_id"])})
     entity_id = entity_registry.async_get_entity_id(
         "binary_sensor", DOMAIN, f"{A1MINI['dev_id']}_online"

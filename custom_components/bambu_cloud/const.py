@@ -25,6 +25,8 @@ CONF_HOST: Final = "host"
 
 DEFAULT_POLL_INTERVAL: Final = timedelta(minutes=5)
 MIN_POLL_INTERVAL: Final = timedelta(seconds=60)
+# Upper bound for a cloud-requested wait (Retry-After), against absurd values.
+MAX_BACKOFF: Final = timedelta(hours=6)
 # Entities keep the last good cloud data through short outages.
 STALE_AFTER: Final = timedelta(minutes=30)
 TOKEN_EXPIRY_WARNING: Final = timedelta(days=14)

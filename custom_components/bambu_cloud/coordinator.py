@@ -26,6 +26,7 @@ from .const import (
     DEFAULT_POLL_INTERVAL,
     DOMAIN,
     LOGGER,
+    MAX_BACKOFF,
     STALE_AFTER,
 )
 
@@ -119,7 +120,10 @@ class BambuCloudCoordinator(DataUpdateCoordinator[CloudData]):
                 translation_domain=DOMAIN, translation_key="auth_failed"
             ) from err
         except BambuRateLimitedError as err:
-            delay = max(err.retry_after or 0.0, self.poll_interval.total_seconds())
+            delay = min(
+                max(err.retry_after or 0.0, self.poll_interval.total_seconds()),
+                MAX_BACKOFF.total_seconds(),
+            )
             self._not_before = time.monotonic() + delay
             self.update_interval = timedelta(seconds=delay)
             raise UpdateFailed(

@@ -100,7 +100,10 @@ class AppCertificate:
         encrypted_key, not_rsa, key_too_small, invalid_certificate,
         key_mismatch, certificate_id_required.
         """
-        blocks = {m.group(1): m.group(0) for m in _PEM_BLOCK.finditer(pem)}
+        # The first block of each kind wins: a pasted chain lists the leaf first.
+        blocks: dict[str, str] = {}
+        for match in _PEM_BLOCK.finditer(pem):
+            blocks.setdefault(match.group(1), match.group(0))
         key_block = next((b for k, b in blocks.items() if "PRIVATE KEY" in k), None)
         if key_block is None:
             raise CertificateError("no_private_key")

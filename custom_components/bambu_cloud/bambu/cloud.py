@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -99,7 +99,7 @@ class BambuCloud:
         for item in _dicts(data.get("devices")):
             if not (serial := _str(item.get("dev_id"))):
                 continue
-            access_code = _str(item.get("dev_access_code"))
+            access_code = (_str(item.get("dev_access_code")) or "").strip()
             printers.append(
                 BoundPrinter(
                     serial=serial,
@@ -108,7 +108,7 @@ class BambuCloud:
                     print_status=_str(item.get("print_status")),
                     model_id=_str(item.get("dev_model_name")),
                     product_name=_str(item.get("dev_product_name")),
-                    access_code=access_code.strip() if access_code else None,
+                    access_code=access_code or None,
                     nozzle_diameter=_float(item.get("nozzle_diameter")),
                     structure=_str(item.get("dev_structure")),
                     print_job=_str(item.get("print_job")),
@@ -228,7 +228,7 @@ class BambuCloud:
                 timeout=self._timeout,
             ) as response:
                 status = response.status
-                text = await response.text()
+                text = await response.text(errors="replace")
                 retry_after = response.headers.get("Retry-After")
         except TimeoutError as err:
             raise BambuConnectionError(f"{method} {path}: timeout") from err
@@ -286,14 +286,15 @@ def _retry_after(value: str | None, now: float) -> float | None:
     """Retry-After as seconds: either a number or an HTTP date."""
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    # RFC 9110 delay-seconds is ASCII digits only: no sign, exponent, inf or nan.
+    if (seconds := value.strip()).isascii() and seconds.isdigit():
+        return float(seconds)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000": UTC without a stated zone
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - now)
 
 

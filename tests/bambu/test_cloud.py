@@ -1,0 +1,966 @@
+"""Tests for BambuCloud (bambu/cloud.py) against the fake cloud over real HTTP."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from email.utils import formatdate
+from typing import Any
+from unittest.mock import patch
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from custom_components.bambu_cloud.bambu import const as bambu_const
+from custom_components.bambu_cloud.bambu.auth import AppCertificate
+from custom_components.bambu_cloud.bambu.cloud import BambuCloud
+from custom_components.bambu_cloud.bambu.const import Region, RegionEndpoints
+from custom_components.bambu_cloud.bambu.errors import (
+    BambuAuthError,
+    BambuCodeError,
+    BambuConnectionError,
+    BambuError,
+    BambuForbiddenError,
+    BambuRateLimitedError,
+)
+from custom_components.bambu_cloud.bambu.models import (
+    FirmwareInfo,
+    FirmwareRelease,
+    LoginKind,
+)
+from tests.app_certs import rsa_cert
+from tests.cloud_server import (
+    ACCOUNT,
+    CODE,
+    OTHER_TOKEN,
+    OTHER_UID,
+    PASSWORD,
+    TOKEN,
+    UID,
+    Failure,
+    FakeCloud,
+    patched_regions,
+    running_cloud,
+)
+
+PROFILE = "/v1/user-service/my/profile"
+BIND = "/v1/iot-service/api/user/bind"
+TASKS = "/v1/user-service/my/tasks"
+VERSION = "/v1/iot-service/api/user/device/version"
+LOGIN = "/v1/user-service/user/login"
+EMAIL_CODE = "/v1/user-service/user/sendemail/code"
+SMS_CODE = "/api/v1/user-service/user/sendsmscode"
+
+# 2023-11-14T22:13:20.5Z, exactly representable as a float.
+NOW = 1_700_000_000.5
+
+
+def fixed_clock() -> float:
+    return NOW
+
+
+@pytest.fixture
+async def session(socket_enabled: None) -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain aiohttp session (real sockets to 127.0.0.1)."""
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session
+
+
+@pytest.fixture
+async def fake(socket_enabled: None) -> AsyncIterator[FakeCloud]:
+    """The fake cloud, with the region table pointed at it."""
+    async with running_cloud() as cloud:
+        yield cloud
+
+
+@pytest.fixture
+def client(session: aiohttp.ClientSession, fake: FakeCloud) -> BambuCloud:
+    """A client of the test account, with a fixed clock."""
+    return BambuCloud(session, Region.GLOBAL, TOKEN, clock=fixed_clock)
+
+
+def closed_port_url() -> str:
+    """The URL of a 127.0.0.1 port nobody listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@asynccontextmanager
+async def serve(app: web.Application) -> AsyncIterator[None]:
+    """Serve an ad-hoc app on 127.0.0.1 with the region table pointed at it."""
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        with patched_regions(str(server.make_url("")).rstrip("/")):
+            yield
+    finally:
+        await server.close()
+
+
+def answer(body: Any, status: int = 200) -> Failure:
+    """A canned JSON answer."""
+    return Failure(status, json.dumps(body))
+
+
+def last_request(fake: FakeCloud, path: str) -> tuple[str, dict[str, str], Any]:
+    method, _, headers, body = next(r for r in reversed(fake.requests) if r[1] == path)
+    return method, headers, body
+
+
+# --------------------------------------------------------------------------
+# Headers
+
+
+async def test_headers_with_token(client: BambuCloud, fake: FakeCloud) -> None:
+    await client.get_profile()
+    method, headers, body = last_request(fake, PROFILE)
+    assert method == "GET"
+    assert body is None
+    assert headers["Authorization"] == f"Bearer {TOKEN}"
+    assert headers["Content-Type"] == "application/json"
+    assert headers["Accept"] == "application/json"
+    assert "x-bbl-app-certification-id" not in {k.lower() for k in headers}
+    assert "x-bbl-device-security-sign" not in {k.lower() for k in headers}
+
+
+async def test_headers_with_app_certificate(
+    session: aiohttp.ClientSession, fake: FakeCloud
+) -> None:
+    good = rsa_cert()
+    certificate = AppCertificate.from_pem(None, good.key_pem + good.cert_pem)
+    cloud = BambuCloud(session, "global", TOKEN, certificate, clock=fixed_clock)
+    await cloud.get_bound_printers()
+    _, headers, _ = last_request(fake, BIND)
+    assert headers["Authorization"] == f"Bearer {TOKEN}"
+    assert headers["x-bbl-app-certification-id"] == good.certificate_id
+    signature = base64.b64decode(headers["x-bbl-device-security-sign"], validate=True)
+    assert good.public_key is not None
+    # The signed text is the decimal Unix time in milliseconds.
+    good.public_key.verify(
+        signature, b"1700000000500", padding.PKCS1v15(), hashes.SHA256()
+    )
+
+
+async def test_no_authorization_without_token(
+    session: aiohttp.ClientSession, fake: FakeCloud
+) -> None:
+    cloud = BambuCloud(session, "global")
+    with pytest.raises(BambuAuthError):
+        await cloud.get_profile()
+    _, headers, _ = last_request(fake, PROFILE)
+    assert "Authorization" not in headers
+    assert headers["Content-Type"] == "application/json"
+
+
+# --------------------------------------------------------------------------
+# Profile
+
+
+async def test_profile(client: BambuCloud) -> None:
+    profile = await client.get_profile()
+    assert profile.uid == UID
+    assert profile.name == "maker_7890"
+    assert profile.account == ACCOUNT
+    assert profile.nickname == "Maker"
+    assert profile.avatar == "https://example.invalid/avatar.png"
+
+
+async def test_profile_other_account(
+    session: aiohttp.ClientSession, fake: FakeCloud
+) -> None:
+    profile = await BambuCloud(session, "global", OTHER_TOKEN).get_profile()
+    assert profile.uid == OTHER_UID
+
+
+@pytest.mark.parametrize(
+    ("body", "uid"),
+    [
+        ({"uidStr": "555", "uid": 111}, "555"),
+        ({"uid": 31337}, "31337"),
+        ({"uidStr": "", "uid": 42}, "42"),
+        ({"uidStr": None, "uid": "77"}, "77"),
+    ],
+)
+async def test_profile_uid_sources(
+    client: BambuCloud, fake: FakeCloud, body: dict[str, Any], uid: str
+) -> None:
+    fake.fail(PROFILE, answer(body))
+    profile = await client.get_profile()
+    assert profile.uid == uid
+    assert profile.name is None
+    assert profile.account is None
+    assert profile.nickname is None
+    assert profile.avatar is None
+
+
+async def test_profile_nickname_fallback_and_wrong_types(
+    client: BambuCloud, fake: FakeCloud
+) -> None:
+    fake.fail(
+        PROFILE,
+        answer(
+            {
+                "uid": 1,
+                "name": ["not", "a", "name"],
+                "account": {"email": "x"},
+                "nickName": "Camel",
+                "avatar": True,
+            }
+        ),
+    )
+    profile = await client.get_profile()
+    assert profile.uid == "1"
+    assert profile.name is None
+    assert profile.account is None
+    assert profile.nickname == "Camel"
+    assert profile.avatar is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "no uid"},
+        {"uid": None},
+        {"uid": True},
+        {"uid": ""},
+        {"uid": [1]},
+        {"uidStr": "", "uid": {"id": 1}},
+    ],
+)
+async def test_profile_without_uid(
+    client: BambuCloud, fake: FakeCloud, body: dict[str, Any]
+) -> None:
+    fake.fail(PROFILE, answer(body))
+    with pytest.raises(BambuConnectionError, match="profile without uid"):
+        await client.get_profile()
+
+
+# --------------------------------------------------------------------------
+# Bind list
+
+
+async def test_bound_printers(client: BambuCloud, fake: FakeCloud) -> None:
+    printers = await client.get_bound_printers()
+    assert [p.serial for p in printers] == ["00M09A350100001", "01P00A451600002"]
+    x1c, p1s = printers
+    assert x1c.name == "Workshop X1C"
+    assert x1c.online is True
+    assert x1c.print_status == "IDLE"
+    assert x1c.model_id == "BL-P001"
+    assert x1c.product_name == "X1 Carbon"
+    # The fake appends "\n" like older cloud answers did.
+    assert x1c.access_code == "12345678"
+    assert x1c.nozzle_diameter == 0.4
+    assert x1c.structure == "CoreXY"
+    assert x1c.print_job == "987654321"
+    assert p1s.print_status == "RUNNING"
+    assert p1s.model_id == "C12"
+    assert "12345678" not in repr(x1c)
+
+
+async def test_bound_printers_lenient_parsing(
+    client: BambuCloud, fake: FakeCloud
+) -> None:
+    devices = [
+        {
+            "dev_id": "0309DA470200003",
+            "name": None,
+            "online": "true",
+            "print_status": {"x": 1},
+            "dev_model_name": ["N1"],
+            "dev_product_name": 12,
+            "dev_access_code": "  87654321 \n",
+            "nozzle_diameter": "0.6",
+            "dev_structure": False,
+            "print_job": 123456,
+        },
+        {
+            "dev_id": "039AB0000000001",
+            "name": "",
+            "online": 1,
+            "dev_access_code": ["nope"],
+            "nozzle_diameter": True,
+        },
+        {
+            "dev_id": "22E8BJ5B1001755",
+            "name": "P2S",
+            "online": False,
+            "dev_access_code": "\n",
+            "nozzle_diameter": "wide",
+        },
+        {"name": "no serial", "online": True},
+        {"dev_id": None, "name": "null serial"},
+        {"dev_id": "", "name": "empty serial"},
+        {"dev_id": True, "name": "bool serial"},
+        "not a dict",
+        None,
+    ]
+    fake.fail(BIND, answer({"message": "success", "devices": devices}))
+    printers = await client.get_bound_printers()
+    assert [p.serial for p in printers] == [
+        "0309DA470200003",
+        "039AB0000000001",
+        "22E8BJ5B1001755",
+    ]
+    a1_mini, a1, p2s = printers
+    assert a1_mini.name == "0309DA470200003"  # falls back to the serial
+    assert a1_mini.online is False  # only a JSON true is online
+    assert a1_mini.print_status is None
+    assert a1_mini.model_id is None
+    assert a1_mini.product_name == "12"
+    assert a1_mini.access_code == "87654321"
+    assert a1_mini.nozzle_diameter == 0.6
+    assert a1_mini.structure is None
+    assert a1_mini.print_job == "123456"
+    assert a1.name == "039AB0000000001"
+    assert a1.online is False
+    assert a1.access_code is None
+    assert a1.nozzle_diameter is None
+    assert p2s.name == "P2S"
+    assert p2s.access_code is None
+    assert p2s.nozzle_diameter is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"message": "success"},
+        {"devices": None},
+        {"devices": {"dev_id": "00M"}},
+        {"devices": []},
+    ],
+)
+async def test_bound_printers_empty(
+    client: BambuCloud, fake: FakeCloud, body: dict[str, Any]
+) -> None:
+    fake.fail(BIND, answer(body))
+    assert await client.get_bound_printers() == []
+
+
+# --------------------------------------------------------------------------
+# Tasks
+
+
+TASK_X1C = {
+    "id": 35237965,
+    "title": "Calibration cube",
+    "cover": "https://example.invalid/cover/1.png",
+    "status": 2,
+    "startTime": "2024-03-05T10:00:00Z",
+    "endTime": "2024-03-05T12:30:15Z",
+    "weight": 34.62,
+    "length": 1161,
+    "deviceId": "00M09A350100001",
+}
+TASK_P1S = {
+    "id": "35237966",
+    "title": "Benchy",
+    "status": "3",
+    "startTime": "2024-03-06T08:15:00+01:00",
+    "endTime": "not a time",
+    "weight": "12.5",
+    "length": None,
+    "deviceId": "01P00A451600002",
+}
+
+
+async def test_tasks(client: BambuCloud, fake: FakeCloud) -> None:
+    fake.tasks = [TASK_X1C, TASK_P1S]
+    tasks = await client.get_tasks()
+    assert [t.id for t in tasks] == ["35237965", "35237966"]
+    cube, benchy = tasks
+    assert cube.serial == "00M09A350100001"
+    assert cube.title == "Calibration cube"
+    assert cube.cover == "https://example.invalid/cover/1.png"
+    assert cube.status == 2
+    assert cube.start_time == dt.datetime(2024, 3, 5, 10, 0, tzinfo=dt.UTC)
+    assert cube.end_time == dt.datetime(2024, 3, 5, 12, 30, 15, tzinfo=dt.UTC)
+    assert cube.weight == 34.62
+    assert cube.length == 1161.0
+    assert benchy.status == 3
+    assert benchy.start_time == dt.datetime(2024, 3, 6, 7, 15, tzinfo=dt.UTC)
+    assert benchy.end_time is None
+    assert benchy.weight == 12.5
+    assert benchy.length is None
+    assert benchy.cover is None
+
+
+async def test_tasks_filtered_by_serial(client: BambuCloud, fake: FakeCloud) -> None:
+    fake.tasks = [TASK_X1C, TASK_P1S]
+    tasks = await client.get_tasks("01P00A451600002", limit=5)
+    assert [t.id for t in tasks] == ["35237966"]
+    assert await client.get_tasks("03W000000000000") == []
+
+
+async def test_tasks_query_parameters(
+    session: aiohttp.ClientSession, socket_enabled: None
+) -> None:
+    seen: list[dict[str, str]] = []
+
+    async def tasks(request: web.Request) -> web.Response:
+        seen.append(dict(request.query))
+        return web.json_response({"total": 0, "hits": []})
+
+    app = web.Application()
+    app.router.add_get(TASKS, tasks)
+    async with serve(app):
+        cloud = BambuCloud(session, "global", TOKEN)
+        await cloud.get_tasks()
+        await cloud.get_tasks("00M09A350100001", limit=3)
+    assert seen == [{"limit": "20"}, {"limit": "3", "deviceId": "00M09A350100001"}]
+
+
+async def test_tasks_bad_entries_skipped(client: BambuCloud, fake: FakeCloud) -> None:
+    hits = [
+        {"title": "no id"},
+        {"id": None, "title": "null id"},
+        {"id": True, "title": "bool id"},
+        {"id": [1], "title": "list id"},
+        {"id": 1.5, "title": "float id"},
+        {"id": 7, "startTime": 1700000000, "status": True, "deviceId": 5},
+        "not a dict",
+    ]
+    fake.fail(TASKS, answer({"total": len(hits), "hits": hits}))
+    tasks = await client.get_tasks()
+    assert len(tasks) == 1
+    (task,) = tasks
+    assert task.id == "7"
+    assert task.start_time is None
+    assert task.status is None
+    assert task.serial == "5"
+    assert task.title is None
+
+
+async def test_tasks_without_hits(client: BambuCloud, fake: FakeCloud) -> None:
+    fake.fail(TASKS, answer({"total": 0}))
+    assert await client.get_tasks() == []
+    fake.fail(TASKS, answer({"hits": [{"id": 1, "status": "two"}]}))
+    (task,) = await client.get_tasks()
+    assert task.status is None
+    assert task.serial is None
+
+
+# --------------------------------------------------------------------------
+# Firmware
+
+
+VERSION_X1C = {
+    "dev_id": "00M09A350100001",
+    "version": "01.07.00.00",
+    "firmware": [
+        {
+            "version": "01.09.05.01",
+            "force_update": False,
+            "url": "https://example.invalid/fw/01.09.05.01.json.sig",
+            "description": "- fixes",
+        },
+        {
+            "version": "01.10.00.00",
+            "force_update": True,
+            "url": "https://example.invalid/fw/01.10.00.00.json.sig",
+            "description": "# New\n- features",
+        },
+        {"version": "01.08.02.00", "force_update": "yes"},
+        {"description": "no version, skipped"},
+        {"version": None},
+        "not a dict",
+    ],
+    "ams": [],
+}
+VERSION_P1S = {"dev_id": "01P00A451600002", "version": None, "firmware": None}
+
+
+async def test_firmware(client: BambuCloud, fake: FakeCloud) -> None:
+    fake.versions = [VERSION_X1C, VERSION_P1S]
+    infos = await client.get_firmware()
+    assert [i.serial for i in infos] == ["00M09A350100001", "01P00A451600002"]
+    x1c, p1s = infos
+    assert x1c.installed == "01.07.00.00"
+    assert [r.version for r in x1c.releases] == [
+        "01.09.05.01",
+        "01.10.00.00",
+        "01.08.02.00",
+    ]
+    assert x1c.releases[0] == FirmwareRelease(
+        version="01.09.05.01",
+        force_update=False,
+        url="https://example.invalid/fw/01.09.05.01.json.sig",
+        release_notes="- fixes",
+    )
+    assert x1c.releases[2].force_update is False  # only JSON true forces
+    assert x1c.releases[2].url is None
+    assert x1c.latest is not None
+    assert x1c.latest.version == "01.10.00.00"
+    assert x1c.latest.force_update is True
+    assert x1c.latest.release_notes == "# New\n- features"
+    assert p1s.installed is None
+    assert p1s.releases == ()
+    assert p1s.latest is None
+
+
+async def test_firmware_of_one_printer(client: BambuCloud, fake: FakeCloud) -> None:
+    fake.versions = [VERSION_X1C, VERSION_P1S]
+    infos = await client.get_firmware("01P00A451600002")
+    assert [i.serial for i in infos] == ["01P00A451600002"]
+
+
+async def test_firmware_entries_without_serial_skipped(
+    client: BambuCloud, fake: FakeCloud
+) -> None:
+    fake.fail(
+        VERSION,
+        answer({"devices": [{"version": "1"}, {"dev_id": ""}, {"dev_id": "X"}, 3]}),
+    )
+    assert await client.get_firmware() == [FirmwareInfo(serial="X", installed=None)]
+
+
+@pytest.mark.parametrize(
+    ("versions", "latest"),
+    [
+        (["1.9.0", "1.10.0", "1.2.0"], "1.10.0"),  # numeric, not lexicographic
+        (["01.09.05.01", "01.09.05.10", "01.09.05.02"], "01.09.05.10"),
+        (["01.09", "01.09.00.01"], "01.09.00.01"),
+        (["beta", "00.00.00.01"], "00.00.00.01"),  # non-numbers sort first
+        (["01.02.x.00", "01.02.00.00"], "01.02.00.00"),
+        (["only"], "only"),
+    ],
+)
+def test_firmware_latest(versions: list[str], latest: str) -> None:
+    info = FirmwareInfo(
+        serial="S",
+        installed=None,
+        releases=tuple(FirmwareRelease(version=v) for v in versions),
+    )
+    assert info.latest is not None
+    assert info.latest.version == latest
+
+
+# --------------------------------------------------------------------------
+# Login
+
+
+async def test_login_token(session: aiohttp.ClientSession, fake: FakeCloud) -> None:
+    cloud = BambuCloud(session, "global")
+    result = await cloud.login(ACCOUNT, PASSWORD)
+    assert result.kind is LoginKind.TOKEN
+    assert result.access_token == TOKEN
+    assert result.expires_in == 7776000
+    assert TOKEN not in repr(result)
+    method, headers, body = last_request(fake, LOGIN)
+    assert method == "POST"
+    assert "Authorization" not in headers
+    assert json.loads(body) == {
+        "account": ACCOUNT,
+        "password": PASSWORD,
+        "apiError": "",
+    }
+
+
+@pytest.mark.parametrize(
+    ("login_type", "kind"),
+    [("verifyCode", LoginKind.VERIFY_CODE), ("tfa", LoginKind.TFA)],
+)
+async def test_login_needs_more(
+    session: aiohttp.ClientSession,
+    fake: FakeCloud,
+    login_type: str,
+    kind: LoginKind,
+) -> None:
+    fake.login_type = login_type
+    result = await BambuCloud(session, "global").login(ACCOUNT, PASSWORD)
+    assert result.kind is kind
+    assert result.access_token is None
+    assert result.expires_in is None
+
+
+async def test_login_wrong_password(
+    session: aiohttp.ClientSession, fake: FakeCloud
+) -> None:
+    with pytest.raises(BambuAuthError, match="account or password refused"):
+        await BambuCloud(session, "global").login(ACCOUNT, "wrong")
+    with pytest.raises(BambuAuthError):
+        await BambuCloud(session, "global").login("nobody@example.com", PASSWORD)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"loginType": ""},
+        {"loginType": "", "accessToken": ""},
+        {"accessToken": None, "expiresIn": 10},
+        {"accessToken": {"v": 1}},
+    ],
+)
+async def test_login_answer_without_token(
+    session: aiohttp.ClientSession, fake: FakeCloud, body: dict[str, Any]
+) -> None:
+    fake.fail(LOGIN, answer(body))
+    with pytest.raises(BambuConnectionError, match="without a token") as info:
+        await BambuCloud(session, "global").login(ACCOUNT, PASSWORD)
+    assert not isinstance(info.value, BambuAuthError)
+
+
+async def test_login_expires_in_optional(
+    session: aiohttp.ClientSession, fake: FakeCloud
+) -> None:
+    fake.fail(LOGIN, answer({"accessToken": "tok-2", "expiresIn": "soon"}))
+    result = await BambuCloud(session, "global").login(ACCOUNT, PASSWORD)
+    assert result.kind is LoginKind.TOKEN
+    assert result.access_token == "tok-2"
+    assert result.expires_in is None
+
+
+async def test_login_server_error_is_not_auth_error(
+    session: aiohttp.ClientSession, fake: FakeCloud
+) -> None:
+    fake.fail(LOGIN, Failure(503, "down"))
+    with pytest.raises(BambuConnectionError) as info:
+        await BambuCloud(session, "global").login(ACCOUNT, PASSWORD)
+    assert not isinstance(info.value, BambuAuthError)
+
+
+async def test_send_login_code_by_email(
+    session: aiohttp.ClientSession, fake: FakeCloud
+) -> None:
+    await BambuCloud(session, "global").send_login_code(ACCOUNT)
+    assert fake.codes_sent == [{"email": ACCOUNT, "type": "codeLogin"}]
+    assert fake.calls(EMAIL_CODE) == 1
+    assert fake.calls(SMS_CODE) == 0
+
+
+async def test_send_login_code_by_sms_uses_web_url(
+    session: aiohttp.ClientSession, fake: FakeCloud
+) -> None:
+    served = bambu_const.REGIONS[Region.CHINA].api_url
+    # Only the web host answers: the SMS request must go there.
+    endpoints = RegionEndpoints(
+        api_url=closed_port_url(), web_url=served, mqtt_host="127.0.0.1"
+    )
+    with patch.dict(bambu_const.REGIONS, {Region.CHINA: endpoints}):
+        await BambuCloud(session, "china").send_login_code("13800138000")
+    assert fake.codes_sent == [{"phone": "13800138000", "type": "codeLogin"}]
+    assert fake.calls(SMS_CODE) == 1
+    assert fake.calls(EMAIL_CODE) == 0
+
+
+async def test_send_login_code_failure(
+    session: aiohttp.ClientSession, fake: FakeCloud
+) -> None:
+    fake.fail(EMAIL_CODE, Failure(429, "{}", headers={"Retry-After": "60"}))
+    with pytest.raises(BambuRateLimitedError) as info:
+        await BambuCloud(session, "global").send_login_code(ACCOUNT)
+    assert info.value.retry_after == 60.0
+    assert fake.codes_sent == []
+
+
+async def test_login_with_code(session: aiohttp.ClientSession, fake: FakeCloud) -> None:
+    fake.login_token = "code-token"
+    result = await BambuCloud(session, "global").login_with_code(ACCOUNT, CODE)
+    assert result.kind is LoginKind.TOKEN
+    assert result.access_token == "code-token"
+    _, _, body = last_request(fake, LOGIN)
+    assert json.loads(body) == {"account": ACCOUNT, "code": CODE}
+
+
+async def test_login_with_expired_code(
+    session: aiohttp.ClientSession, fake: FakeCloud
+) -> None:
+    fake.code_expired = True
+    with pytest.raises(BambuCodeError) as info:
+        await BambuCloud(session, "global").login_with_code(ACCOUNT, CODE)
+    assert info.value.expired is True
+    assert str(info.value) == "verification code expired"
+
+
+async def test_login_with_wrong_code(
+    session: aiohttp.ClientSession, fake: FakeCloud
+) -> None:
+    with pytest.raises(BambuCodeError) as info:
+        await BambuCloud(session, "global").login_with_code(ACCOUNT, "000000")
+    assert info.value.expired is False
+    assert str(info.value) == "wrong code"
+
+
+async def test_login_with_code_bad_request_without_code(
+    session: aiohttp.ClientSession, fake: FakeCloud
+) -> None:
+    fake.fail(LOGIN, Failure(400, "<html>bad</html>", content_type="text/html"))
+    with pytest.raises(BambuCodeError) as info:
+        await BambuCloud(session, "global").login_with_code(ACCOUNT, CODE)
+    assert info.value.expired is False
+
+
+# --------------------------------------------------------------------------
+# Errors
+
+
+CLOUDFLARE_PAGE = (
+    "<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title>"
+    "</head><body>Sorry, you have been blocked</body></html>"
+)
+
+
+async def test_unauthorised(session: aiohttp.ClientSession, fake: FakeCloud) -> None:
+    cloud = BambuCloud(session, "global", "expired-token")
+    with pytest.raises(BambuAuthError, match="unauthorised"):
+        await cloud.get_profile()
+    with pytest.raises(BambuAuthError):
+        await cloud.get_bound_printers()
+
+
+async def test_forbidden_cloudflare(client: BambuCloud, fake: FakeCloud) -> None:
+    fake.fail(PROFILE, Failure(403, CLOUDFLARE_PAGE, content_type="text/html"))
+    with pytest.raises(BambuForbiddenError) as info:
+        await client.get_profile()
+    assert info.value.cloudflare is True
+    assert info.value.code is None
+    assert str(info.value) == "forbidden: cloudflare"
+
+
+async def test_forbidden_json_mentioning_cloudflare(
+    client: BambuCloud, fake: FakeCloud
+) -> None:
+    fake.fail(BIND, answer({"error": "blocked by Cloudflare", "code": 5}, 403))
+    with pytest.raises(BambuForbiddenError) as info:
+        await client.get_bound_printers()
+    assert info.value.cloudflare is True
+    assert info.value.code == 5
+
+
+async def test_forbidden_permission(client: BambuCloud, fake: FakeCloud) -> None:
+    fake.fail(
+        BIND,
+        answer(
+            {"message": "permission denied", "code": 8, "error": "Resource forbidden"},
+            403,
+        ),
+    )
+    with pytest.raises(BambuForbiddenError) as info:
+        await client.get_bound_printers()
+    assert info.value.cloudflare is False
+    assert info.value.code == 8
+    assert str(info.value) == "forbidden: permission (code 8)"
+
+
+async def test_forbidden_empty_body(client: BambuCloud, fake: FakeCloud) -> None:
+    # The WAF answers 403 with an empty body: not something the account can fix.
+    fake.fail(TASKS, Failure(403, ""))
+    with pytest.raises(BambuForbiddenError) as info:
+        await client.get_tasks()
+    assert info.value.cloudflare is True
+
+
+@pytest.mark.parametrize(
+    ("header", "retry_after"),
+    [
+        ("120", 120.0),
+        (" 30 ", 30.0),
+        ("0", 0.0),
+        # HTTP dates are measured against the injected clock (NOW).
+        # (HTTP dates have whole seconds; NOW has half a second.)
+        (formatdate(1_700_000_090, usegmt=True), 89.5),
+        (formatdate(1_600_000_000, usegmt=True), 0.0),  # in the past
+        ("Tue, 14 Nov 2023 22:15:00 -0000", 99.5),  # "-0000" still means UTC
+        ("soon", None),
+        ("", None),
+        ("-5", None),
+        ("1.5e3", None),
+        ("inf", None),
+        ("nan", None),
+        ("1_000", None),
+    ],
+)
+async def test_rate_limited(
+    client: BambuCloud, fake: FakeCloud, header: str, retry_after: float | None
+) -> None:
+    fake.fail(PROFILE, Failure(429, "{}", headers={"Retry-After": header}))
+    with pytest.raises(BambuRateLimitedError) as info:
+        await client.get_profile()
+    assert info.value.retry_after == retry_after
+
+
+async def test_rate_limited_without_header(client: BambuCloud, fake: FakeCloud) -> None:
+    fake.fail(
+        BIND, Failure(429, "rate limited by cloudflare", content_type="text/html")
+    )
+    with pytest.raises(BambuRateLimitedError) as info:
+        await client.get_bound_printers()
+    assert info.value.retry_after is None
+    assert str(info.value) == "rate limited, retry after None s"
+
+
+@pytest.mark.parametrize("status", [404, 422, 500, 502, 503])
+async def test_http_errors(client: BambuCloud, fake: FakeCloud, status: int) -> None:
+    fake.fail(PROFILE, answer({"message": "error", "code": 99}, status))
+    with pytest.raises(BambuConnectionError, match=f"HTTP {status}") as info:
+        await client.get_profile()
+    assert type(info.value) is BambuConnectionError
+
+
+async def test_bad_request_on_plain_call(client: BambuCloud, fake: FakeCloud) -> None:
+    fake.fail(TASKS, answer({"code": 3}, 400))
+    with pytest.raises(BambuConnectionError, match=r"bad request \(code 3\)"):
+        await client.get_tasks()
+
+
+async def test_timeout(session: aiohttp.ClientSession, fake: FakeCloud) -> None:
+    fake.fail(PROFILE, Failure(200, '{"uid": 1}', delay=0.6))
+    cloud = BambuCloud(session, "global", TOKEN, timeout=0.2)
+    with pytest.raises(BambuConnectionError, match="timeout") as info:
+        await cloud.get_profile()
+    assert isinstance(info.value.__cause__, TimeoutError)
+
+
+async def test_connection_refused(
+    session: aiohttp.ClientSession, socket_enabled: None
+) -> None:
+    with patched_regions(closed_port_url()):
+        cloud = BambuCloud(session, "global", TOKEN)
+        with pytest.raises(BambuConnectionError) as info:
+            await cloud.get_bound_printers()
+    assert isinstance(info.value.__cause__, aiohttp.ClientError)
+    assert str(info.value).startswith(f"GET {BIND}: ")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("<html>maintenance</html>", "text/html"),
+        ("", "application/json"),
+        ("[1, 2, 3]", "application/json"),
+        ('"success"', "application/json"),
+        ("null", "application/json"),
+        ("{not json", "application/json"),
+    ],
+)
+async def test_unusable_bodies(
+    client: BambuCloud, fake: FakeCloud, body: str, content_type: str
+) -> None:
+    fake.fail(PROFILE, Failure(200, body, content_type=content_type))
+    with pytest.raises(BambuConnectionError, match="not a JSON object") as info:
+        await client.get_profile()
+    assert type(info.value) is BambuConnectionError
+
+
+async def test_bodies_not_utf8(
+    session: aiohttp.ClientSession, socket_enabled: None
+) -> None:
+    answers = {
+        PROFILE: web.Response(
+            body=b'{"uid": "1\xff\xfe"}', content_type="application/json"
+        ),
+        BIND: web.Response(body=b"\x89PNG\r\n\x1a\n\x00\xff", content_type="image/png"),
+        TASKS: web.Response(
+            status=403,
+            body="<html>Cloudflare: accès refusé</html>".encode("latin-1"),
+            content_type="text/html",
+        ),
+    }
+
+    async def handler(request: web.Request) -> web.Response:
+        return answers[request.path]
+
+    app = web.Application()
+    for path in answers:
+        app.router.add_get(path, handler)
+    async with serve(app):
+        cloud = BambuCloud(session, "global", TOKEN)
+        # Undecodable bytes are replaced, never an untyped UnicodeDecodeError.
+        assert (await cloud.get_profile()).uid == "1\ufffd\ufffd"
+        with pytest.raises(BambuConnectionError, match="not a JSON object"):
+            await cloud.get_bound_printers()
+        with pytest.raises(BambuForbiddenError) as info:
+            await cloud.get_tasks()
+        assert info.value.cloudflare is True
+
+
+async def test_china_region_uses_its_table_entry(
+    session: aiohttp.ClientSession, fake: FakeCloud
+) -> None:
+    served = bambu_const.REGIONS[Region.CHINA].api_url
+    nowhere = RegionEndpoints(
+        api_url=closed_port_url(), web_url=closed_port_url(), mqtt_host="127.0.0.1"
+    )
+    china = RegionEndpoints(api_url=served, web_url=served, mqtt_host="127.0.0.1")
+    with patch.dict(bambu_const.REGIONS, {Region.GLOBAL: nowhere, Region.CHINA: china}):
+        cloud = BambuCloud(session, "china", TOKEN)
+        assert cloud.region is Region.CHINA
+        assert (await cloud.get_profile()).uid == UID
+        with pytest.raises(BambuConnectionError):
+            await BambuCloud(session, Region.GLOBAL, TOKEN).get_profile()
+    assert fake.calls(PROFILE) == 1
+
+
+def test_unknown_region_rejected() -> None:
+    with pytest.raises(ValueError, match="mars"):
+        BambuCloud(None, "mars")  # type: ignore[arg-type]
+
+
+SECRET = "s3cr3t-T0KEN-must-not-leak"
+
+
+def _chain_text(err: BaseException) -> str:
+    parts: list[str] = []
+    current: BaseException | None = err
+    while current is not None:
+        parts.extend((str(current), repr(current)))
+        current = current.__cause__ or current.__context__
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize(
+    ("failure", "call"),
+    [
+        (None, "profile"),  # 401: the fake does not know the token
+        (Failure(403, CLOUDFLARE_PAGE, content_type="text/html"), "bind"),
+        (answer({"code": 8}, 403), "tasks"),
+        (Failure(429, "{}", headers={"Retry-After": "7"}), "firmware"),
+        (answer({"code": 1}, 400), "tasks"),
+        (Failure(500, "oops"), "profile"),
+        (Failure(200, "[]"), "bind"),
+        (Failure(200, "{}", delay=0.6), "profile"),
+    ],
+)
+async def test_token_never_in_errors(
+    session: aiohttp.ClientSession,
+    fake: FakeCloud,
+    failure: Failure | None,
+    call: str,
+) -> None:
+    paths = {"profile": PROFILE, "bind": BIND, "tasks": TASKS, "firmware": VERSION}
+    if failure is not None:
+        fake.fail(paths[call], failure)
+    cloud = BambuCloud(session, "global", SECRET, timeout=0.2)
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
+        "profile": cloud.get_profile,
+        "bind": cloud.get_bound_printers,
+        "tasks": cloud.get_tasks,
+        "firmware": cloud.get_firmware,
+    }
+    with pytest.raises(BambuError) as info:
+        await calls[call]()
+    assert SECRET not in _chain_text(info.value)
+    # The token did go out, so the check above is meaningful.
+    _, headers, _ = last_request(fake, paths[call])
+    assert headers["Authorization"] == f"Bearer {SECRET}"
+
+
+async def test_token_never_in_connection_errors(
+    session: aiohttp.ClientSession, socket_enabled: None
+) -> None:
+    with (
+        patched_regions(closed_port_url()),
+        pytest.raises(BambuConnectionError) as info,
+    ):
+        await BambuCloud(session, "global", SECRET).get_profile()
+    assert SECRET not in _chain_text(info.value)
