@@ -214,24 +214,39 @@ class FakeCloud:
         return web.json_response({"message": "success", "code": None, "error": None})
 
 
+@dataclass(frozen=True)
+class MqttEndpoint:
+    """Where the cloud broker of the tests listens, and the CA it uses."""
+
+    port: int = 1  # nothing listens there: connections are refused at once
+    ca_pem: str | None = None
+
+
 @contextmanager
-def patched_regions(base_url: str) -> Iterator[None]:
-    """Point every region of the region table at base_url."""
+def patched_regions(base_url: str, mqtt: MqttEndpoint | None = None) -> Iterator[None]:
+    """Point every region of the region table at the test servers."""
+    mqtt = mqtt or MqttEndpoint()
     endpoints = RegionEndpoints(
-        api_url=base_url, web_url=base_url, mqtt_host="127.0.0.1"
+        api_url=base_url,
+        web_url=base_url,
+        mqtt_host="127.0.0.1",
+        mqtt_port=mqtt.port,
+        mqtt_ca_pem=mqtt.ca_pem,
     )
     with patch.dict(bambu_const.REGIONS, dict.fromkeys(bambu_const.Region, endpoints)):
         yield
 
 
 @asynccontextmanager
-async def running_cloud(fake: FakeCloud | None = None) -> AsyncIterator[FakeCloud]:
+async def running_cloud(
+    fake: FakeCloud | None = None, mqtt: MqttEndpoint | None = None
+) -> AsyncIterator[FakeCloud]:
     """Serve a fake cloud on 127.0.0.1 and patch the region table to it."""
     fake = fake or FakeCloud()
     server = TestServer(fake.app(), host="127.0.0.1")
     await server.start_server()
     try:
-        with patched_regions(str(server.make_url("")).rstrip("/")):
+        with patched_regions(str(server.make_url("")).rstrip("/"), mqtt):
             yield fake
     finally:
         await server.close()

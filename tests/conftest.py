@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
+from unittest.mock import PropertyMock, patch
 
 import pytest
 from homeassistant.core import HomeAssistant
@@ -15,8 +17,19 @@ from custom_components.bambu_cloud.const import (
     CONF_REGION,
     DOMAIN,
 )
+from tools.virtual_printer.broker import MqttBroker
+from tools.virtual_printer.printer import VirtualPrinter
 
-from .cloud_server import TOKEN, UID, FakeCloud, running_cloud
+from .bambu.certs import IssuedCert, TestPKI, server_context
+from .cloud_server import (
+    P1S,
+    TOKEN,
+    UID,
+    X1C,
+    FakeCloud,
+    MqttEndpoint,
+    running_cloud,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -43,9 +56,17 @@ def mock_config_entry(entry_data: dict[str, Any]) -> MockConfigEntry:
 
 
 @pytest.fixture
-async def cloud(socket_enabled: None) -> AsyncIterator[FakeCloud]:
+def mqtt_endpoint() -> MqttEndpoint:
+    """The cloud MQTT broker; by default none (modules with a broker override)."""
+    return MqttEndpoint()
+
+
+@pytest.fixture
+async def cloud(
+    socket_enabled: None, mqtt_endpoint: MqttEndpoint
+) -> AsyncIterator[FakeCloud]:
     """The fake Bambu Lab cloud, served on 127.0.0.1 (real sockets)."""
-    async with running_cloud() as fake:
+    async with running_cloud(mqtt=mqtt_endpoint) as fake:
         yield fake
 
 
@@ -58,3 +79,58 @@ async def init_integration(
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     return mock_config_entry
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> TestPKI:
+    """A CA shaped like Bambu's (no key usage), made for this test."""
+    return TestPKI(tmp_path / "pki")
+
+
+@pytest.fixture
+def ca(pki: TestPKI) -> IssuedCert:
+    """The cloud broker's CA: an ordinary, publicly-shaped CA."""
+    return pki.root("Test Cloud CA", key_usage=True)
+
+
+@pytest.fixture
+async def broker(
+    socket_enabled: None, pki: TestPKI, ca: IssuedCert
+) -> AsyncIterator[MqttBroker]:
+    """The cloud broker: TLS with a certificate for 127.0.0.1, token login."""
+    leaf = pki.server(ca, "mqtt.cloud.test", san=["127.0.0.1"])
+    broker = MqttBroker(server_context(leaf), users={f"u_{UID}": TOKEN})
+    await broker.start()
+    yield broker
+    await broker.stop()
+
+
+@pytest.fixture
+def broker_endpoint(broker: MqttBroker, ca: IssuedCert) -> MqttEndpoint:
+    """Where the cloud broker listens; modules opt in by overriding mqtt_endpoint."""
+    return MqttEndpoint(port=broker.port, ca_pem=ca.pem)
+
+
+@pytest.fixture
+async def printers(broker: MqttBroker) -> AsyncIterator[dict[str, VirtualPrinter]]:
+    """Virtual X1C (full reports) and P1S (deltas) on the cloud broker."""
+    fleet = {
+        "x1c": VirtualPrinter(broker, X1C["dev_id"], "X1C"),
+        "p1s": VirtualPrinter(broker, P1S["dev_id"], "P1S"),
+    }
+    for printer in fleet.values():
+        printer.attach()
+    yield fleet
+    for printer in fleet.values():
+        await printer.stop()
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Iterator[None]:
+    """Create every entity enabled, including those disabled by default."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        new_callable=PropertyMock,
+        return_value=True,
+    ):
+        yield

@@ -1,11 +1,11 @@
-"""Snapshots of every entity the cloud data creates."""
+"""Snapshots of every entity, with live printers on the cloud broker."""
 
 from __future__ import annotations
 
 from unittest.mock import patch
 
 import pytest
-from homeassistant.const import Platform
+from homeassistant.const import STATE_UNAVAILABLE, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import (
@@ -14,14 +14,27 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
-from .cloud_server import FakeCloud
+from tools.virtual_printer.printer import VirtualPrinter
+
+from .cloud_server import FakeCloud, MqttEndpoint
+from .helpers import state_of, wait_for
+
+LIVE_PROBE = "sensor.garage_p1s_nozzle_temperature"
 
 
+@pytest.fixture
+def mqtt_endpoint(broker_endpoint: MqttEndpoint) -> MqttEndpoint:
+    """Entities are snapshotted with the printers reporting."""
+    return broker_endpoint
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 @pytest.mark.parametrize("platform", [Platform.BINARY_SENSOR, Platform.SENSOR])
 async def test_entities(
     hass: HomeAssistant,
     mock_config_entry: MockConfigEntry,
     cloud: FakeCloud,
+    printers: dict[str, VirtualPrinter],
     entity_registry: er.EntityRegistry,
     snapshot: SnapshotAssertion,
     platform: Platform,
@@ -31,6 +44,21 @@ async def test_entities(
     with patch("custom_components.bambu_cloud.PLATFORMS", [platform]):
         await hass.config_entries.async_setup(mock_config_entry.entry_id)
         await hass.async_block_till_done()
+        probe = LIVE_PROBE if platform is Platform.SENSOR else None
+        if probe:
+            await wait_for(
+                hass, lambda: state_of(hass, probe) not in (None, STATE_UNAVAILABLE)
+            )
+            # AMS entities are added once the first report shows the units.
+            await wait_for(
+                hass, lambda: state_of(hass, "sensor.garage_p1s_ams_1_humidity") is not None
+            )
+        else:
+            await wait_for(
+                hass,
+                lambda: state_of(hass, "binary_sensor.garage_p1s_sd_card")
+                not in (None, STATE_UNAVAILABLE),
+            )
     await snapshot_platform(hass, entity_registry, snapshot, mock_config_entry.entry_id)
 
 

@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
-from homeassistant.util import dt as dt_util
 
+from .bambu import const as bambu_const
 from .bambu.auth import AccessToken, AppCertificate, CertificateError
 from .bambu.cloud import BambuCloud
+from .bambu.hub import BambuHub, CloudSpec, PrinterSpec
+from .bambu.models import BoundPrinter
+from .bambu.state import ChangeSet
 from .const import (
     CONF_ACCESS_TOKEN,
     CONF_CERTIFICATE_ID,
+    CONF_HOST,
+    CONF_PRINTERS,
     CONF_PRIVATE_KEY,
     CONF_REGION,
     DOMAIN,
     PLATFORMS,
-    TOKEN_EXPIRY_WARNING,
 )
 from .coordinator import BambuCloudCoordinator, BambuConfigEntry, BambuRuntimeData
-from .entity import account_device_info
+from .entity import account_device_info, printer_device_info
+from .issues import async_delete_entry_issues, problem_handler, sync_token_issue
+from .trust import PrinterTrust, async_cloud_context
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> bool:
@@ -41,37 +49,69 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
                 translation_key="invalid_certificate",
                 translation_placeholders={"reason": err.reason},
             ) from err
-    cloud = BambuCloud(
-        async_get_clientsession(hass), entry.data[CONF_REGION], token.value, certificate
-    )
+    region = bambu_const.Region(entry.data[CONF_REGION])
+    cloud = BambuCloud(async_get_clientsession(hass), region, token.value, certificate)
     coordinator = BambuCloudCoordinator(hass, entry, cloud)
     await coordinator.async_config_entry_first_refresh()
-    entry.runtime_data = BambuRuntimeData(cloud, token, coordinator)
     profile = coordinator.data.profile
+
+    endpoints = bambu_const.REGIONS[region]
+    trust = PrinterTrust(hass)
+    hub = BambuHub(
+        hass.loop,
+        CloudSpec(
+            host=endpoints.mqtt_host,
+            port=endpoints.mqtt_port,
+            uid=profile.uid,
+            token=token.value,
+            ssl_context=await async_cloud_context(hass, endpoints),
+        ),
+        printer_context=trust.context_for,
+        on_problem=problem_handler(hass, entry),
+    )
+    entry.runtime_data = BambuRuntimeData(cloud, token, coordinator, hub)
     dr.async_get(hass).async_get_or_create(
         config_entry_id=entry.entry_id,
         **account_device_info(profile.uid, profile.nickname or profile.name),
     )
 
+    followed: set[str] = set()
+
     @callback
     def _on_update() -> None:
-        _remove_unbound_devices(hass, entry)
-        _sync_token_issue(hass, entry, token)
+        if coordinator.last_update_success:
+            hub.set_printers(printer_specs(coordinator.data.printers, entry.options))
+            _remove_unbound_devices(hass, entry)
+            followed.intersection_update(hub.printers)
+            registry = dr.async_get(hass)
+            for serial in hub.printers.keys() - followed:
+                followed.add(serial)
+                registry.async_get_or_create(
+                    config_entry_id=entry.entry_id,
+                    **printer_device_info(
+                        profile.uid, coordinator.data.printers[serial]
+                    ),
+                )
+                hub.listen(serial, _device_info_updater(hass, hub, serial))
+        sync_token_issue(hass, entry, token)
 
+    # Registered before the platforms' listeners: links exist before entities.
     _on_update()
     entry.async_on_unload(coordinator.async_add_listener(_on_update))
+    await hub.start()
+    entry.async_on_unload(hub.stop)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> bool:
-    """Unload the platforms of an entry."""
+    """Unload the platforms of an entry (the hub stops with the entry)."""
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> None:
     """Drop the entry's repair issues when the entry is deleted."""
-    ir.async_delete_issue(hass, DOMAIN, _token_issue_id(entry))
+    async_delete_entry_issues(hass, entry)
 
 
 async def async_remove_config_entry_device(
@@ -86,49 +126,62 @@ async def async_remove_config_entry_device(
     )
 
 
+def _device_info_updater(
+    hass: HomeAssistant, hub: BambuHub, serial: str
+) -> Callable[[ChangeSet], None]:
+    """Keep the printer device's firmware version and model current."""
+
+    @callback
+    def update(changed: ChangeSet) -> None:
+        if "info" not in changed:
+            return
+        registry = dr.async_get(hass)
+        device = registry.async_get_device(identifiers={(DOMAIN, serial)})
+        state = hub.printers[serial].state
+        if device is None:
+            return
+        model = bambu_const.lookup_model(product_name=state.product_name)
+        registry.async_update_device(
+            device.id,
+            sw_version=state.firmware_version,
+            model=model.name if model.model_ids else device.model,
+        )
+
+    return update
+
+
+def printer_specs(
+    printers: Mapping[str, BoundPrinter], options: Mapping[str, Any]
+) -> dict[str, PrinterSpec]:
+    """What the hub needs per printer: model, access code, LAN host."""
+    hosts = options.get(CONF_PRINTERS, {})
+    return {
+        serial: PrinterSpec(
+            serial=serial,
+            model=bambu_const.lookup_model(
+                product_name=printer.product_name,
+                model_id=printer.model_id,
+                serial=serial,
+            ),
+            name=printer.name,
+            access_code=printer.access_code,
+            lan_host=hosts.get(serial, {}).get(CONF_HOST),
+        )
+        for serial, printer in printers.items()
+    }
+
+
 @callback
 def _remove_unbound_devices(hass: HomeAssistant, entry: BambuConfigEntry) -> None:
     """Remove the devices of printers that are no longer bound."""
-    coordinator = entry.runtime_data.coordinator
-    if not coordinator.last_update_success:
-        return
-    printers = coordinator.data.printers
+    printers = entry.runtime_data.coordinator.data.printers
     registry = dr.async_get(hass)
     for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
-        serials = {key for domain, key in device.identifiers if domain == DOMAIN}
-        if serials and not any(
-            key in printers or key.startswith("account_") for key in serials
+        keys = {key for domain, key in device.identifiers if domain == DOMAIN}
+        if keys and not any(
+            key.startswith("account_") or key.split("_", 1)[0] in printers
+            for key in keys
         ):
             registry.async_update_device(
                 device.id, remove_config_entry_id=entry.entry_id
             )
-
-
-def _token_issue_id(entry: BambuConfigEntry) -> str:
-    return f"token_expiring_{entry.entry_id}"
-
-
-@callback
-def _sync_token_issue(
-    hass: HomeAssistant, entry: BambuConfigEntry, token: AccessToken
-) -> None:
-    """Raise a repair issue two weeks before a known token expiry."""
-    issue_id = _token_issue_id(entry)
-    expires = token.expires_at
-    if expires is None or expires - dt_util.utcnow() > TOKEN_EXPIRY_WARNING:
-        ir.async_delete_issue(hass, DOMAIN, issue_id)
-        return
-    ir.async_create_issue(
-        hass,
-        DOMAIN,
-        issue_id,
-        is_fixable=True,
-        is_persistent=False,
-        severity=ir.IssueSeverity.WARNING,
-        translation_key="token_expiring",
-        translation_placeholders={
-            "title": entry.title,
-            "expires": dt_util.as_local(expires).strftime("%Y-%m-%d %H:%M"),
-        },
-        data={"entry_id": entry.entry_id},
-    )

@@ -1,4 +1,4 @@
-"""Binary sensors of Bambu Lab printers."""
+"""Binary sensors of Bambu Lab printers: cloud presence and live state."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
     BinarySensorEntityDescription,
 )
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .bambu.const import PrinterModel
 from .bambu.models import BoundPrinter
+from .bambu.state import PrinterState
 from .coordinator import BambuConfigEntry
-from .entity import BambuPrinterCloudEntity, track_printers
+from .entity import BambuPrinterCloudEntity, BambuPrinterEntity, track_printers
 
 PARALLEL_UPDATES = 0
 
@@ -27,12 +30,60 @@ class BambuCloudBinarySensorDescription(BinarySensorEntityDescription):
     value_fn: Callable[[BoundPrinter], bool | None]
 
 
+@dataclass(frozen=True, kw_only=True)
+class BambuBinarySensorDescription(BinarySensorEntityDescription):
+    """A binary sensor read from the printer's live state."""
+
+    value_fn: Callable[[PrinterState], bool | None]
+    exists_fn: Callable[[PrinterModel], bool] = lambda _: True
+
+
 CLOUD_BINARY_SENSORS: tuple[BambuCloudBinarySensorDescription, ...] = (
     BambuCloudBinarySensorDescription(
         key="online",
         translation_key="online",
         device_class=BinarySensorDeviceClass.CONNECTIVITY,
         value_fn=lambda printer: printer.online,
+    ),
+)
+
+PRINTER_BINARY_SENSORS: tuple[BambuBinarySensorDescription, ...] = (
+    BambuBinarySensorDescription(
+        key="door",
+        translation_key="door",
+        device_class=BinarySensorDeviceClass.DOOR,
+        value_fn=lambda s: s.door_open,
+        exists_fn=lambda model: model.enclosed,
+    ),
+    BambuBinarySensorDescription(
+        key="printer_error",
+        translation_key="printer_error",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+        value_fn=lambda s: bool(s.hms) or s.print_error is not None,
+    ),
+    BambuBinarySensorDescription(
+        key="filament_present",
+        translation_key="filament_present",
+        entity_registry_enabled_default=False,
+        value_fn=lambda s: s.filament_present,
+    ),
+    BambuBinarySensorDescription(
+        key="sd_card",
+        translation_key="sd_card",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda s: s.sd_card,
+    ),
+    BambuBinarySensorDescription(
+        key="timelapse",
+        translation_key="timelapse",
+        entity_registry_enabled_default=False,
+        value_fn=lambda s: s.camera.timelapse,
+    ),
+    BambuBinarySensorDescription(
+        key="signed_commands_required",
+        translation_key="signed_commands_required",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda s: s.signed_commands_required,
     ),
 )
 
@@ -44,14 +95,22 @@ async def async_setup_entry(
 ) -> None:
     """Set up binary sensors for every bound printer."""
     coordinator = entry.runtime_data.coordinator
-    track_printers(
-        entry,
-        async_add_entities,
-        lambda serial: (
+    hub = entry.runtime_data.hub
+
+    def printer_entities(serial: str) -> list[BinarySensorEntity]:
+        model = hub.printers[serial].spec.model
+        entities: list[BinarySensorEntity] = [
             BambuCloudBinarySensor(coordinator, serial, description)
             for description in CLOUD_BINARY_SENSORS
-        ),
-    )
+        ]
+        entities.extend(
+            BambuBinarySensor(hub, serial, description)
+            for description in PRINTER_BINARY_SENSORS
+            if description.exists_fn(model)
+        )
+        return entities
+
+    track_printers(entry, async_add_entities, printer_entities)
 
 
 class BambuCloudBinarySensor(BambuPrinterCloudEntity, BinarySensorEntity):
@@ -65,3 +124,18 @@ class BambuCloudBinarySensor(BambuPrinterCloudEntity, BinarySensorEntity):
         if (printer := self.printer) is None:
             return None
         return self.entity_description.value_fn(printer)
+
+
+class BambuBinarySensor(BambuPrinterEntity, BinarySensorEntity):
+    """A printer binary sensor fed by live MQTT state."""
+
+    entity_description: BambuBinarySensorDescription
+
+    @property
+    def is_on(self) -> bool | None:
+        """The value from the printer's state."""
+        return self.entity_description.value_fn(self.state_data)
+
+    def snapshot(self) -> object:
+        """Availability and value."""
+        return (self.available, self.is_on)

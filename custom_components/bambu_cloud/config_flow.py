@@ -43,6 +43,7 @@ from .bambu.errors import (
     BambuForbiddenError,
     BambuRateLimitedError,
 )
+from .bambu.hub import split_host_port
 from .bambu.models import LoginKind, Profile
 from .const import (
     CONF_ACCESS_TOKEN,
@@ -380,7 +381,10 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
         }
 
 
-def _valid_host(host: str) -> bool:
+def _valid_host(value: str) -> bool:
+    host, port = split_host_port(value)
+    if not 0 < port < 65536:
+        return False
     try:
         ipaddress.ip_address(host)
     except ValueError:

@@ -20,6 +20,7 @@ from .bambu.errors import (
     BambuForbiddenError,
     BambuRateLimitedError,
 )
+from .bambu.hub import BambuHub
 from .bambu.models import BoundPrinter, Profile
 from .const import (
     CONF_POLL_INTERVAL,
@@ -40,6 +41,7 @@ class BambuRuntimeData:
     cloud: BambuCloud
     token: AccessToken
     coordinator: BambuCloudCoordinator
+    hub: BambuHub
 
 
 @dataclass(frozen=True, slots=True)

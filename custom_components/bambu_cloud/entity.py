@@ -11,7 +11,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .bambu.const import lookup_model
+from .bambu.hub import BambuHub
 from .bambu.models import BoundPrinter
+from .bambu.state import ChangeSet, PrinterState
 from .const import DOMAIN
 from .coordinator import BambuCloudCoordinator, BambuConfigEntry
 
@@ -116,3 +118,54 @@ def track_printers(
 
     _add_new()
     entry.async_on_unload(coordinator.async_add_listener(_add_new))
+
+
+class BambuPrinterEntity(Entity):
+    """An entity fed by a printer's live MQTT state.
+
+    It writes its state only when what it shows changed: each report computes
+    the entity's snapshot (availability, value, attributes) and compares it
+    with the last one written.
+    """
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(
+        self, hub: BambuHub, serial: str, description: EntityDescription
+    ) -> None:
+        """Attach the entity to the printer's device and live state."""
+        self.entity_description = description
+        self.hub = hub
+        self.serial = serial
+        self.link = hub.printers[serial]
+        self._attr_unique_id = f"{serial}_{description.key}"
+        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, serial)})
+        self._written: object = None
+
+    @property
+    def state_data(self) -> PrinterState:
+        """The printer's merged report."""
+        return self.link.state
+
+    @property
+    def available(self) -> bool:
+        """Available while a session delivers the printer's reports."""
+        return self.link.available
+
+    def snapshot(self) -> object:
+        """What the entity shows; platforms override to add their value."""
+        return self.available
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the printer's change sets."""
+        await super().async_added_to_hass()
+        self._written = self.snapshot()
+        self.async_on_remove(self.hub.listen(self.serial, self._handle_change))
+
+    @callback
+    def _handle_change(self, changed: ChangeSet) -> None:
+        current = self.snapshot()
+        if current != self._written:
+            self._written = current
+            self.async_write_ha_state()

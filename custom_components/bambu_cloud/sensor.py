@@ -1,27 +1,60 @@
-"""Sensors of Bambu Lab printers and of the account."""
+"""Sensors: live printer state, AMS units and trays, cloud status, account."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
     SensorEntity,
     SensorEntityDescription,
+    SensorStateClass,
 )
-from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant
+from homeassistant.const import (
+    PERCENTAGE,
+    SIGNAL_STRENGTH_DECIBELS_MILLIWATT,
+    EntityCategory,
+    UnitOfLength,
+    UnitOfTemperature,
+    UnitOfTime,
+)
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
+from homeassistant.util import dt as dt_util
 
 from .bambu.auth import AccessToken
+from .bambu.const import PrinterModel
+from .bambu.hub import BambuHub
 from .bambu.models import BoundPrinter
+from .bambu.state import (
+    SPEED_LEVELS,
+    STAGE_OPTIONS,
+    AmsUnit,
+    ChangeSet,
+    PrinterState,
+    Tray,
+)
+from .const import DOMAIN
 from .coordinator import BambuCloudCoordinator, BambuConfigEntry
-from .entity import BambuAccountEntity, BambuPrinterCloudEntity, track_printers
+from .entity import (
+    BambuAccountEntity,
+    BambuPrinterCloudEntity,
+    BambuPrinterEntity,
+    track_printers,
+)
 
 PARALLEL_UPDATES = 0
+
+type SensorValue = StateType | datetime
+
+GCODE_STATES = ["idle", "prepare", "running", "pause", "finish", "failed", "slicing"]
+GCODE_STATES += ["init", "offline"]
 
 # The bind list's free-text print status, folded to the values seen in practice.
 CLOUD_PRINT_STATUSES = [
@@ -40,6 +73,491 @@ CLOUD_PRINT_STATUSES = [
 def _cloud_print_status(printer: BoundPrinter) -> str | None:
     status = (printer.print_status or "").lower()
     return status if status in CLOUD_PRINT_STATUSES else None
+
+
+def _enum(value: str | None, options: list[str]) -> str | None:
+    folded = value.lower() if value else None
+    return folded if folded in options else None
+
+
+def _nozzle(index: int) -> Callable[[PrinterState], float | None]:
+    def value(state: PrinterState) -> float | None:
+        nozzles = state.nozzles
+        return nozzles[index].temperature if len(nozzles) > index else None
+
+    return value
+
+
+def _hms_attributes(state: PrinterState) -> dict[str, Any]:
+    return {
+        "errors": [
+            {"code": e.hms_code, "severity": e.severity, "url": e.wiki_url}
+            for e in state.hms
+        ]
+    }
+
+
+def _active_tray(state: PrinterState) -> str | None:
+    tray = state.active_tray
+    if tray is None:
+        return None
+    return tray.name or tray.type
+
+
+@dataclass(frozen=True, kw_only=True)
+class BambuSensorDescription(SensorEntityDescription):
+    """A sensor read from the printer's live state."""
+
+    value_fn: Callable[[PrinterState], SensorValue]
+    exists_fn: Callable[[PrinterModel], bool] = lambda _: True
+    attrs_fn: Callable[[PrinterState], dict[str, Any]] | None = None
+
+
+def _temperature(
+    key: str,
+    value_fn: Callable[[PrinterState], SensorValue],
+    exists_fn: Callable[[PrinterModel], bool] = lambda _: True,
+    *,
+    enabled: bool = True,
+) -> BambuSensorDescription:
+    return BambuSensorDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.TEMPERATURE,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfTemperature.CELSIUS,
+        suggested_display_precision=0,
+        entity_registry_enabled_default=enabled,
+        value_fn=value_fn,
+        exists_fn=exists_fn,
+    )
+
+
+def _fan(
+    key: str, value_fn: Callable[[PrinterState], SensorValue], *, enabled: bool = True
+) -> BambuSensorDescription:
+    return BambuSensorDescription(
+        key=key,
+        translation_key=key,
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_registry_enabled_default=enabled,
+        value_fn=value_fn,
+    )
+
+
+PRINTER_SENSORS: tuple[BambuSensorDescription, ...] = (
+    BambuSensorDescription(
+        key="print_status",
+        translation_key="print_status",
+        device_class=SensorDeviceClass.ENUM,
+        options=GCODE_STATES,
+        value_fn=lambda s: _enum(s.gcode_state, GCODE_STATES),
+    ),
+    BambuSensorDescription(
+        key="stage",
+        translation_key="stage",
+        device_class=SensorDeviceClass.ENUM,
+        options=list(STAGE_OPTIONS),
+        value_fn=lambda s: s.stage,
+    ),
+    BambuSensorDescription(
+        key="progress",
+        translation_key="progress",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda s: s.progress,
+    ),
+    BambuSensorDescription(
+        key="remaining_time",
+        translation_key="remaining_time",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.MINUTES,
+        suggested_unit_of_measurement=UnitOfTime.HOURS,
+        suggested_display_precision=1,
+        value_fn=lambda s: s.remaining_minutes,
+    ),
+    BambuSensorDescription(
+        key="end_time",
+        translation_key="end_time",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda s: s.end_time(dt_util.utcnow()),
+    ),
+    BambuSensorDescription(
+        key="start_time",
+        translation_key="start_time",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        entity_registry_enabled_default=False,
+        value_fn=lambda s: s.start_time,
+    ),
+    BambuSensorDescription(
+        key="current_layer",
+        translation_key="current_layer",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda s: s.layer,
+    ),
+    BambuSensorDescription(
+        key="total_layers",
+        translation_key="total_layers",
+        value_fn=lambda s: s.total_layers,
+    ),
+    BambuSensorDescription(
+        key="job_name",
+        translation_key="job_name",
+        value_fn=lambda s: s.job_name,
+    ),
+    BambuSensorDescription(
+        key="gcode_file",
+        translation_key="gcode_file",
+        entity_registry_enabled_default=False,
+        value_fn=lambda s: s.gcode_file,
+    ),
+    BambuSensorDescription(
+        key="speed_level",
+        translation_key="speed_level",
+        device_class=SensorDeviceClass.ENUM,
+        options=list(SPEED_LEVELS),
+        value_fn=lambda s: s.speed_level,
+    ),
+    _temperature("nozzle_temperature", lambda s: s.nozzle_temperature),
+    _temperature("nozzle_target_temperature", lambda s: s.nozzle_target_temperature),
+    _temperature(
+        "left_nozzle_temperature", _nozzle(1), lambda m: m.nozzles > 1, enabled=False
+    ),
+    _temperature(
+        "right_nozzle_temperature", _nozzle(0), lambda m: m.nozzles > 1, enabled=False
+    ),
+    _temperature("bed_temperature", lambda s: s.bed_temperature),
+    _temperature("bed_target_temperature", lambda s: s.bed_target_temperature),
+    _temperature(
+        "chamber_temperature",
+        lambda s: s.chamber_temperature,
+        lambda m: m.chamber_sensor,
+    ),
+    _fan("part_cooling_fan", lambda s: s.part_cooling_fan),
+    _fan("aux_fan", lambda s: s.aux_fan),
+    _fan("chamber_fan", lambda s: s.chamber_fan),
+    _fan("heatbreak_fan", lambda s: s.heatbreak_fan, enabled=False),
+    BambuSensorDescription(
+        key="active_tray",
+        translation_key="active_tray",
+        value_fn=_active_tray,
+    ),
+    BambuSensorDescription(
+        key="hms_errors",
+        translation_key="hms_errors",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda s: len(s.hms),
+        attrs_fn=_hms_attributes,
+    ),
+    BambuSensorDescription(
+        key="print_error",
+        translation_key="print_error",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda s: s.print_error_code,
+    ),
+    BambuSensorDescription(
+        key="wifi_signal",
+        translation_key="wifi_signal",
+        device_class=SensorDeviceClass.SIGNAL_STRENGTH,
+        native_unit_of_measurement=SIGNAL_STRENGTH_DECIBELS_MILLIWATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=lambda s: s.wifi_signal,
+    ),
+    BambuSensorDescription(
+        key="nozzle_diameter",
+        translation_key="nozzle_diameter",
+        native_unit_of_measurement=UnitOfLength.MILLIMETERS,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda s: s.nozzle_diameter,
+    ),
+    BambuSensorDescription(
+        key="nozzle_type",
+        translation_key="nozzle_type",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda s: s.nozzle_type,
+    ),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BambuAmsSensorDescription(SensorEntityDescription):
+    """A sensor of one AMS unit."""
+
+    value_fn: Callable[[AmsUnit], SensorValue]
+
+
+AMS_SENSORS: tuple[BambuAmsSensorDescription, ...] = (
+    BambuAmsSensorDescription(
+        key="humidity",
+        translation_key="ams_humidity",
+        device_class=SensorDeviceClass.HUMIDITY,
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda unit: unit.humidity,
+    ),
+    BambuAmsSensorDescription(
+        key="humidity_index",
+        translation_key="ams_humidity_index",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda unit: unit.humidity_index,
+    ),
+    BambuAmsSensorDescription(
+        key="temperature",
+        translation_key="ams_temperature",
+        device_class=SensorDeviceClass.TEMPERATURE,
+        native_unit_of_measurement=UnitOfTemperature.CELSIUS,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=lambda unit: unit.temperature,
+    ),
+    BambuAmsSensorDescription(
+        key="drying_remaining",
+        translation_key="ams_drying_remaining",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.MINUTES,
+        entity_registry_enabled_default=False,
+        value_fn=lambda unit: unit.drying_minutes_left,
+    ),
+)
+
+
+def _tray_attributes(tray: Tray) -> dict[str, Any]:
+    return {
+        "color": tray.color,
+        "name": tray.name,
+        "type": tray.type,
+        "sub_brand": tray.sub_brand,
+        "remaining": tray.remaining,
+        "filament_id": tray.filament_id,
+        "nozzle_temp_min": tray.nozzle_temp_min,
+        "nozzle_temp_max": tray.nozzle_temp_max,
+        "empty": tray.empty,
+    }
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: BambuConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Set up account, cloud and live sensors, and AMS sensors as they appear."""
+    runtime = entry.runtime_data
+    coordinator = runtime.coordinator
+    hub = runtime.hub
+    async_add_entities(
+        BambuAccountSensor(coordinator, description, runtime.token)
+        for description in ACCOUNT_SENSORS
+        if description.exists_fn(runtime.token)
+    )
+
+    def printer_entities(serial: str) -> list[SensorEntity]:
+        model = hub.printers[serial].spec.model
+        entities: list[SensorEntity] = [
+            BambuCloudSensor(coordinator, serial, description)
+            for description in CLOUD_SENSORS
+        ]
+        entities.extend(
+            BambuSensor(hub, serial, description)
+            for description in PRINTER_SENSORS
+            if description.exists_fn(model)
+        )
+        _track_filament(hass, entry, hub, serial, async_add_entities)
+        return entities
+
+    track_printers(entry, async_add_entities, printer_entities)
+
+
+def _track_filament(
+    hass: HomeAssistant,
+    entry: BambuConfigEntry,
+    hub: BambuHub,
+    serial: str,
+    add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add AMS / external spool devices when they appear, remove them after."""
+    known: set[int] = set()
+
+    @callback
+    def _sync(changed: ChangeSet | None = None) -> None:
+        link = hub.printers.get(serial)
+        if link is None:
+            return
+        units = {unit.id: unit for unit in link.state.ams_units}
+        new: list[SensorEntity] = []
+        for unit_id in sorted(units.keys() - known):
+            unit = units[unit_id]
+            new.extend(
+                BambuAmsSensor(hub, serial, unit_id, description)
+                for description in AMS_SENSORS
+            )
+            new.extend(
+                BambuTraySensor(hub, serial, unit_id, tray.id) for tray in unit.trays
+            )
+        if link.state.external_spools and EXTERNAL not in known:
+            known.add(EXTERNAL)
+            new.extend(
+                BambuTraySensor(hub, serial, None, tray.id)
+                for tray in link.state.external_spools
+            )
+        if new:
+            add_entities(new)
+        registry = dr.async_get(hass)
+        for unit_id in known - units.keys() - {EXTERNAL}:
+            if device := registry.async_get_device(
+                identifiers={(DOMAIN, f"{serial}_ams_{unit_id}")}
+            ):
+                registry.async_update_device(
+                    device.id, remove_config_entry_id=entry.entry_id
+                )
+        known.intersection_update(units.keys() | {EXTERNAL})
+        known.update(units)
+
+    _sync()
+    entry.async_on_unload(hub.listen(serial, _sync))
+
+
+EXTERNAL = -1
+
+
+class BambuSensor(BambuPrinterEntity, SensorEntity):
+    """A printer sensor fed by live MQTT state."""
+
+    entity_description: BambuSensorDescription
+
+    @property
+    def native_value(self) -> SensorValue:
+        """The value from the printer's state."""
+        return self.entity_description.value_fn(self.state_data)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Details for sensors that summarise a list (HMS errors)."""
+        if self.entity_description.attrs_fn is None:
+            return None
+        return self.entity_description.attrs_fn(self.state_data)
+
+    def snapshot(self) -> object:
+        """Availability, value and attributes, compared before writing."""
+        return (self.available, self.native_value, self.extra_state_attributes)
+
+
+def _ams_device(serial: str, unit_id: int, hub: BambuHub) -> DeviceInfo:
+    printer = hub.printers[serial].spec.name or serial
+    number = unit_id + 1 if unit_id < 128 else unit_id - 127
+    unit = next(
+        (u for u in hub.printers[serial].state.ams_units if u.id == unit_id), None
+    )
+    return DeviceInfo(
+        identifiers={(DOMAIN, f"{serial}_ams_{unit_id}")},
+        manufacturer="Bambu Lab",
+        model=(unit.kind if unit else "ams").replace("_", " ").upper(),
+        name=f"{printer} AMS {number}",
+        sw_version=unit.firmware_version if unit else None,
+        via_device=(DOMAIN, serial),
+    )
+
+
+class BambuAmsSensor(BambuPrinterEntity, SensorEntity):
+    """A sensor of one AMS unit, on the unit's own device."""
+
+    entity_description: BambuAmsSensorDescription
+
+    def __init__(
+        self,
+        hub: BambuHub,
+        serial: str,
+        unit_id: int,
+        description: BambuAmsSensorDescription,
+    ) -> None:
+        """Attach to the AMS device."""
+        super().__init__(hub, serial, description)
+        self.unit_id = unit_id
+        self._attr_unique_id = f"{serial}_ams_{unit_id}_{description.key}"
+        self._attr_device_info = _ams_device(serial, unit_id, hub)
+
+    @property
+    def _unit(self) -> AmsUnit | None:
+        return next(
+            (u for u in self.state_data.ams_units if u.id == self.unit_id), None
+        )
+
+    @property
+    def available(self) -> bool:
+        """Available while the unit is reported."""
+        return super().available and self._unit is not None
+
+    @property
+    def native_value(self) -> SensorValue:
+        """The unit's value."""
+        unit = self._unit
+        return None if unit is None else self.entity_description.value_fn(unit)
+
+    def snapshot(self) -> object:
+        """Availability and value."""
+        return (self.available, self.native_value)
+
+
+class BambuTraySensor(BambuPrinterEntity, SensorEntity):
+    """One filament slot: its filament type, with colour and amount left."""
+
+    def __init__(
+        self, hub: BambuHub, serial: str, unit_id: int | None, tray_id: int
+    ) -> None:
+        """Attach to the AMS (or external spool) device."""
+        key = f"tray_{tray_id + 1}" if unit_id is not None else "external_spool"
+        super().__init__(
+            hub,
+            serial,
+            SensorEntityDescription(
+                key=key,
+                translation_key="tray" if unit_id is not None else "external_spool",
+                translation_placeholders={"slot": str(tray_id + 1)},
+            ),
+        )
+        self.unit_id = unit_id
+        self.tray_id = tray_id
+        if unit_id is None:
+            self._attr_unique_id = f"{serial}_external_{tray_id}"
+            self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, serial)})
+        else:
+            self._attr_unique_id = f"{serial}_ams_{unit_id}_tray_{tray_id}"
+            self._attr_device_info = _ams_device(serial, unit_id, hub)
+
+    @property
+    def _tray(self) -> Tray | None:
+        state = self.state_data
+        if self.unit_id is None:
+            trays = state.external_spools
+        else:
+            unit = next((u for u in state.ams_units if u.id == self.unit_id), None)
+            trays = unit.trays if unit else ()
+        return next((t for t in trays if t.id == self.tray_id), None)
+
+    @property
+    def available(self) -> bool:
+        """Available while the slot is reported."""
+        return super().available and self._tray is not None
+
+    @property
+    def native_value(self) -> str | None:
+        """Filament type, or "empty"."""
+        tray = self._tray
+        if tray is None:
+            return None
+        return "empty" if tray.empty else (tray.type or None)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Colour, name, amount left and temperatures of the filament."""
+        tray = self._tray
+        return None if tray is None else _tray_attributes(tray)
+
+    def snapshot(self) -> object:
+        """Availability, value and attributes."""
+        return (self.available, self.native_value, self.extra_state_attributes)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,29 +595,6 @@ ACCOUNT_SENSORS: tuple[BambuAccountSensorDescription, ...] = (
         exists_fn=lambda token: token.expires_at is not None,
     ),
 )
-
-
-async def async_setup_entry(
-    hass: HomeAssistant,
-    entry: BambuConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
-) -> None:
-    """Set up account sensors and sensors for every bound printer."""
-    runtime = entry.runtime_data
-    coordinator = runtime.coordinator
-    async_add_entities(
-        BambuAccountSensor(coordinator, description, runtime.token)
-        for description in ACCOUNT_SENSORS
-        if description.exists_fn(runtime.token)
-    )
-    track_printers(
-        entry,
-        async_add_entities,
-        lambda serial: (
-            BambuCloudSensor(coordinator, serial, description)
-            for description in CLOUD_SENSORS
-        ),
-    )
 
 
 class BambuCloudSensor(BambuPrinterCloudEntity, SensorEntity):

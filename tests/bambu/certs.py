@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -214,12 +215,20 @@ class TestPKI:
         )
         if san:
             builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(n) for n in san]),
+                x509.SubjectAlternativeName([_general_name(n) for n in san]),
                 critical=False,
             )
         cert = builder.sign(issuer.key, hashes.SHA256())
         presented = [issuer] if chain is None else list(chain)
         return self._write(f"server-{serial}", cert, key, presented)
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    """An IP address SAN for an address, a DNS SAN otherwise."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
 
 
 _CA_KEY_USAGE = x509.KeyUsage(

@@ -25,6 +25,9 @@ class RegionEndpoints:
     web_url: str
     mqtt_host: str
     mqtt_port: int = 8883
+    # Extra CA (PEM) trusted for the cloud broker. None in production, where the
+    # broker has a publicly trusted certificate; set by tests and the demo farm.
+    mqtt_ca_pem: str | None = None
 
 
 REGIONS: dict[Region, RegionEndpoints] = {
@@ -66,6 +69,7 @@ class PrinterModel:
     work_light: bool = False
     second_chamber_light: bool = False
     ams_lite: bool = False
+    enclosed: bool = True
 
 
 MODELS: tuple[PrinterModel, ...] = (
@@ -102,6 +106,7 @@ MODELS: tuple[PrinterModel, ...] = (
         serial_prefixes=("01S",),
         camera=CameraKind.JPEG,
         max_bed_temp=100,
+        enclosed=False,
     ),
     PrinterModel(
         name="P1S",
@@ -126,6 +131,7 @@ MODELS: tuple[PrinterModel, ...] = (
         camera=CameraKind.JPEG,
         max_bed_temp=80,
         ams_lite=True,
+        enclosed=False,
     ),
     PrinterModel(
         name="A1",
@@ -134,6 +140,7 @@ MODELS: tuple[PrinterModel, ...] = (
         camera=CameraKind.JPEG,
         max_bed_temp=100,
         ams_lite=True,
+        enclosed=False,
     ),
     PrinterModel(
         name="A2L",
@@ -141,6 +148,7 @@ MODELS: tuple[PrinterModel, ...] = (
         serial_prefixes=("26A",),
         camera=CameraKind.JPEG,
         max_bed_temp=100,
+        enclosed=False,
     ),
     PrinterModel(
         name="H2D",

@@ -1,0 +1,441 @@
+"""Routes an account's printers over MQTT: one cloud session, optional LAN ones.
+
+The cloud session (one per account) carries every bound printer; a printer
+with a LAN host also gets its own LAN session, which is preferred while it is
+connected. Reports from the cloud are ignored for a printer whose LAN session
+is up, so there is one source of state at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from . import commands
+from .const import PrinterModel
+from .mqtt import MqttSession, SessionConfig, SessionStatus
+from .state import ChangeSet, CommandAck, PrinterState
+from .tls import classify_tls_error
+
+_LOGGER = logging.getLogger(__name__)
+
+LAN_PORT = 8883
+LAN_USER = "bblp"
+WATCHDOG_INTERVAL = 10.0
+SILENCE_BEFORE_PUSHALL = 60.0
+MIN_PUSHALL_SPACING = 300.0
+LAN_PROBE_RETRY = 60.0
+AVAILABILITY = "availability"
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """A LAN address as host and port; "host:port" overrides the MQTT port."""
+    host, sep, port = value.rpartition(":")
+    if sep and port.isdigit() and host and ":" not in host:
+        return host, int(port)
+    return value, LAN_PORT
+
+
+class ProblemKind(StrEnum):
+    """Conditions the user must act on (repair issues, reauth)."""
+
+    CLOUD_AUTH = "cloud_auth"
+    LAN_AUTH = "lan_auth"
+    TLS = "tls"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A problem raised (active) or cleared (not active)."""
+
+    kind: ProblemKind
+    serial: str | None
+    active: bool
+    detail: str | None = None
+
+
+class TrustError(Exception):
+    """No trust anchor could be established for a printer."""
+
+    def __init__(self, kind: str) -> None:
+        """Keep the classified cause (unknown_ca, serial_mismatch, ...)."""
+        super().__init__(kind)
+        self.kind = kind
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrinterSpec:
+    """What the hub needs to know about a bound printer."""
+
+    serial: str
+    model: PrinterModel
+    name: str = ""
+    access_code: str | None = None
+    lan_host: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloudSpec:
+    """The account's cloud broker."""
+
+    host: str
+    port: int
+    uid: str
+    token: str
+    ssl_context: ssl.SSLContext
+
+
+type StateListener = Callable[[ChangeSet], None]
+type ContextFactory = Callable[[str, str], Awaitable[ssl.SSLContext]]
+
+
+@dataclass(slots=True, eq=False)
+class PrinterLink:
+    """A printer's state, its listeners and which session feeds it."""
+
+    spec: PrinterSpec
+    state: PrinterState = field(default_factory=PrinterState)
+    sequence: commands.SequenceCounter = field(default_factory=commands.SequenceCounter)
+    listeners: list[StateListener] = field(default_factory=list)
+    lan: MqttSession | None = None
+    lan_task: asyncio.Task[None] | None = None
+    last_report: float = 0.0
+    last_pushall: float = float("-inf")
+    tls_problem: str | None = None
+    retry: asyncio.TimerHandle | None = None
+    lan_up: bool = False
+    available: bool = False
+
+    @property
+    def serial(self) -> str:
+        """The printer's serial number."""
+        return self.spec.serial
+
+    @property
+    def report_topic(self) -> str:
+        """Where the printer publishes."""
+        return f"device/{self.serial}/report"
+
+    @property
+    def request_topic(self) -> str:
+        """Where commands go."""
+        return f"device/{self.serial}/request"
+
+    @property
+    def lan_connected(self) -> bool:
+        """Whether the LAN session is up."""
+        return self.lan is not None and self.lan.connected
+
+
+class BambuHub:
+    """All MQTT traffic of one account."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        cloud: CloudSpec,
+        *,
+        printer_context: ContextFactory,
+        on_problem: Callable[[Problem], None],
+        on_ack: Callable[[str, CommandAck], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Prepare the cloud session; `start` connects."""
+        self._loop = loop
+        self._printer_context = printer_context
+        self._on_problem = on_problem
+        self._on_ack = on_ack
+        self._clock = clock
+        self.printers: dict[str, PrinterLink] = {}
+        self.cloud = MqttSession(
+            SessionConfig(
+                host=cloud.host,
+                port=cloud.port,
+                username=f"u_{cloud.uid}",
+                password=cloud.token,
+                ssl_context=cloud.ssl_context,
+            ),
+            loop=loop,
+            on_message=self._cloud_message,
+            on_status=self._cloud_status,
+            on_connected=self._cloud_connected,
+            name="cloud",
+        )
+        self._watchdog: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._cloud_tls_logged = False
+
+    async def start(self) -> None:
+        """Connect the cloud session and the watchdog."""
+        self.cloud.start()
+        self._watchdog = self._loop.create_task(self._watch(), name="bambu watchdog")
+
+    async def stop(self) -> None:
+        """Stop every session and task; nothing lingers afterwards."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
+        for link in list(self.printers.values()):
+            await self._stop_lan(link)
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.cloud.stop()
+
+    def set_printers(self, specs: Mapping[str, PrinterSpec]) -> None:
+        """Follow the bind list and LAN options: add, update, remove.
+
+        Synchronous so entities of a new printer can attach right after;
+        LAN sessions start and stop in background tasks.
+        """
+        for serial in list(self.printers.keys() - specs.keys()):
+            link = self.printers.pop(serial)
+            self.cloud.unsubscribe(link.report_topic)
+            self._background(self._stop_lan(link))
+        for serial, spec in specs.items():
+            existing = self.printers.get(serial)
+            if existing is None:
+                link = self.printers[serial] = PrinterLink(spec)
+                self.cloud.subscribe(link.report_topic)
+                if self.cloud.connected:
+                    self._greet(link)
+            elif (link := existing).spec != spec:
+                old, link.spec = link.spec, spec
+                if (old.lan_host, old.access_code) != (spec.lan_host, spec.access_code):
+                    self._background(self._restart_lan(link))
+                    continue
+            if spec.lan_host and spec.access_code and link.lan_task is None:
+                link.lan_task = self._loop.create_task(
+                    self._start_lan(link), name=f"bambu lan {serial}"
+                )
+
+    async def _restart_lan(self, link: PrinterLink) -> None:
+        await self._stop_lan(link)
+        self._retry_lan(link)
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def listen(self, serial: str, listener: StateListener) -> Callable[[], None]:
+        """Call listener with each change set of a printer; returns unlisten."""
+        link = self.printers[serial]
+        link.listeners.append(listener)
+
+        def unlisten() -> None:
+            with contextlib.suppress(ValueError):
+                link.listeners.remove(listener)
+
+        return unlisten
+
+    def publish(self, serial: str, command: commands.Command, qos: int = 0) -> bool:
+        """Send a command over the preferred connected session."""
+        link = self.printers.get(serial)
+        if link is None:
+            return False
+        session = link.lan if link.lan_connected else self.cloud
+        if session is None or not session.connected:
+            return False
+        return session.publish(link.request_topic, commands.encode(command), qos)
+
+    def next_sequence(self, serial: str) -> str:
+        """A fresh sequence id for a command to this printer."""
+        return self.printers[serial].sequence.next()
+
+    def request_full_report(self, serial: str, *, force: bool = False) -> bool:
+        """Send pushall, at most once per five minutes unless forced."""
+        link = self.printers.get(serial)
+        if link is None:
+            return False
+        now = self._clock()
+        if not force and now - link.last_pushall < MIN_PUSHALL_SPACING:
+            return False
+        sent = self.publish(serial, commands.pushall(link.sequence.next()))
+        if sent:
+            link.last_pushall = now
+        return sent
+
+    # ----------------------------------------------------------- cloud side
+
+    def _cloud_connected(self) -> None:
+        for link in self.printers.values():
+            if not link.lan_connected:
+                self._greet(link)
+
+    def _cloud_status(self, status: SessionStatus, error: BaseException | None) -> None:
+        if status is SessionStatus.AUTH_FAILED:
+            _LOGGER.warning("The cloud MQTT broker refused the access token")
+            self._on_problem(Problem(ProblemKind.CLOUD_AUTH, None, active=True))
+        elif status is SessionStatus.TLS_FAILED and not self._cloud_tls_logged:
+            self._cloud_tls_logged = True
+            _LOGGER.warning("The cloud MQTT broker failed TLS verification: %s", error)
+        elif status is SessionStatus.CONNECTED:
+            self._cloud_tls_logged = False
+            _LOGGER.debug("Cloud MQTT connected")
+        self._refresh_availability()
+
+    def _cloud_message(self, topic: str, payload: bytes) -> None:
+        link = self._link_for(topic)
+        if link is not None and not link.lan_connected:
+            self._handle_report(link, payload)
+
+    # ------------------------------------------------------------- LAN side
+
+    async def _start_lan(self, link: PrinterLink) -> None:
+        """Establish trust (probe once), then run the LAN session."""
+        spec = link.spec
+        if not spec.lan_host or not spec.access_code:
+            link.lan_task = None
+            return
+        host, port = split_host_port(spec.lan_host)
+        code = spec.access_code
+        try:
+            context = await self._printer_context(spec.serial, spec.lan_host)
+        except TrustError as err:
+            self._tls_failed(link, err.kind)
+            link.lan_task = None
+            return
+        except OSError as err:
+            _LOGGER.debug("%s: trust probe failed: %r", spec.serial, err)
+            link.lan_task = None
+            link.retry = self._loop.call_later(LAN_PROBE_RETRY, self._retry_lan, link)
+            return
+        session = MqttSession(
+            SessionConfig(
+                host=host,
+                port=port,
+                username=LAN_USER,
+                password=code,
+                ssl_context=context,
+                server_hostname=spec.serial,
+            ),
+            loop=self._loop,
+            on_message=lambda topic, payload: self._lan_message(link, topic, payload),
+            on_status=lambda status, error: self._lan_status(link, status, error),
+            on_connected=lambda: self._greet(link),
+            name=f"lan {spec.serial}",
+        )
+        session.subscribe(link.report_topic)
+        link.lan = session
+        session.start()
+
+    def _retry_lan(self, link: PrinterLink) -> None:
+        link.retry = None
+        if self.printers.get(link.serial) is link and link.lan_task is None:
+            spec = link.spec
+            if spec.lan_host and spec.access_code:
+                link.lan_task = self._loop.create_task(self._start_lan(link))
+
+    async def _stop_lan(self, link: PrinterLink) -> None:
+        if link.retry is not None:
+            link.retry.cancel()
+            link.retry = None
+        task, link.lan_task = link.lan_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        session, link.lan = link.lan, None
+        if session is not None:
+            await session.stop()
+        self._refresh_availability()
+
+    def _lan_status(
+        self, link: PrinterLink, status: SessionStatus, error: BaseException | None
+    ) -> None:
+        if link.lan is None:
+            return
+        was_connected = link.lan_up
+        link.lan_up = status is SessionStatus.CONNECTED
+        if status is SessionStatus.CONNECTED:
+            if link.tls_problem is not None:
+                link.tls_problem = None
+                self._on_problem(Problem(ProblemKind.TLS, link.serial, active=False))
+            self._on_problem(Problem(ProblemKind.LAN_AUTH, link.serial, active=False))
+        elif status is SessionStatus.AUTH_FAILED:
+            _LOGGER.warning("%s: the printer refused the LAN access code", link.serial)
+            self._on_problem(Problem(ProblemKind.LAN_AUTH, link.serial, active=True))
+        elif status is SessionStatus.TLS_FAILED and isinstance(error, ssl.SSLError):
+            self._tls_failed(link, classify_tls_error(error))
+            self._background(self._stop_lan(link))
+        self._refresh_availability()
+        if was_connected and not link.lan_connected and self.cloud.connected:
+            # The cloud takes over: its reports were ignored, so ask for a
+            # full one (once per LAN outage; reconnects back off).
+            self.request_full_report(link.serial, force=True)
+
+    def _tls_failed(self, link: PrinterLink, kind: str) -> None:
+        _LOGGER.error(
+            "%s: refusing the printer's TLS certificate (%s); not connecting over LAN",
+            link.serial,
+            kind,
+        )
+        link.tls_problem = kind
+        self._on_problem(
+            Problem(ProblemKind.TLS, link.serial, active=True, detail=kind)
+        )
+
+    def _lan_message(self, link: PrinterLink, topic: str, payload: bytes) -> None:
+        if topic == link.report_topic:
+            self._handle_report(link, payload)
+
+    # --------------------------------------------------------------- common
+
+    def _greet(self, link: PrinterLink) -> None:
+        """On connect: ask for versions and a full report."""
+        self.publish(link.serial, commands.get_version(link.sequence.next()))
+        self.request_full_report(link.serial, force=True)
+
+    def _link_for(self, topic: str) -> PrinterLink | None:
+        parts = topic.split("/")
+        if len(parts) != 3 or parts[0] != "device" or parts[2] != "report":
+            return None
+        return self.printers.get(parts[1])
+
+    def _handle_report(self, link: PrinterLink, payload: bytes) -> None:
+        link.last_report = self._clock()
+        result = link.state.merge(payload)
+        if result.ack is not None and self._on_ack is not None:
+            self._on_ack(link.serial, result.ack)
+        changed = result.changed
+        if self._update_available(link):
+            changed = changed | {AVAILABILITY}
+        if changed:
+            for listener in list(link.listeners):
+                listener(changed)
+
+    def _update_available(self, link: PrinterLink) -> bool:
+        """Recompute availability; True when it changed."""
+        connected = link.lan_connected or self.cloud.connected
+        available = (
+            connected and link.state.has_full_report and link.state.online is not False
+        )
+        if available is link.available:
+            return False
+        link.available = available
+        return True
+
+    def _refresh_availability(self) -> None:
+        for link in list(self.printers.values()):
+            if self._update_available(link):
+                for listener in list(link.listeners):
+                    listener(frozenset({AVAILABILITY}))
+
+    async def _watch(self) -> None:
+        """Ask a silent printer for a full report (rate limited per printer)."""
+        while True:
+            await asyncio.sleep(WATCHDOG_INTERVAL)
+            now = self._clock()
+            for link in list(self.printers.values()):
+                if link.available and now - link.last_report > SILENCE_BEFORE_PUSHALL:
+                    self.request_full_report(link.serial)

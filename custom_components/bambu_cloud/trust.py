@@ -1,0 +1,92 @@
+"""Trust anchors of printers, learned once per printer and stored.
+
+The first LAN connection to a printer reads the chain it presents (no
+credential sent) and keeps only the certificates whose fingerprints are pinned
+in `bambu.tls.BBL_CA_SHA256`; later connections reuse them. Building contexts
+and probing are blocking, so both run in the executor.
+"""
+
+from __future__ import annotations
+
+import base64
+import ssl
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.storage import Store
+from homeassistant.util.ssl import client_context
+
+from .bambu import tls
+from .bambu.const import RegionEndpoints
+from .bambu.hub import TrustError, split_host_port
+from .const import DOMAIN
+
+STORAGE_VERSION = 1
+PROBE_TIMEOUT = 10.0
+
+
+class PrinterTrust:
+    """Anchors per printer serial, persisted in Home Assistant storage."""
+
+    def __init__(self, hass: HomeAssistant, extra_pem: str | None = None) -> None:
+        """Use HA storage; extra_pem is the user's optional CA bundle."""
+        self._hass = hass
+        self._store: Store[dict[str, list[str]]] = Store(
+            hass, STORAGE_VERSION, f"{DOMAIN}.trust"
+        )
+        self._anchors: dict[str, list[str]] | None = None
+        self._extra_pem = extra_pem
+
+    async def context_for(self, serial: str, host: str) -> ssl.SSLContext:
+        """A verifying context for the printer; probes its chain the first time."""
+        anchors = await self._stored(serial)
+        if not anchors:
+            chain = await self._hass.async_add_executor_job(
+                tls.probe_printer_chain, *split_host_port(host), serial, PROBE_TIMEOUT
+            )
+            anchors = tls.pinned_anchors(chain)
+            if not anchors and not self._extra_pem:
+                raise TrustError("unknown_ca")
+            await self._save(serial, anchors)
+        try:
+            return await self._hass.async_add_executor_job(
+                tls.printer_context, anchors, self._extra_pem
+            )
+        except tls.TlsBundleError as err:
+            raise TrustError("unknown_ca") from err
+
+    async def forget(self, serial: str) -> None:
+        """Drop a printer's anchors (printer unbound)."""
+        data = await self._load()
+        if data.pop(serial, None) is not None:
+            await self._store.async_save(data)
+
+    async def _stored(self, serial: str) -> list[bytes]:
+        data = await self._load()
+        # Re-check against the pins: a stored anchor no longer pinned is dropped.
+        return tls.pinned_anchors([base64.b64decode(a) for a in data.get(serial, [])])
+
+    async def _save(self, serial: str, anchors: list[bytes]) -> None:
+        data = await self._load()
+        data[serial] = [base64.b64encode(a).decode() for a in anchors]
+        await self._store.async_save(data)
+
+    async def _load(self) -> dict[str, list[str]]:
+        if self._anchors is None:
+            self._anchors = await self._store.async_load() or {}
+        return self._anchors
+
+
+async def async_cloud_context(
+    hass: HomeAssistant, endpoints: RegionEndpoints
+) -> ssl.SSLContext:
+    """The cloud broker's context: system trust, hostname checked."""
+    if endpoints.mqtt_ca_pem is None:
+        return client_context()
+    return await hass.async_add_executor_job(_context_with_ca, endpoints.mqtt_ca_pem)
+
+
+def _context_with_ca(pem: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(cadata=pem)
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context

@@ -1,0 +1,1 @@
+"""Virtual Bambu Lab printers: an in-process MQTT broker and printer firmware."""
