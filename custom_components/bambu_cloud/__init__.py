@@ -69,7 +69,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
         printer_context=trust.context_for,
         on_problem=problem_handler(hass, entry),
     )
-    entry.runtime_data = BambuRuntimeData(cloud, token, coordinator, hub)
+    entry.runtime_data = BambuRuntimeData(cloud, token, coordinator, hub, trust)
     dr.async_get(hass).async_get_or_create(
         config_entry_id=entry.entry_id,
         **account_device_info(profile.uid, profile.nickname or profile.name),

@@ -30,6 +30,7 @@ from .const import (
     MAX_BACKOFF,
     STALE_AFTER,
 )
+from .trust import PrinterTrust
 
 type BambuConfigEntry = ConfigEntry[BambuRuntimeData]
 
@@ -42,6 +43,7 @@ class BambuRuntimeData:
     token: AccessToken
     coordinator: BambuCloudCoordinator
     hub: BambuHub
+    trust: PrinterTrust
 
 
 @dataclass(frozen=True, slots=True)
