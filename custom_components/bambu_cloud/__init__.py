@@ -28,7 +28,12 @@ from .const import (
 )
 from .coordinator import BambuCloudCoordinator, BambuConfigEntry, BambuRuntimeData
 from .entity import account_device_info, printer_device_info
-from .issues import async_delete_entry_issues, problem_handler, sync_token_issue
+from .issues import (
+    async_delete_entry_issues,
+    problem_handler,
+    sync_signature_issue,
+    sync_token_issue,
+)
 from .trust import PrinterTrust, async_cloud_context
 
 
@@ -68,6 +73,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
         ),
         printer_context=trust.context_for,
         on_problem=problem_handler(hass, entry),
+        certificate=certificate,
     )
     entry.runtime_data = BambuRuntimeData(cloud, token, coordinator, hub, trust)
     dr.async_get(hass).async_get_or_create(
@@ -92,7 +98,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
                         profile.uid, coordinator.data.printers[serial]
                     ),
                 )
-                hub.listen(serial, _device_info_updater(hass, hub, serial))
+                hub.listen(serial, _printer_follower(hass, hub, serial))
         sync_token_issue(hass, entry, token)
 
     # Registered before the platforms' listeners: links exist before entities.
@@ -126,28 +132,34 @@ async def async_remove_config_entry_device(
     )
 
 
-def _device_info_updater(
+def _printer_follower(
     hass: HomeAssistant, hub: BambuHub, serial: str
 ) -> Callable[[ChangeSet], None]:
-    """Keep the printer device's firmware version and model current."""
+    """Keep the device (firmware, model) and the signing issue current."""
 
     @callback
-    def update(changed: ChangeSet) -> None:
-        if "info" not in changed:
+    def follow(changed: ChangeSet) -> None:
+        link = hub.printers.get(serial)
+        if link is None:
             return
-        registry = dr.async_get(hass)
-        device = registry.async_get_device(identifiers={(DOMAIN, serial)})
-        state = hub.printers[serial].state
-        if device is None:
-            return
-        model = bambu_const.lookup_model(product_name=state.product_name)
-        registry.async_update_device(
-            device.id,
-            sw_version=state.firmware_version,
-            model=model.name if model.model_ids else device.model,
-        )
+        state = link.state
+        if "info" in changed:
+            registry = dr.async_get(hass)
+            if device := registry.async_get_device(identifiers={(DOMAIN, serial)}):
+                model = bambu_const.lookup_model(product_name=state.product_name)
+                registry.async_update_device(
+                    device.id,
+                    sw_version=state.firmware_version,
+                    model=model.name if model.model_ids else device.model,
+                )
+        required = bool(state.signed_commands_required) and hub.certificate is None
+        if required != link.signature_issue:
+            link.signature_issue = required
+            sync_signature_issue(
+                hass, serial, link.spec.name or serial, required=required
+            )
 
-    return update
+    return follow
 
 
 def printer_specs(

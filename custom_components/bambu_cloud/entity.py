@@ -5,17 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from homeassistant.core import callback
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
+from .bambu.commands import Command
 from .bambu.const import lookup_model
-from .bambu.hub import BambuHub
+from .bambu.hub import (
+    BambuHub,
+    CommandError,
+    CommandTimeoutError,
+    NotConnectedError,
+)
 from .bambu.models import BoundPrinter
 from .bambu.state import ChangeSet, PrinterState
 from .const import DOMAIN
 from .coordinator import BambuCloudCoordinator, BambuConfigEntry
+from .issues import sync_signature_issue
 
 MANUFACTURER = "Bambu Lab"
 
@@ -130,6 +138,9 @@ class BambuPrinterEntity(Entity):
 
     _attr_has_entity_name = True
     _attr_should_poll = False
+    # Controls sending ``print`` commands: unusable when the firmware wants
+    # signed commands and no app certificate is configured.
+    needs_signature = False
 
     def __init__(
         self, hub: BambuHub, serial: str, description: EntityDescription
@@ -151,7 +162,13 @@ class BambuPrinterEntity(Entity):
     @property
     def available(self) -> bool:
         """Available while a session delivers the printer's reports."""
-        return self.link.available
+        if not self.link.available:
+            return False
+        return not (
+            self.needs_signature
+            and self.hub.certificate is None
+            and self.link.state.signed_commands_required
+        )
 
     def snapshot(self) -> object:
         """What the entity shows; platforms override to add their value."""
@@ -162,6 +179,38 @@ class BambuPrinterEntity(Entity):
         await super().async_added_to_hass()
         self._written = self.snapshot()
         self.async_on_remove(self.hub.listen(self.serial, self._handle_change))
+
+    async def async_send(self, command: Command) -> None:
+        """Send a command; failures become translated HomeAssistantErrors."""
+        try:
+            await self.hub.async_command(self.serial, command)
+        except NotConnectedError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="printer_not_connected"
+            ) from err
+        except CommandTimeoutError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="command_timeout"
+            ) from err
+        except CommandError as err:
+            if err.signature_rejected:
+                sync_signature_issue(
+                    self.hass,
+                    self.serial,
+                    self.link.spec.name or self.serial,
+                    required=True,
+                )
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN, translation_key="signature_required"
+                ) from err
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="command_failed",
+                translation_placeholders={
+                    "reason": err.reason or "unknown",
+                    "code": str(err.err_code),
+                },
+            ) from err
 
     @callback
     def _handle_change(self, changed: ChangeSet) -> None:

@@ -98,6 +98,29 @@ def problem_handler(
     return handle
 
 
+SIGNATURE_ISSUE = "signature"
+
+
+@callback
+def sync_signature_issue(
+    hass: HomeAssistant, serial: str, name: str, *, required: bool
+) -> None:
+    """Explain the two ways out when the printer wants signed commands."""
+    issue_id = f"{SIGNATURE_ISSUE}_{serial}"
+    if not required:
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+        return
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="signed_commands_required",
+        translation_placeholders={"printer": name},
+    )
+
+
 @callback
 def async_delete_entry_issues(hass: HomeAssistant, entry: BambuConfigEntry) -> None:
     """Remove every issue this entry raised."""
@@ -105,6 +128,6 @@ def async_delete_entry_issues(hass: HomeAssistant, entry: BambuConfigEntry) -> N
     registry = ir.async_get(hass)
     for domain, issue_id in list(registry.issues):
         if domain == DOMAIN and issue_id.startswith(
-            tuple(f"{kind.value}_" for kind in ProblemKind)
+            (*(f"{kind.value}_" for kind in ProblemKind), f"{SIGNATURE_ISSUE}_")
         ):
             ir.async_delete_issue(hass, DOMAIN, issue_id)

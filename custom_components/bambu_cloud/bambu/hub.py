@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from . import commands
+from .auth import AppCertificate
 from .const import PrinterModel
 from .mqtt import MqttSession, SessionConfig, SessionStatus
 from .state import ChangeSet, CommandAck, PrinterState
@@ -32,6 +33,7 @@ WATCHDOG_INTERVAL = 10.0
 SILENCE_BEFORE_PUSHALL = 60.0
 MIN_PUSHALL_SPACING = 300.0
 LAN_PROBE_RETRY = 60.0
+COMMAND_TIMEOUT = 10.0
 AVAILABILITY = "availability"
 
 
@@ -59,6 +61,32 @@ class Problem:
     serial: str | None
     active: bool
     detail: str | None = None
+
+
+class CommandError(Exception):
+    """The printer rejected a command (``result: failed``)."""
+
+    def __init__(self, reason: str | None, err_code: int | None) -> None:
+        """Keep the printer's reason and error code."""
+        super().__init__(f"{reason} ({err_code})")
+        self.reason = reason
+        self.err_code = err_code
+
+    @property
+    def signature_rejected(self) -> bool:
+        """Whether the firmware wants signed commands."""
+        return (
+            self.err_code in (commands.ERR_SIGNATURE, commands.ERR_ENVELOPE)
+            or (self.reason or "").lower() == commands.SIGNATURE_REJECTED
+        )
+
+
+class CommandTimeoutError(Exception):
+    """The printer did not acknowledge a command in time."""
+
+
+class NotConnectedError(Exception):
+    """No session can reach the printer right now."""
 
 
 class TrustError(Exception):
@@ -111,6 +139,8 @@ class PrinterLink:
     tls_problem: str | None = None
     retry: asyncio.TimerHandle | None = None
     lan_up: bool = False
+    # Whether a "signed commands required" repair issue is raised (HA glue).
+    signature_issue: bool = False
     available: bool = False
 
     @property
@@ -145,6 +175,7 @@ class BambuHub:
         printer_context: ContextFactory,
         on_problem: Callable[[Problem], None],
         on_ack: Callable[[str, CommandAck], None] | None = None,
+        certificate: AppCertificate | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Prepare the cloud session; `start` connects."""
@@ -152,7 +183,9 @@ class BambuHub:
         self._printer_context = printer_context
         self._on_problem = on_problem
         self._on_ack = on_ack
+        self.certificate = certificate
         self._clock = clock
+        self._pending: dict[tuple[str, str], asyncio.Future[CommandAck]] = {}
         self.printers: dict[str, PrinterLink] = {}
         self.cloud = MqttSession(
             SessionConfig(
@@ -247,6 +280,42 @@ class BambuHub:
         if session is None or not session.connected:
             return False
         return session.publish(link.request_topic, commands.encode(command), qos)
+
+    async def async_command(
+        self,
+        serial: str,
+        command: commands.Command,
+        *,
+        ack_within: float = COMMAND_TIMEOUT,
+    ) -> CommandAck:
+        """Send a command and wait for the printer's acknowledgement.
+
+        ``print`` commands are signed when an app certificate is configured.
+        Raises NotConnectedError, CommandTimeoutError or CommandError.
+        """
+        link = self.printers.get(serial)
+        if link is None:
+            raise NotConnectedError(serial)
+        sequence_id = link.sequence.next()
+        message = commands.with_sequence(command, sequence_id)
+        if self.certificate is not None:
+            message = commands.sign(message, self.certificate)
+        key = (serial, sequence_id)
+        future: asyncio.Future[CommandAck] = self._loop.create_future()
+        self._pending[key] = future
+        try:
+            if not self.publish(serial, message, qos=1):
+                raise NotConnectedError(serial)
+            try:
+                async with asyncio.timeout(ack_within):
+                    ack = await future
+            except TimeoutError as err:
+                raise CommandTimeoutError(serial) from err
+        finally:
+            self._pending.pop(key, None)
+        if not ack.ok:
+            raise CommandError(ack.reason, ack.err_code)
+        return ack
 
     def next_sequence(self, serial: str) -> str:
         """A fresh sequence id for a command to this printer."""
@@ -405,8 +474,12 @@ class BambuHub:
     def _handle_report(self, link: PrinterLink, payload: bytes) -> None:
         link.last_report = self._clock()
         result = link.state.merge(payload)
-        if result.ack is not None and self._on_ack is not None:
-            self._on_ack(link.serial, result.ack)
+        if (ack := result.ack) is not None:
+            future = self._pending.get((link.serial, ack.sequence_id))
+            if future is not None and not future.done():
+                future.set_result(ack)
+            if self._on_ack is not None:
+                self._on_ack(link.serial, ack)
         changed = result.changed
         if self._update_available(link):
             changed = changed | {AVAILABILITY}
