@@ -967,6 +967,13 @@ class PrinterState:
         return _as_str(self._print.get("subtask_name"))
 
     @property
+    @_uses("task_id")
+    def task_id(self) -> str | None:
+        """Cloud task id of the current or last job; None for LAN jobs ("0")."""
+        task = _as_id(self._print.get("task_id")).strip()
+        return task if task.strip("0") else None
+
+    @property
     @_uses("gcode_file")
     def gcode_file(self) -> str | None:
         """File being printed."""
