@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
@@ -12,9 +13,12 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResult, FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.bambu_cloud.bambu import tls
+from custom_components.bambu_cloud.config_flow import _valid_host
 from custom_components.bambu_cloud.const import (
     CONF_ACCESS_TOKEN,
     CONF_ACCOUNT,
+    CONF_CA_BUNDLE,
     CONF_CERTIFICATE_ID,
     CONF_CODE,
     CONF_HOST,
@@ -27,6 +31,7 @@ from custom_components.bambu_cloud.const import (
 )
 
 from .app_certs import ec_cert, encrypted_key_pem, mismatched_pem, rsa_cert
+from .bambu.certs import TestPKI
 from .cloud_server import (
     ACCOUNT,
     CODE,
@@ -466,7 +471,7 @@ async def test_options_poll_interval(
     """The poll interval is stored and the entry reloaded."""
     entry = init_integration
     result = await hass.config_entries.options.async_init(entry.entry_id)
-    assert result["menu_options"] == ["settings", "printer"]
+    assert result["menu_options"] == ["settings", "printer", "certificates"]
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"next_step_id": "settings"}
     )
@@ -507,19 +512,23 @@ async def test_options_printer_host(
     )
     assert result["errors"] == {CONF_HOST: "invalid_host"}
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {CONF_HOST: " 192.168.1.50 "}
+        result["flow_id"], {CONF_HOST: "127.0.0.1:70000"}
+    )
+    assert result["errors"] == {CONF_HOST: "invalid_host"}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_HOST: " 127.0.0.1:1 "}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
 
     result = await _printer_host(hass, entry, P1S["dev_id"])
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {CONF_HOST: "p1s.local"}
+        result["flow_id"], {CONF_HOST: "127.0.0.1:2"}
     )
     await hass.async_block_till_done()
     assert entry.options[CONF_PRINTERS] == {
-        X1C["dev_id"]: {CONF_HOST: "192.168.1.50"},
-        P1S["dev_id"]: {CONF_HOST: "p1s.local"},
+        X1C["dev_id"]: {CONF_HOST: "127.0.0.1:1"},
+        P1S["dev_id"]: {CONF_HOST: "127.0.0.1:2"},
     }
 
     result = await _printer_host(hass, entry, X1C["dev_id"])
@@ -527,7 +536,7 @@ async def test_options_printer_host(
         result["flow_id"], {CONF_HOST: ""}
     )
     await hass.async_block_till_done()
-    assert entry.options[CONF_PRINTERS] == {P1S["dev_id"]: {CONF_HOST: "p1s.local"}}
+    assert entry.options[CONF_PRINTERS] == {P1S["dev_id"]: {CONF_HOST: "127.0.0.1:2"}}
 
 
 async def test_options_when_not_loaded(
@@ -536,8 +545,73 @@ async def test_options_when_not_loaded(
     """Without a loaded entry only the polling settings are offered."""
     mock_config_entry.add_to_hass(hass)
     result = await hass.config_entries.options.async_init(mock_config_entry.entry_id)
-    assert result["menu_options"] == ["settings"]
+    assert result["menu_options"] == ["settings", "certificates"]
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"next_step_id": "settings"}
     )
     assert result["step_id"] == "settings"
+
+
+async def _certificates_step(hass: HomeAssistant, entry: MockConfigEntry) -> FlowResult:
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "certificates"}
+    )
+    assert result["step_id"] == "certificates"
+    return result
+
+
+async def test_options_ca_bundle(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only pinned CAs (or CAs they signed) are accepted; empty removes."""
+    pki = TestPKI(tmp_path)
+    pinned = pki.root("Pinned CA")
+    intermediate = pki.intermediate(pinned, "Series CA")
+    stranger = pki.root("Stranger CA")
+    monkeypatch.setattr(tls, "BBL_CA_SHA256", frozenset({pinned.sha256}))
+    mock_config_entry.add_to_hass(hass)
+
+    result = await _certificates_step(hass, mock_config_entry)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_CA_BUNDLE: stranger.pem}
+    )
+    assert result["errors"] == {CONF_CA_BUNDLE: "invalid_bundle"}
+    assert "neither a pinned" in result["description_placeholders"]["reason"]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_CA_BUNDLE: "garbage"}
+    )
+    assert result["description_placeholders"]["reason"] == "no PEM certificate found"
+    bundle = pinned.pem + intermediate.pem
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_CA_BUNDLE: bundle}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert mock_config_entry.options[CONF_CA_BUNDLE] == bundle.strip()
+
+    result = await _certificates_step(hass, mock_config_entry)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_CA_BUNDLE: ""}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert CONF_CA_BUNDLE not in mock_config_entry.options
+
+
+@pytest.mark.parametrize(
+    ("host", "valid"),
+    [
+        ("printer.local", True),
+        ("printer.local:8883", True),
+        ("10.0.0.7", True),
+        ("fe80::1", True),
+        ("bad host", False),
+        ("printer.local:0", False),
+        ("-bad-.local", False),
+    ],
+)
+def test_host_validation(host: str, valid: bool) -> None:
+    """Host names, addresses and an optional port are accepted."""
+    assert _valid_host(host) is valid

@@ -25,7 +25,7 @@ async def test_diagnostics(
     """Secrets, serials and the account are redacted."""
     hass.config_entries.async_update_entry(
         init_integration,
-        options={CONF_PRINTERS: {X1C["dev_id"]: {CONF_HOST: "192.168.1.50"}}},
+        options={CONF_PRINTERS: {X1C["dev_id"]: {CONF_HOST: "127.0.0.1:1"}}},
     )
     await hass.async_block_till_done()
     result = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
@@ -38,6 +38,6 @@ async def test_diagnostics(
         X1C["dev_id"],
         P1S["dev_id"],
         "12345678",
-        "192.168.1.50",
+        "127.0.0.1:1",
     ):
         assert secret not in text

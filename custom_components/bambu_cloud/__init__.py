@@ -18,6 +18,7 @@ from .bambu.models import BoundPrinter
 from .bambu.state import ChangeSet
 from .const import (
     CONF_ACCESS_TOKEN,
+    CONF_CA_BUNDLE,
     CONF_CERTIFICATE_ID,
     CONF_HOST,
     CONF_PRINTERS,
@@ -61,7 +62,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
     profile = coordinator.data.profile
 
     endpoints = bambu_const.REGIONS[region]
-    trust = PrinterTrust(hass)
+    trust = PrinterTrust(hass, entry.options.get(CONF_CA_BUNDLE))
     hub = BambuHub(
         hass.loop,
         CloudSpec(

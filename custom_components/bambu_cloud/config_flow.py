@@ -32,6 +32,7 @@ from homeassistant.helpers.selector import (
     TextSelectorType,
 )
 
+from .bambu import tls
 from .bambu.auth import AccessToken, AppCertificate, CertificateError
 from .bambu.cloud import BambuCloud
 from .bambu.const import Region
@@ -48,6 +49,7 @@ from .bambu.models import LoginKind, Profile
 from .const import (
     CONF_ACCESS_TOKEN,
     CONF_ACCOUNT,
+    CONF_CA_BUNDLE,
     CONF_CERTIFICATE_ID,
     CONF_CODE,
     CONF_HOST,
@@ -74,6 +76,16 @@ CERTIFICATE_REASONS = {
     "key_too_small": "the RSA key is shorter than 2048 bits",
     "invalid_certificate": "the certificate cannot be read",
     "key_mismatch": "the private key does not belong to the certificate",
+}
+
+# Shown in the invalid_bundle error of the printer CA bundle option.
+BUNDLE_REASONS = {
+    "not_pem": "no PEM certificate found",
+    "private_key": "the bundle contains a private key; paste certificates only",
+    "too_large": "the bundle is too large",
+    "not_ca": "a certificate is not a CA certificate",
+    "expired": "a certificate has expired",
+    "not_pinned": "a certificate is neither a pinned Bambu Lab CA nor signed by one",
 }
 
 _REGION_SELECTOR = SelectSelector(
@@ -406,7 +418,49 @@ class BambuOptionsFlow(OptionsFlowWithReload):
         options = ["settings"]
         if self.config_entry.state is ConfigEntryState.LOADED:
             options.append("printer")
+        options.append("certificates")
         return self.async_show_menu(step_id="init", menu_options=options)
+
+    async def async_step_certificates(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Extra CA certificates for printers (each pinned or chaining to a pin)."""
+        errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
+        if user_input is not None:
+            bundle = str(user_input.get(CONF_CA_BUNDLE) or "").strip()
+            try:
+                if bundle:
+                    await self.hass.async_add_executor_job(
+                        tls.validate_user_bundle, bundle
+                    )
+            except tls.TlsBundleError as err:
+                errors[CONF_CA_BUNDLE] = "invalid_bundle"
+                reason = BUNDLE_REASONS.get(err.reason, err.reason)
+                placeholders["reason"] = (
+                    f"{reason} ({err.cert_name})" if err.cert_name else reason
+                )
+            else:
+                options = {**self.config_entry.options, CONF_CA_BUNDLE: bundle}
+                if not bundle:
+                    options.pop(CONF_CA_BUNDLE)
+                return self.async_create_entry(data=options)
+        schema = self.add_suggested_values_to_schema(
+            vol.Schema(
+                {
+                    vol.Optional(CONF_CA_BUNDLE): TextSelector(
+                        TextSelectorConfig(multiline=True)
+                    )
+                }
+            ),
+            user_input or self.config_entry.options,
+        )
+        return self.async_show_form(
+            step_id="certificates",
+            data_schema=schema,
+            errors=errors,
+            description_placeholders=placeholders,
+        )
 
     async def async_step_settings(
         self, user_input: dict[str, Any] | None = None

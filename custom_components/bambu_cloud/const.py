@@ -22,6 +22,7 @@ CONF_POLL_INTERVAL: Final = "poll_interval"
 CONF_PRINTERS: Final = "printers"
 CONF_PRINTER: Final = "printer"
 CONF_HOST: Final = "host"
+CONF_CA_BUNDLE: Final = "ca_bundle"
 
 DEFAULT_POLL_INTERVAL: Final = timedelta(minutes=5)
 MIN_POLL_INTERVAL: Final = timedelta(seconds=60)
@@ -31,4 +32,10 @@ MAX_BACKOFF: Final = timedelta(hours=6)
 STALE_AFTER: Final = timedelta(minutes=30)
 TOKEN_EXPIRY_WARNING: Final = timedelta(days=14)
 
-PLATFORMS: Final = [Platform.BINARY_SENSOR, Platform.SENSOR]
+PLATFORMS: Final = [
+    Platform.BINARY_SENSOR,
+    Platform.EVENT,
+    Platform.IMAGE,
+    Platform.SENSOR,
+    Platform.UPDATE,
+]

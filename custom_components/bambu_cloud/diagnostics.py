@@ -10,6 +10,7 @@ from homeassistant.core import HomeAssistant
 
 from .const import (
     CONF_ACCESS_TOKEN,
+    CONF_CA_BUNDLE,
     CONF_CERTIFICATE_ID,
     CONF_HOST,
     CONF_PRINTERS,
@@ -19,6 +20,8 @@ from .coordinator import BambuConfigEntry
 
 TO_REDACT = {
     CONF_ACCESS_TOKEN,
+    CONF_CA_BUNDLE,
+    CONF_CA_BUNDLE,
     CONF_CERTIFICATE_ID,
     CONF_PRIVATE_KEY,
     CONF_HOST,
