@@ -54,12 +54,6 @@ class PrinterTrust:
         except tls.TlsBundleError as err:
             raise TrustError("unknown_ca") from err
 
-    async def forget(self, serial: str) -> None:
-        """Drop a printer's anchors (printer unbound)."""
-        data = await self._load()
-        if data.pop(serial, None) is not None:
-            await self._store.async_save(data)
-
     async def _stored(self, serial: str) -> list[bytes]:
         data = await self._load()
         # Re-check against the pins: a stored anchor no longer pinned is dropped.
