@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
+from .bambu import hub as hub_module
 from .bambu.commands import Command
 from .bambu.const import lookup_model
 from .bambu.hub import (
@@ -128,6 +129,40 @@ def track_printers(
     entry.async_on_unload(coordinator.async_add_listener(_add_new))
 
 
+async def async_send_command(
+    hass: HomeAssistant, hub: BambuHub, serial: str, name: str, command: Command
+) -> None:
+    """Send a command and wait for its ack; failures become translated errors.
+
+    A signature refusal also raises the printer's signing repair issue.
+    """
+    try:
+        # Read at call time: the default argument binds at definition time.
+        await hub.async_command(serial, command, ack_within=hub_module.COMMAND_TIMEOUT)
+    except NotConnectedError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN, translation_key="printer_not_connected"
+        ) from err
+    except CommandTimeoutError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN, translation_key="command_timeout"
+        ) from err
+    except CommandError as err:
+        if err.signature_rejected:
+            sync_signature_issue(hass, serial, name or serial, required=True)
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="signature_required"
+            ) from err
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="command_failed",
+            translation_placeholders={
+                "reason": err.reason or "unknown",
+                "code": str(err.err_code),
+            },
+        ) from err
+
+
 class BambuPrinterEntity(Entity):
     """An entity fed by a printer's live MQTT state.
 
@@ -182,35 +217,9 @@ class BambuPrinterEntity(Entity):
 
     async def async_send(self, command: Command) -> None:
         """Send a command; failures become translated HomeAssistantErrors."""
-        try:
-            await self.hub.async_command(self.serial, command)
-        except NotConnectedError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN, translation_key="printer_not_connected"
-            ) from err
-        except CommandTimeoutError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN, translation_key="command_timeout"
-            ) from err
-        except CommandError as err:
-            if err.signature_rejected:
-                sync_signature_issue(
-                    self.hass,
-                    self.serial,
-                    self.link.spec.name or self.serial,
-                    required=True,
-                )
-                raise HomeAssistantError(
-                    translation_domain=DOMAIN, translation_key="signature_required"
-                ) from err
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="command_failed",
-                translation_placeholders={
-                    "reason": err.reason or "unknown",
-                    "code": str(err.err_code),
-                },
-            ) from err
+        await async_send_command(
+            self.hass, self.hub, self.serial, self.link.spec.name, command
+        )
 
     @callback
     def _handle_change(self, changed: ChangeSet) -> None:

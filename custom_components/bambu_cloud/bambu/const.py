@@ -70,6 +70,10 @@ class PrinterModel:
     second_chamber_light: bool = False
     ams_lite: bool = False
     enclosed: bool = True
+    # Lidar for first-layer inspection (X1 family).
+    lidar: bool = False
+    # Prompt sound toggle (print_option sound_enable).
+    prompt_sound: bool = False
 
 
 MODELS: tuple[PrinterModel, ...] = (
@@ -80,6 +84,7 @@ MODELS: tuple[PrinterModel, ...] = (
         camera=CameraKind.RTSPS,
         chamber_sensor=True,
         work_light=True,
+        lidar=True,
     ),
     PrinterModel(
         name="X1",
@@ -88,6 +93,7 @@ MODELS: tuple[PrinterModel, ...] = (
         camera=CameraKind.RTSPS,
         chamber_sensor=True,
         work_light=True,
+        lidar=True,
     ),
     PrinterModel(
         name="X1E",
@@ -99,6 +105,7 @@ MODELS: tuple[PrinterModel, ...] = (
         max_chamber_temp=60,
         max_bed_temp=120,
         work_light=True,
+        lidar=True,
     ),
     PrinterModel(
         name="P1P",
@@ -123,6 +130,7 @@ MODELS: tuple[PrinterModel, ...] = (
         chamber_sensor=True,
         chamber_heater=True,
         max_chamber_temp=65,
+        prompt_sound=True,
     ),
     PrinterModel(
         name="A1 mini",
@@ -132,6 +140,7 @@ MODELS: tuple[PrinterModel, ...] = (
         max_bed_temp=80,
         ams_lite=True,
         enclosed=False,
+        prompt_sound=True,
     ),
     PrinterModel(
         name="A1",
@@ -141,6 +150,7 @@ MODELS: tuple[PrinterModel, ...] = (
         max_bed_temp=100,
         ams_lite=True,
         enclosed=False,
+        prompt_sound=True,
     ),
     PrinterModel(
         name="A2L",
@@ -149,6 +159,7 @@ MODELS: tuple[PrinterModel, ...] = (
         camera=CameraKind.JPEG,
         max_bed_temp=100,
         enclosed=False,
+        prompt_sound=True,
     ),
     PrinterModel(
         name="H2D",
@@ -162,6 +173,7 @@ MODELS: tuple[PrinterModel, ...] = (
         max_bed_temp=120,
         nozzles=2,
         second_chamber_light=True,
+        prompt_sound=True,
     ),
     PrinterModel(
         name="H2D Pro",
@@ -175,6 +187,7 @@ MODELS: tuple[PrinterModel, ...] = (
         max_bed_temp=120,
         nozzles=2,
         second_chamber_light=True,
+        prompt_sound=True,
     ),
     PrinterModel(
         name="H2S",
@@ -187,6 +200,7 @@ MODELS: tuple[PrinterModel, ...] = (
         max_nozzle_temp=350,
         max_bed_temp=120,
         second_chamber_light=True,
+        prompt_sound=True,
     ),
     PrinterModel(
         name="H2C",
@@ -199,6 +213,7 @@ MODELS: tuple[PrinterModel, ...] = (
         max_nozzle_temp=350,
         max_bed_temp=120,
         second_chamber_light=True,
+        prompt_sound=True,
     ),
     PrinterModel(
         name="X2D",
@@ -212,6 +227,7 @@ MODELS: tuple[PrinterModel, ...] = (
         max_bed_temp=120,
         nozzles=2,
         second_chamber_light=True,
+        prompt_sound=True,
     ),
 )
 

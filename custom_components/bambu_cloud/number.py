@@ -1,0 +1,154 @@
+"""Numbers of Bambu Lab printers: nozzle, bed and chamber target temperatures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from homeassistant.components.number import (
+    NumberDeviceClass,
+    NumberEntity,
+    NumberEntityDescription,
+    NumberMode,
+)
+from homeassistant.const import UnitOfTemperature
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .bambu.commands import gcode_line
+from .bambu.const import PrinterModel
+from .bambu.state import PrinterState
+from .coordinator import BambuConfigEntry
+from .entity import BambuPrinterEntity, track_printers
+
+# Commands wait for the printer's ack: one at a time per platform.
+PARALLEL_UPDATES = 1
+
+# Chamber heating on these models is a plain M141 (no air duct to switch).
+PLAIN_CHAMBER_HEATING = frozenset({"X1E"})
+# Above this target the air duct of P2S/H2/X2D must switch to heating.
+AIR_DUCT_HEATING_ABOVE = 40
+
+
+def nozzle_gcode(_model: PrinterModel, target: int) -> str:
+    """Set the (active) nozzle target."""
+    return f"M104 S{target}\n"
+
+
+def bed_gcode(_model: PrinterModel, target: int) -> str:
+    """Set the bed target."""
+    return f"M140 S{target}\n"
+
+
+def chamber_gcode(model: PrinterModel, target: int) -> str:
+    """Set the chamber target; P2S/H2/X2D also switch the air duct mode."""
+    if model.name in PLAIN_CHAMBER_HEATING:
+        return f"M141 S{target}\n"
+    if target > AIR_DUCT_HEATING_ABOVE:
+        return f"M145 P1\nM141 S{target}\n"
+    return f"M141 S{target}\nM145 P0\n"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BambuTemperatureDescription(NumberEntityDescription):
+    """A target temperature set with G-code."""
+
+    value_fn: Callable[[PrinterState], float | None]
+    max_fn: Callable[[PrinterModel], int]
+    gcode_fn: Callable[[PrinterModel, int], str]
+    exists_fn: Callable[[PrinterModel], bool] = lambda _: True
+
+
+def _temperature(
+    key: str,
+    value_fn: Callable[[PrinterState], float | None],
+    max_fn: Callable[[PrinterModel], int],
+    gcode_fn: Callable[[PrinterModel, int], str],
+    exists_fn: Callable[[PrinterModel], bool] = lambda _: True,
+) -> BambuTemperatureDescription:
+    return BambuTemperatureDescription(
+        key=key,
+        translation_key=key,
+        device_class=NumberDeviceClass.TEMPERATURE,
+        native_unit_of_measurement=UnitOfTemperature.CELSIUS,
+        native_min_value=0,
+        native_step=1,
+        mode=NumberMode.BOX,
+        value_fn=value_fn,
+        max_fn=max_fn,
+        gcode_fn=gcode_fn,
+        exists_fn=exists_fn,
+    )
+
+
+TARGETS: tuple[BambuTemperatureDescription, ...] = (
+    _temperature(
+        "nozzle_target_temperature",
+        lambda s: s.nozzle_target_temperature,
+        lambda model: model.max_nozzle_temp,
+        nozzle_gcode,
+    ),
+    _temperature(
+        "bed_target_temperature",
+        lambda s: s.bed_target_temperature,
+        lambda model: model.max_bed_temp,
+        bed_gcode,
+    ),
+    _temperature(
+        "chamber_target_temperature",
+        lambda s: s.chamber_target_temperature,
+        lambda model: model.max_chamber_temp,
+        chamber_gcode,
+        exists_fn=lambda model: model.chamber_heater,
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: BambuConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Set up the target temperatures of every bound printer."""
+    hub = entry.runtime_data.hub
+
+    def printer_entities(serial: str) -> list[BambuTargetTemperature]:
+        model = hub.printers[serial].spec.model
+        return [
+            BambuTargetTemperature(hub, serial, description)
+            for description in TARGETS
+            if description.exists_fn(model)
+        ]
+
+    track_printers(entry, async_add_entities, printer_entities)
+
+
+class BambuTargetTemperature(BambuPrinterEntity, NumberEntity):
+    """A heater's target temperature, limited by the printer model."""
+
+    entity_description: BambuTemperatureDescription
+    needs_signature = True
+
+    @property
+    def model(self) -> PrinterModel:
+        """The printer's model (from the bind list)."""
+        return self.link.spec.model
+
+    @property
+    def native_max_value(self) -> float:
+        """The model's limit for this heater."""
+        return self.entity_description.max_fn(self.model)
+
+    @property
+    def native_value(self) -> float | None:
+        """The target the printer reports."""
+        return self.entity_description.value_fn(self.state_data)
+
+    def snapshot(self) -> object:
+        """Availability, value and limit."""
+        return (self.available, self.native_value, self.native_max_value)
+
+    async def async_set_native_value(self, value: float) -> None:
+        """Send the G-code; the printer's report shows the new target."""
+        gcode = self.entity_description.gcode_fn(self.model, round(value))
+        await self.async_send(gcode_line(gcode))

@@ -1,0 +1,134 @@
+"""Switches of Bambu Lab printers: camera, AI detection and print options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
+from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .bambu.commands import Command, camera_control, print_option, xcam_control
+from .bambu.const import CameraKind, PrinterModel
+from .bambu.hub import BambuHub
+from .bambu.state import PrinterState
+from .coordinator import BambuConfigEntry
+from .entity import BambuPrinterEntity, track_printers
+
+# Commands wait for the printer's ack: one at a time per platform.
+PARALLEL_UPDATES = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class BambuSwitchDescription(SwitchEntityDescription):
+    """A printer setting: read from the report, toggled with a command."""
+
+    value_fn: Callable[[PrinterState], bool | None]
+    command_fn: Callable[[bool], Command]
+    exists_fn: Callable[[PrinterModel], bool] = lambda _: True
+    # ``print`` commands need a signature on authorization firmware.
+    needs_signature: bool = False
+    entity_category: EntityCategory | None = EntityCategory.CONFIG
+
+
+def _has_camera(model: PrinterModel) -> bool:
+    return model.camera is not CameraKind.NONE
+
+
+SWITCHES: tuple[BambuSwitchDescription, ...] = (
+    BambuSwitchDescription(
+        key="timelapse",
+        translation_key="timelapse",
+        value_fn=lambda s: s.camera.timelapse,
+        command_fn=lambda on: camera_control("ipcam_timelapse", on),
+        exists_fn=_has_camera,
+    ),
+    BambuSwitchDescription(
+        key="camera_recording",
+        translation_key="camera_recording",
+        value_fn=lambda s: s.camera.recording,
+        command_fn=lambda on: camera_control("ipcam_record_set", on),
+        exists_fn=_has_camera,
+    ),
+    BambuSwitchDescription(
+        key="spaghetti_detection",
+        translation_key="spaghetti_detection",
+        value_fn=lambda s: s.xcam.spaghetti_detector,
+        command_fn=lambda on: xcam_control("spaghetti_detector", on),
+        exists_fn=_has_camera,
+    ),
+    BambuSwitchDescription(
+        key="first_layer_inspection",
+        translation_key="first_layer_inspection",
+        value_fn=lambda s: s.xcam.first_layer_inspector,
+        command_fn=lambda on: xcam_control("first_layer_inspector", on),
+        exists_fn=lambda model: model.lidar,
+    ),
+    BambuSwitchDescription(
+        key="prompt_sound",
+        translation_key="prompt_sound",
+        value_fn=lambda s: s.home_flags.prompt_sound,
+        command_fn=lambda on: print_option("sound_enable", on),
+        exists_fn=lambda model: model.prompt_sound,
+        needs_signature=True,
+    ),
+    BambuSwitchDescription(
+        key="auto_recovery",
+        translation_key="auto_recovery",
+        value_fn=lambda s: s.home_flags.auto_recovery,
+        command_fn=lambda on: print_option("auto_recovery", on),
+        needs_signature=True,
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: BambuConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Set up the switches of every bound printer."""
+    hub = entry.runtime_data.hub
+
+    def printer_entities(serial: str) -> list[BambuSwitch]:
+        model = hub.printers[serial].spec.model
+        return [
+            BambuSwitch(hub, serial, description)
+            for description in SWITCHES
+            if description.exists_fn(model)
+        ]
+
+    track_printers(entry, async_add_entities, printer_entities)
+
+
+class BambuSwitch(BambuPrinterEntity, SwitchEntity):
+    """A printer setting the printer reports back after each change."""
+
+    entity_description: BambuSwitchDescription
+
+    def __init__(
+        self, hub: BambuHub, serial: str, description: BambuSwitchDescription
+    ) -> None:
+        """Take the signing need from the description."""
+        super().__init__(hub, serial, description)
+        self.needs_signature = description.needs_signature
+
+    @property
+    def is_on(self) -> bool | None:
+        """The setting as the printer reports it."""
+        return self.entity_description.value_fn(self.state_data)
+
+    def snapshot(self) -> object:
+        """Availability and value."""
+        return (self.available, self.is_on)
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Enable; the printer's report updates the state."""
+        await self.async_send(self.entity_description.command_fn(True))
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Disable; the printer's report updates the state."""
+        await self.async_send(self.entity_description.command_fn(False))
