@@ -176,6 +176,10 @@ class BambuPrinterEntity(Entity):
     # Controls sending ``print`` commands: unusable when the firmware wants
     # signed commands and no app certificate is configured.
     needs_signature = False
+    # Controls sending raw G-code: a signed gcode_line also needs the G-code
+    # encrypted with the printer's own key, which third parties cannot get,
+    # so on such firmware only Developer Mode makes them work.
+    sends_gcode = False
 
     def __init__(
         self, hub: BambuHub, serial: str, description: EntityDescription
@@ -199,11 +203,11 @@ class BambuPrinterEntity(Entity):
         """Available while a session delivers the printer's reports."""
         if not self.link.available:
             return False
-        return not (
-            self.needs_signature
-            and self.hub.certificate is None
-            and self.link.state.signed_commands_required
-        )
+        if not self.link.state.signed_commands_required:
+            return True
+        if self.sends_gcode:
+            return False
+        return not (self.needs_signature and self.hub.certificate is None)
 
     def snapshot(self) -> object:
         """What the entity shows; platforms override to add their value."""

@@ -128,6 +128,7 @@ class BambuTargetTemperature(BambuPrinterEntity, NumberEntity):
 
     entity_description: BambuTemperatureDescription
     needs_signature = True
+    sends_gcode = True
 
     @property
     def model(self) -> PrinterModel:
