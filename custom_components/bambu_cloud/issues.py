@@ -128,6 +128,10 @@ def async_delete_entry_issues(hass: HomeAssistant, entry: BambuConfigEntry) -> N
     registry = ir.async_get(hass)
     for domain, issue_id in list(registry.issues):
         if domain == DOMAIN and issue_id.startswith(
-            (*(f"{kind.value}_" for kind in ProblemKind), f"{SIGNATURE_ISSUE}_")
+            (
+                *(f"{kind.value}_" for kind in ProblemKind),
+                f"{SIGNATURE_ISSUE}_",
+                "camera_liveview_disabled_",
+            )
         ):
             ir.async_delete_issue(hass, DOMAIN, issue_id)
