@@ -1,0 +1,177 @@
+"""Events of each printer: print job transitions and HMS errors.
+
+Both entities compare each report with the previous one. The first state seen
+after Home Assistant starts, or after the printer comes back from being
+unavailable, is only remembered: a restart or reconnect fires nothing. After a
+reconnect the cached state may be older than the printer, so the first report
+that follows (within SETTLE_SECONDS) replaces the remembered state silently.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from homeassistant.components.event import EventEntity, EventEntityDescription
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .bambu.hub import AVAILABILITY
+from .bambu.state import ChangeSet, HmsEntry, affected_views
+from .coordinator import BambuConfigEntry
+from .entity import BambuPrinterEntity, track_printers
+
+PARALLEL_UPDATES = 0
+
+STARTED: Final = "started"
+FINISHED: Final = "finished"
+FAILED: Final = "failed"
+PAUSED: Final = "paused"
+RESUMED: Final = "resumed"
+ERROR_RAISED: Final = "error_raised"
+ERROR_CLEARED: Final = "error_cleared"
+
+# How long after a reconnect the first report still counts as the baseline.
+SETTLE_SECONDS: Final = 10.0
+# Change names that come without a report (presence and availability).
+_NO_REPORT: Final = frozenset({AVAILABILITY, "online"})
+
+_RUNNING: Final = frozenset({"PREPARE", "RUNNING"})
+_ACTIVE: Final = _RUNNING | {"PAUSE"}
+
+PRINT_JOB = EventEntityDescription(
+    key="print_job",
+    translation_key="print_job",
+    event_types=[STARTED, FINISHED, FAILED, PAUSED, RESUMED],
+)
+HMS = EventEntityDescription(
+    key="hms",
+    translation_key="hms",
+    event_types=[ERROR_RAISED, ERROR_CLEARED],
+)
+
+
+def job_event(previous: str, current: str) -> str | None:
+    """The event a gcode_state transition means, None for no event."""
+    if current in _RUNNING:
+        if previous == "PAUSE":
+            return RESUMED
+        return None if previous in _ACTIVE else STARTED
+    if previous not in _ACTIVE:
+        return None
+    return {"PAUSE": PAUSED, "FINISH": FINISHED, "FAILED": FAILED}.get(current)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: BambuConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Set up the job and HMS event entities of every bound printer."""
+    hub = entry.runtime_data.hub
+
+    def printer_entities(serial: str) -> list[EventEntity]:
+        return [
+            BambuJobEvent(hub, serial, PRINT_JOB),
+            BambuHmsEvent(hub, serial, HMS),
+        ]
+
+    track_printers(entry, async_add_entities, printer_entities)
+
+
+class _BambuTransitionEvent(BambuPrinterEntity, EventEntity):
+    """Fires on changes of one view, from a baseline taken once available."""
+
+    _views: frozenset[str]
+    _has_baseline = False
+    # While set (loop time), the next report replaces the baseline silently.
+    _settle_until: float | None = None
+
+    async def async_added_to_hass(self) -> None:
+        """Take the baseline if the printer already reports."""
+        await super().async_added_to_hass()
+        if self.available:
+            self._remember()
+            self._has_baseline = True
+
+    @callback
+    def _handle_change(self, changed: ChangeSet) -> None:
+        if not self.available:
+            self._has_baseline = False
+        elif not self._has_baseline:
+            self._remember()
+            self._has_baseline = True
+            if not changed - _NO_REPORT:
+                # Back without a report yet: the cached state may be stale.
+                self._settle_until = self.hass.loop.time() + SETTLE_SECONDS
+        elif self._settling() and changed - _NO_REPORT:
+            self._remember()
+            self._settle_until = None
+        elif self._views & affected_views(changed):
+            self._compare()
+        super()._handle_change(changed)
+
+    def _settling(self) -> bool:
+        if self._settle_until is None:
+            return False
+        if self.hass.loop.time() < self._settle_until:
+            return True
+        self._settle_until = None
+        return False
+
+    @callback
+    def _fire(self, event_type: str, attributes: dict[str, Any]) -> None:
+        self._trigger_event(event_type, attributes)
+        self.async_write_ha_state()
+
+    def _remember(self) -> None:
+        raise NotImplementedError
+
+    def _compare(self) -> None:
+        raise NotImplementedError
+
+
+class BambuJobEvent(_BambuTransitionEvent):
+    """started / finished / failed / paused / resumed, from gcode_state."""
+
+    _views = frozenset({"gcode_state"})
+    _last: str | None = None
+
+    def _remember(self) -> None:
+        self._last = self.state_data.gcode_state
+
+    def _compare(self) -> None:
+        current = self.state_data.gcode_state
+        if current is None or current == self._last:
+            return
+        previous, self._last = self._last, current
+        if previous is None or (event := job_event(previous, current)) is None:
+            return
+        state = self.state_data
+        self._fire(event, {"job_name": state.job_name, "progress": state.progress})
+
+
+class BambuHmsEvent(_BambuTransitionEvent):
+    """error_raised / error_cleared, one event per HMS code."""
+
+    _views = frozenset({"hms"})
+    _active: dict[str, HmsEntry]
+
+    def _current(self) -> dict[str, HmsEntry]:
+        return {entry.hms_code: entry for entry in self.state_data.hms}
+
+    def _remember(self) -> None:
+        self._active = self._current()
+
+    def _compare(self) -> None:
+        current = self._current()
+        previous, self._active = self._active, current
+        for code, entry in current.items():
+            if code not in previous:
+                self._fire(ERROR_RAISED, _hms_attributes(entry))
+        for code, entry in previous.items():
+            if code not in current:
+                self._fire(ERROR_CLEARED, _hms_attributes(entry))
+
+
+def _hms_attributes(entry: HmsEntry) -> dict[str, Any]:
+    return {"code": entry.hms_code, "severity": entry.severity, "url": entry.wiki_url}
