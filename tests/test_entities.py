@@ -29,7 +29,15 @@ def mqtt_endpoint(broker_endpoint: MqttEndpoint) -> MqttEndpoint:
 
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
-@pytest.mark.parametrize("platform", [Platform.BINARY_SENSOR, Platform.SENSOR])
+@pytest.mark.parametrize(
+    "platform",
+    [
+        Platform.BINARY_SENSOR,
+        Platform.EVENT,
+        Platform.SENSOR,
+        Platform.UPDATE,
+    ],
+)
 async def test_entities(
     hass: HomeAssistant,
     mock_config_entry: MockConfigEntry,
@@ -51,13 +59,15 @@ async def test_entities(
             )
             # AMS entities are added once the first report shows the units.
             await wait_for(
-                hass, lambda: state_of(hass, "sensor.garage_p1s_ams_1_humidity") is not None
+                hass,
+                lambda: state_of(hass, "sensor.garage_p1s_ams_1_humidity") is not None,
             )
         else:
             await wait_for(
                 hass,
-                lambda: state_of(hass, "binary_sensor.garage_p1s_sd_card")
-                not in (None, STATE_UNAVAILABLE),
+                lambda: (
+                    printers["p1s"].received != [] and printers["x1c"].received != []
+                ),
             )
     await snapshot_platform(hass, entity_registry, snapshot, mock_config_entry.entry_id)
 
