@@ -581,6 +581,7 @@ class VirtualPrinter:
         self._log_size = log_size
         self._report_seq = 0
         self._remove_hook: Callable[[], None] | None = None
+        self._mirrors: dict[MqttBroker, Callable[[], None] | None] = {}
         self._ticker: asyncio.Task[None] | None = None
         self.signature_required = signature_required
 
@@ -600,12 +601,38 @@ class VirtualPrinter:
         """Start answering requests on the broker (idempotent)."""
         if self._remove_hook is None:
             self._remove_hook = self.broker.add_publish_hook(self._on_publish)
+        for broker, remove in self._mirrors.items():
+            if remove is None:
+                self._mirrors[broker] = broker.add_publish_hook(self._on_publish)
 
     def detach(self) -> None:
         """Stop answering requests."""
         if self._remove_hook is not None:
             self._remove_hook()
             self._remove_hook = None
+        for broker, remove in self._mirrors.items():
+            if remove is not None:
+                remove()
+                self._mirrors[broker] = None
+
+    def add_mirror(self, broker: MqttBroker) -> None:
+        """Also serve ``broker`` (e.g. the printer's own LAN broker).
+
+        Reports go to every broker, and requests from any of them are
+        handled, like one printer reachable both via the cloud and the LAN.
+        Requests are answered only while attached (see :meth:`attach`).
+        """
+        if broker is self.broker or broker in self._mirrors:
+            return
+        attached = self._remove_hook is not None
+        self._mirrors[broker] = (
+            broker.add_publish_hook(self._on_publish) if attached else None
+        )
+
+    @property
+    def brokers(self) -> tuple[MqttBroker, ...]:
+        """The broker given at construction, then the mirrors."""
+        return (self.broker, *self._mirrors)
 
     async def start(self, interval: float | None = None) -> None:
         """Attach, and with ``interval`` also :meth:`tick` periodically."""
@@ -650,7 +677,10 @@ class VirtualPrinter:
         """Publish anything on the report topic (unless offline)."""
         if not self.online:
             return 0
-        return self.broker.publish(self.report_topic, message)
+        deliveries = self.broker.publish(self.report_topic, message)
+        for broker in self._mirrors:
+            deliveries += broker.publish(self.report_topic, message)
+        return deliveries
 
     def _next_seq(self) -> str:
         self._report_seq += 1
@@ -750,6 +780,15 @@ class VirtualPrinter:
 
     def _idle_stage(self) -> int:
         return -1 if self.spec.key.startswith("X1") else 255
+
+    @property
+    def idle_stage(self) -> int:
+        """``stg_cur`` this family reports when idle (-1 on X1, else 255)."""
+        return self._idle_stage()
+
+    def set_hms(self, entries: list[tuple[int, int]]) -> int:
+        """Raise HMS notifications ``(attr, code)``; an empty list clears them."""
+        return self.update({"hms": [{"attr": a, "code": c} for a, c in entries]})
 
     # -- requests ----------------------------------------------------------
 

@@ -1,0 +1,151 @@
+"""Run Home Assistant against the virtual farm (``scripts/develop --demo``).
+
+Usage::
+
+    python -m tools.demo_launcher --state-file FARM.json -- -c CONFIG_DIR
+
+Waits for the farm's state file (``python -m tools.virtual_farm
+--state-file``), then, BEFORE Home Assistant is imported:
+
+1. writes a CA bundle = certifi's bundle + the farm's cloud CA and points
+   ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE`` at it. Home Assistant builds its
+   client SSL contexts from ``REQUESTS_CA_BUNDLE`` when ``homeassistant.util.ssl``
+   is imported, so the integration's HTTP session verifies the farm's HTTPS
+   certificate like any public one (verification stays on);
+2. points every region of ``bambu.const.REGIONS`` at the farm (API, web,
+   MQTT host/port and the broker's CA);
+3. replaces ``bambu.tls.BBL_CA_SHA256`` with the farm's printer CA
+   fingerprint, so LAN connections and cameras pin the farm's Bambu-shaped CA.
+
+Then it runs ``homeassistant.__main__.main()`` in this process. Production
+code has no redirect knob: only this launcher patches the two constants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Launcher options; everything after ``--`` goes to Home Assistant."""
+    parser = argparse.ArgumentParser(prog="python -m tools.demo_launcher")
+    parser.add_argument("--state-file", type=Path, required=True)
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        help="where to write certifi + farm CA (default: next to the state file)",
+    )
+    parser.add_argument(
+        "--wait", type=float, default=60.0, help="seconds to wait for the farm"
+    )
+    parser.add_argument("hass_args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if args.hass_args[:1] == ["--"]:
+        args.hass_args = args.hass_args[1:]
+    return args
+
+
+def wait_for_state(path: Path, timeout: float) -> dict[str, Any]:
+    """The farm's state JSON, once the farm has written it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            data: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"demo: the virtual farm did not write {path} in {timeout:.0f}s"
+                ) from None
+            time.sleep(0.2)
+        else:
+            return data
+
+
+def write_bundle(path: Path, cloud_ca_pem: str) -> Path:
+    """Write certifi's CA bundle followed by the farm's cloud CA."""
+    import certifi  # noqa: PLC0415 - only needed here
+
+    base = Path(certifi.where()).read_text()
+    if not base.endswith("\n"):
+        base += "\n"
+    path.write_text(base + cloud_ca_pem)
+    return path
+
+
+def patch_integration(state: dict[str, Any]) -> None:
+    """Point the region table and the CA pins at the farm (demo only)."""
+    from custom_components.bambu_cloud.bambu import (  # noqa: PLC0415
+        const,
+        tls,
+    )
+
+    endpoints = const.RegionEndpoints(
+        api_url=state["api_url"],
+        web_url=state["api_url"],
+        mqtt_host=state["mqtt_host"],
+        mqtt_port=int(state["mqtt_port"]),
+        mqtt_ca_pem=state["cloud_ca_pem"],
+    )
+    for region in const.Region:
+        const.REGIONS[region] = endpoints
+    tls.BBL_CA_SHA256 = frozenset({state["printer_ca_sha256"]})
+    tls.clear_context_cache()
+
+
+def instructions(state: dict[str, Any]) -> str:
+    """How to add the demo account and the printers' LAN hosts in the UI."""
+    lines = [
+        "",
+        "=" * 72,
+        "Demo: Home Assistant on http://localhost:8123 talks to the virtual farm",
+        "  Settings -> Devices & services -> Add integration -> Bambu Lab Cloud",
+        "  Region: Global (every region points at the farm)",
+        f"  Access token: {state['token']}",
+        f"  or sign in: {state['account']} / {state['password']}, "
+        f"e-mail code {state['code']}",
+        "  LAN connection (integration -> Configure -> printer -> host):",
+    ]
+    for printer in state["printers"]:
+        camera = (
+            f", camera port {printer['camera_port']}"
+            if printer.get("camera_port")
+            else ""
+        )
+        lines.append(
+            f"    {printer['name']:<16} {printer['serial']}  "
+            f"host {printer['lan_host']}{camera}"
+        )
+    lines += ["=" * 72, ""]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Patch, then hand over to Home Assistant's own ``main()``."""
+    args = parse_args(argv)
+    state = wait_for_state(args.state_file, args.wait)
+    bundle = args.bundle or args.state_file.with_suffix(".ca-bundle.pem")
+    write_bundle(bundle, state["cloud_ca_pem"])
+    # Must happen before anything imports homeassistant.util.ssl.
+    if "homeassistant.util.ssl" in sys.modules:
+        raise SystemExit("demo: homeassistant.util.ssl was imported too early")
+    os.environ["REQUESTS_CA_BUNDLE"] = str(bundle)
+    os.environ["SSL_CERT_FILE"] = str(bundle)
+    patch_integration(state)
+    sys.stdout.write(instructions(state))
+    sys.stdout.flush()
+
+    from homeassistant import __main__ as hass_main  # noqa: PLC0415
+
+    sys.argv = ["hass", *args.hass_args]
+    return hass_main.main()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

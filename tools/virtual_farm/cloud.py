@@ -1,0 +1,218 @@
+"""A fake Bambu Lab cloud: a real aiohttp application speaking the documented JSON.
+
+Shared by the test suite (``tests/cloud_server.py`` serves it over plain HTTP
+on 127.0.0.1 and patches the region table to it) and by the virtual farm
+(``tools.virtual_farm`` serves it over HTTPS with the farm's CA). Callers
+change its state (accounts, printers, tasks, firmware) and queue failures;
+clients talk to it exactly as they talk to the real cloud (PROTOCOL.md 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import typedefs as web_typedefs
+from aiohttp import web
+
+TOKEN = "test-access-token"
+OTHER_TOKEN = "other-account-token"
+UID = "1234567890"
+OTHER_UID = "9876543210"
+ACCOUNT = "maker@example.com"
+PASSWORD = "correct horse battery staple"
+CODE = "123456"
+
+
+def bind_entry(
+    serial: str,
+    name: str,
+    product: str,
+    model_id: str,
+    *,
+    online: bool = True,
+    status: str = "IDLE",
+    access_code: str = "12345678",
+) -> dict[str, Any]:
+    """A printer as the bind endpoint lists it."""
+    return {
+        "dev_id": serial,
+        "name": name,
+        "online": online,
+        "print_status": status,
+        "dev_model_name": model_id,
+        "dev_product_name": product,
+        "dev_access_code": access_code,
+        "nozzle_diameter": 0.4,
+        "dev_structure": "CoreXY",
+        "print_job": "987654321",
+    }
+
+
+X1C = bind_entry("00M09A350100001", "Workshop X1C", "X1 Carbon", "BL-P001")
+P1S = bind_entry("01P00A451600002", "Garage P1S", "P1S", "C12", status="RUNNING")
+A1MINI = bind_entry(
+    "0309DA470200003", "Desk A1 mini", "A1 mini", "N1", online=False, status="SUCCESS"
+)
+
+
+@dataclass
+class Failure:
+    """A canned answer replacing the next real one on a path."""
+
+    status: int
+    body: str = ""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class FakeCloud:
+    """State and behaviour of the fake cloud."""
+
+    tokens: dict[str, str] = field(
+        default_factory=lambda: {TOKEN: UID, OTHER_TOKEN: OTHER_UID}
+    )
+    devices: list[dict[str, Any]] = field(default_factory=lambda: [X1C, P1S])
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    passwords: dict[str, str] = field(default_factory=lambda: {ACCOUNT: PASSWORD})
+    login_type: str = ""
+    login_token: str = TOKEN
+    code: str = CODE
+    code_expired: bool = False
+    failures: dict[str, list[Failure]] = field(default_factory=dict)
+    requests: list[tuple[str, str, dict[str, str], Any]] = field(default_factory=list)
+    codes_sent: list[dict[str, Any]] = field(default_factory=list)
+    account: str = ACCOUNT
+    """What the profile reports as the account (e-mail)."""
+    nickname: str = "Maker"
+    product_models: list[str] = field(default_factory=lambda: ["X1 Carbon", "P1S"])
+    request_log_size: int = 0
+    """Keep only the newest N entries of ``requests`` (0 keeps all, for tests)."""
+
+    def fail(self, path: str, failure: Failure, times: int = 1) -> None:
+        """Answer the next `times` requests on path with failure."""
+        self.failures.setdefault(path, []).extend([failure] * times)
+
+    def calls(self, path: str) -> int:
+        """How many requests reached path."""
+        return sum(1 for _, seen, _, _ in self.requests if seen == path)
+
+    def app(self) -> web.Application:
+        """The aiohttp application serving the cloud paths."""
+        app = web.Application(middlewares=[self._middleware])
+        app.router.add_get("/v1/user-service/my/profile", self._profile)
+        app.router.add_get("/v1/iot-service/api/user/bind", self._bind)
+        app.router.add_get("/v1/user-service/my/tasks", self._tasks)
+        app.router.add_get("/v1/iot-service/api/user/device/version", self._version)
+        app.router.add_post("/v1/user-service/user/login", self._login)
+        app.router.add_post("/v1/user-service/user/sendemail/code", self._send_code)
+        app.router.add_post("/api/v1/user-service/user/sendsmscode", self._send_code)
+        return app
+
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: web_typedefs.Handler
+    ) -> web.StreamResponse:
+        body = await request.text()
+        self.requests.append(
+            (request.method, request.path, dict(request.headers), body or None)
+        )
+        if self.request_log_size:
+            del self.requests[: -self.request_log_size]
+        if queued := self.failures.get(request.path):
+            failure = queued.pop(0)
+            if failure.delay:
+                await asyncio.sleep(failure.delay)
+            return web.Response(
+                status=failure.status,
+                text=failure.body,
+                content_type=failure.content_type,
+                headers=failure.headers,
+            )
+        return await handler(request)
+
+    def _uid(self, request: web.Request) -> str:
+        auth = request.headers.get("Authorization", "")
+        uid = self.tokens.get(auth.removeprefix("Bearer "))
+        if not auth.startswith("Bearer ") or uid is None:
+            raise web.HTTPUnauthorized(
+                text='{"code":401,"error":"unauthorized"}',
+                content_type="application/json",
+            )
+        return uid
+
+    async def _profile(self, request: web.Request) -> web.Response:
+        uid = self._uid(request)
+        return web.json_response(
+            {
+                "uid": int(uid),
+                "uidStr": uid,
+                "name": f"maker_{uid[-4:]}",
+                "account": self.account,
+                "nickname": self.nickname,
+                "avatar": "https://example.invalid/avatar.png",
+                "productModels": list(self.product_models),
+            }
+        )
+
+    async def _bind(self, request: web.Request) -> web.Response:
+        self._uid(request)
+        # Older cloud answers carried a trailing newline in the access code.
+        devices = [
+            {**device, "dev_access_code": device["dev_access_code"] + "\n"}
+            for device in self.devices
+        ]
+        return web.json_response(
+            {"message": "success", "code": None, "error": None, "devices": devices}
+        )
+
+    async def _tasks(self, request: web.Request) -> web.Response:
+        self._uid(request)
+        serial = request.query.get("deviceId")
+        hits = [t for t in self.tasks if serial is None or t.get("deviceId") == serial]
+        return web.json_response({"total": len(hits), "hits": hits})
+
+    async def _version(self, request: web.Request) -> web.Response:
+        self._uid(request)
+        serial = request.query.get("dev_id")
+        devices = [v for v in self.versions if serial is None or v["dev_id"] == serial]
+        return web.json_response(
+            {"message": "success", "code": None, "error": None, "devices": devices}
+        )
+
+    async def _login(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.text())
+        account = body.get("account")
+        if "code" in body:
+            if self.code_expired:
+                return web.json_response({"code": 1, "error": "expired"}, status=400)
+            if body["code"] != self.code:
+                return web.json_response({"code": 2, "error": "wrong code"}, status=400)
+            return self._token_answer()
+        if self.passwords.get(account) != body.get("password"):
+            return web.json_response({"code": 2, "error": "wrong password"}, status=400)
+        if self.login_type:
+            return web.json_response(
+                {"loginType": self.login_type, "tfaKey": "tfa-key"}
+            )
+        return self._token_answer()
+
+    def _token_answer(self) -> web.Response:
+        return web.json_response(
+            {
+                "accessToken": self.login_token,
+                "refreshToken": self.login_token,
+                "expiresIn": 7776000,
+                "loginType": "",
+            }
+        )
+
+    async def _send_code(self, request: web.Request) -> web.Response:
+        self.codes_sent.append(json.loads(await request.text()))
+        self.code_expired = False
+        return web.json_response({"message": "success", "code": None, "error": None})
