@@ -246,7 +246,14 @@ class BambuHub:
                 if (old.lan_host, old.access_code) != (spec.lan_host, spec.access_code):
                     self._background(self._restart_lan(link))
                     continue
-            if spec.lan_host and spec.access_code and link.lan_task is None:
+            # After a trust failure the printer is not probed again until the
+            # entry reloads (options changed): no error on every bind poll.
+            if (
+                spec.lan_host
+                and spec.access_code
+                and link.lan_task is None
+                and link.tls_problem is None
+            ):
                 link.lan_task = self._loop.create_task(
                     self._start_lan(link), name=f"bambu lan {serial}"
                 )

@@ -101,15 +101,21 @@ class _Client(mqtt.Client):
     server_hostname: str | None = None
 
     def _ssl_wrap_socket(self, tcp_sock: Any) -> ssl.SSLSocket:
-        if self.server_hostname is None or self._ssl_context is None:
+        if self._ssl_context is None:
             return super()._ssl_wrap_socket(tcp_sock)
+        # Like paho's, but a failed handshake closes the socket at once
+        # (paho leaves it to the garbage collector).
         sock = self._ssl_context.wrap_socket(
             tcp_sock,
-            server_hostname=self.server_hostname,
+            server_hostname=self.server_hostname or self._host,
             do_handshake_on_connect=False,
         )
-        sock.settimeout(self._keepalive)
-        sock.do_handshake()
+        try:
+            sock.settimeout(self._keepalive)
+            sock.do_handshake()
+        except BaseException:
+            sock.close()
+            raise
         return sock
 
 

@@ -1,0 +1,1117 @@
+"""Tests for BambuHub (custom_components/.../bambu/hub.py).
+
+A real TLS cloud broker (users ``u_<uid>``/token) and, for LAN tests, a
+printer broker with a Bambu-shaped certificate (CN = serial), both in-process
+on 127.0.0.1, with virtual printers answering requests. Every hub, broker and
+printer is stopped in ``finally``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from custom_components.bambu_cloud.bambu import commands, tls
+from custom_components.bambu_cloud.bambu import hub as hub_module
+from custom_components.bambu_cloud.bambu.auth import AppCertificate
+from custom_components.bambu_cloud.bambu.const import lookup_model
+from custom_components.bambu_cloud.bambu.hub import (
+    AVAILABILITY,
+    LAN_PORT,
+    BambuHub,
+    CloudSpec,
+    CommandError,
+    CommandTimeoutError,
+    NotConnectedError,
+    PrinterSpec,
+    Problem,
+    ProblemKind,
+    TrustError,
+    split_host_port,
+)
+from custom_components.bambu_cloud.bambu.mqtt import Backoff, MqttSession
+from custom_components.bambu_cloud.bambu.state import ChangeSet, CommandAck
+from tests.cloud_server import P1S, TOKEN, UID, X1C
+from tools.virtual_printer.broker import MqttBroker
+from tools.virtual_printer.printer import VirtualPrinter
+
+from .certs import IssuedCert, PrinterPKI, TestPKI, server_context
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+X1_SERIAL: str = X1C["dev_id"]
+P1_SERIAL: str = P1S["dev_id"]
+ACCESS_CODE = "12345678"
+WITHIN = 5.0
+
+
+async def until(condition: Callable[[], bool], within: float = WITHIN) -> None:
+    """Poll until condition holds (bounded)."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 - polls other tasks' effects
+            await asyncio.sleep(0.01)
+
+
+def commands_of(printer: VirtualPrinter) -> list[str]:
+    """Command names a virtual printer received, oldest first."""
+    return [next(iter(m.values()))["command"] for m in printer.received]
+
+
+def requests_on(broker: MqttBroker, serial: str, command: str) -> int:
+    """How many requests with this command clients published for a printer."""
+    topic = f"device/{serial}/request"
+    count = 0
+    for message in broker.messages:
+        if message.topic != topic or message.client_id is None:
+            continue
+        body = json.loads(message.payload)
+        if next(iter(body.values())).get("command") == command:
+            count += 1
+    return count
+
+
+def spec(serial: str, *, lan_host: str | None = None, **extra: Any) -> PrinterSpec:
+    """A printer spec; LAN options only when lan_host is given."""
+    return PrinterSpec(
+        serial=serial,
+        model=lookup_model(serial=serial),
+        name=extra.pop("name", serial),
+        access_code=extra.pop("access_code", ACCESS_CODE if lan_host else None),
+        lan_host=lan_host,
+    )
+
+
+@dataclass
+class Calls:
+    """Everything the hub reported to its callbacks."""
+
+    problems: list[Problem] = field(default_factory=list)
+    acks: list[tuple[str, CommandAck]] = field(default_factory=list)
+    changes: dict[str, list[ChangeSet]] = field(default_factory=dict)
+
+    def listener(self, serial: str) -> Callable[[ChangeSet], None]:
+        changes = self.changes.setdefault(serial, [])
+        return changes.append
+
+    def on_ack(self, serial: str, ack: CommandAck) -> None:
+        self.acks.append((serial, ack))
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every session the hub creates reconnects within a fraction of a second."""
+
+    def session(*args: Any, **kwargs: Any) -> MqttSession:
+        kwargs.setdefault("backoff", Backoff(0.05, 0.2))
+        return MqttSession(*args, **kwargs)
+
+    monkeypatch.setattr(hub_module, "MqttSession", session)
+
+
+@pytest.fixture
+def cloud_context(ca: IssuedCert) -> ssl.SSLContext:
+    """Trusts the cloud broker's CA (certificate for 127.0.0.1)."""
+    return ssl.create_default_context(cadata=ca.pem)
+
+
+@dataclass
+class Lan:
+    """A printer's own broker, its virtual printer and the trust factory."""
+
+    broker: MqttBroker
+    printer: VirtualPrinter
+    pki: PrinterPKI
+    context: ssl.SSLContext
+    factory_calls: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.broker.port}"
+
+    async def factory(self, serial: str, host: str) -> ssl.SSLContext:
+        self.factory_calls.append((serial, host))
+        return self.context
+
+
+@pytest.fixture
+async def lan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Lan]:
+    """The X1C's LAN broker (CN = serial, pinned CA) with its printer attached."""
+    printer_pki = PrinterPKI.create(tmp_path / "printer", serial=X1_SERIAL)
+    monkeypatch.setattr(tls, "BBL_CA_SHA256", printer_pki.pins)
+    context = tls.build_printer_context([printer_pki.root.der])
+    broker = MqttBroker(printer_pki.server_context(), users={"bblp": ACCESS_CODE})
+    await broker.start()
+    printer = VirtualPrinter(broker, X1_SERIAL, "X1C")
+    printer.state["nozzle_temper"] = 77.0
+    printer.attach()
+    try:
+        yield Lan(broker, printer, printer_pki, context)
+    finally:
+        await printer.stop()
+        await broker.stop()
+
+
+async def no_lan(serial: str, host: str) -> ssl.SSLContext:
+    """A context factory for tests without LAN printers."""
+    raise AssertionError(f"unexpected LAN trust request for {serial} at {host}")
+
+
+@dataclass
+class HubFactory:
+    """Builds hubs against the cloud broker and stops them all at the end."""
+
+    broker: MqttBroker
+    context: ssl.SSLContext
+    calls: Calls = field(default_factory=Calls)
+    hubs: list[BambuHub] = field(default_factory=list)
+
+    def __call__(
+        self,
+        *,
+        printer_context: Callable[[str, str], Awaitable[ssl.SSLContext]] = no_lan,
+        token: str = TOKEN,
+        context: ssl.SSLContext | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> BambuHub:
+        extra: dict[str, Any] = {} if clock is None else {"clock": clock}
+        hub = BambuHub(
+            asyncio.get_running_loop(),
+            CloudSpec(
+                host="127.0.0.1",
+                port=self.broker.port,
+                uid=UID,
+                token=token,
+                ssl_context=context or self.context,
+            ),
+            printer_context=printer_context,
+            on_problem=self.calls.problems.append,
+            on_ack=self.calls.on_ack,
+            **extra,
+        )
+        self.hubs.append(hub)
+        return hub
+
+
+@pytest.fixture
+async def make_hub(
+    broker: MqttBroker, cloud_context: ssl.SSLContext
+) -> AsyncIterator[HubFactory]:
+    """Hub factory; every hub made is stopped after the test."""
+    factory = HubFactory(broker, cloud_context)
+    try:
+        yield factory
+    finally:
+        for hub in factory.hubs:
+            await hub.stop()
+
+
+@pytest.fixture
+async def x1c(broker: MqttBroker) -> AsyncIterator[VirtualPrinter]:
+    """A virtual X1C on the cloud broker (full reports)."""
+    printer = VirtualPrinter(broker, X1_SERIAL, "X1C")
+    printer.attach()
+    try:
+        yield printer
+    finally:
+        await printer.stop()
+
+
+@pytest.fixture
+async def p1s(broker: MqttBroker) -> AsyncIterator[VirtualPrinter]:
+    """A virtual P1S on the cloud broker (delta reports)."""
+    printer = VirtualPrinter(broker, P1_SERIAL, "P1S")
+    printer.attach()
+    try:
+        yield printer
+    finally:
+        await printer.stop()
+
+
+def hub_tasks(tasks: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
+    """Tasks running hub or session code (not the brokers' handlers)."""
+    return [
+        task
+        for task in tasks
+        if task.get_coro().__qualname__.startswith(("BambuHub.", "MqttSession."))
+    ]
+
+
+def cloud_client_id(hub: BambuHub) -> str:
+    client = hub.cloud._client
+    assert client is not None
+    return client._client_id.decode()
+
+
+# -------------------------------------------------------------- helpers
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("192.168.1.20", ("192.168.1.20", LAN_PORT)),
+        ("192.168.1.20:1883", ("192.168.1.20", 1883)),
+        ("printer.local:8884", ("printer.local", 8884)),
+        ("printer.local", ("printer.local", LAN_PORT)),
+        ("printer.local:", ("printer.local:", LAN_PORT)),
+        ("printer.local:abc", ("printer.local:abc", LAN_PORT)),
+        (":8883", (":8883", LAN_PORT)),
+        ("fe80::1", ("fe80::1", LAN_PORT)),
+        ("fe80::1:8883", ("fe80::1:8883", LAN_PORT)),
+        ("[::1]:8883", ("[::1]:8883", LAN_PORT)),
+    ],
+)
+def test_split_host_port(value: str, expected: tuple[str, int]) -> None:
+    """Only an unambiguous "host:port" overrides the LAN MQTT port."""
+    assert split_host_port(value) == expected
+
+
+def test_trust_error_keeps_kind() -> None:
+    """TrustError carries the classified cause."""
+    err = TrustError("unknown_ca")
+    assert err.kind == "unknown_ca"
+    assert str(err) == "unknown_ca"
+
+
+# ---------------------------------------------------------------- cloud
+
+
+async def test_greets_on_connect(
+    make_hub: HubFactory,
+    broker: MqttBroker,
+    x1c: VirtualPrinter,
+    p1s: VirtualPrinter,
+) -> None:
+    """One cloud connection; get_version then pushall per printer; available."""
+    hub = make_hub()
+    calls = make_hub.calls
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL), P1_SERIAL: spec(P1_SERIAL)})
+    unlisten = {s: hub.listen(s, calls.listener(s)) for s in (X1_SERIAL, P1_SERIAL)}
+    await hub.start()
+    await until(lambda: all(link.available for link in hub.printers.values()))
+    assert [c.username for c in broker.connected_clients] == [f"u_{UID}"]
+    assert commands_of(x1c)[:2] == ["get_version", "pushall"]
+    assert commands_of(p1s)[:2] == ["get_version", "pushall"]
+    for serial in (X1_SERIAL, P1_SERIAL):
+        link = hub.printers[serial]
+        assert link.state.has_full_report
+        assert link.state.online is True
+        changes = calls.changes[serial]
+        assert any(AVAILABILITY in change for change in changes)
+        assert any("nozzle_temper" in change for change in changes)
+    assert (
+        hub.printers[X1_SERIAL].state.diagnostics()["print"]["nozzle_temper"]
+        == (x1c.state["nozzle_temper"])
+    )
+
+    # A changed value reaches the listener as a change set with that field.
+    calls.changes[X1_SERIAL].clear()
+    x1c.update({"nozzle_temper": 123.0})
+    await until(lambda: any("nozzle_temper" in c for c in calls.changes[X1_SERIAL]))
+    assert AVAILABILITY not in set().union(*calls.changes[X1_SERIAL])
+
+    # Unlistened listeners hear nothing; unlistening twice is harmless.
+    unlisten[X1_SERIAL]()
+    unlisten[X1_SERIAL]()
+    calls.changes[X1_SERIAL].clear()
+    x1c.update({"nozzle_temper": 150.0})
+    p1s.update({"nozzle_temper": 151.0})
+    await until(lambda: any("nozzle_temper" in c for c in calls.changes[P1_SERIAL]))
+    await asyncio.sleep(0.05)
+    assert calls.changes[X1_SERIAL] == []
+    assert calls.problems == []
+
+
+async def test_set_printers_follows_bind_list_without_reconnect(
+    make_hub: HubFactory,
+    broker: MqttBroker,
+    x1c: VirtualPrinter,
+    p1s: VirtualPrinter,
+) -> None:
+    """Adding subscribes and greets; removing unsubscribes; same client id."""
+    hub = make_hub()
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+    await hub.start()
+    await until(lambda: hub.printers[X1_SERIAL].available)
+    client_id = cloud_client_id(hub)
+    await broker.wait_for_client(client_id, subscribed_to=f"device/{X1_SERIAL}/report")
+
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL), P1_SERIAL: spec(P1_SERIAL)})
+    await broker.wait_for_client(client_id, subscribed_to=f"device/{P1_SERIAL}/report")
+    await until(lambda: hub.printers[P1_SERIAL].available)
+    assert commands_of(p1s)[:2] == ["get_version", "pushall"]
+
+    # A spec change without LAN options keeps everything as it is.
+    hub.set_printers(
+        {X1_SERIAL: spec(X1_SERIAL, name="Renamed"), P1_SERIAL: spec(P1_SERIAL)}
+    )
+    assert hub.printers[X1_SERIAL].spec.name == "Renamed"
+    assert hub.printers[X1_SERIAL].lan_task is None
+
+    link = hub.printers[X1_SERIAL]
+    hub.set_printers({P1_SERIAL: spec(P1_SERIAL)})
+    assert X1_SERIAL not in hub.printers
+    await until(
+        lambda: (
+            [c.subscriptions for c in broker.connected_clients]
+            == [(f"device/{P1_SERIAL}/report",)]
+        )
+    )
+    assert [c.client_id for c in broker.connected_clients] == [client_id]
+    assert hub.cloud.connected
+    # Reports of the removed printer no longer reach its old link.
+    seen = link.last_report
+    x1c.update({"nozzle_temper": 99.0})
+    await asyncio.sleep(0.05)
+    assert link.last_report == seen
+    assert hub.publish(X1_SERIAL, {"pushing": {"command": "pushall"}}) is False
+    assert hub.request_full_report(X1_SERIAL) is False
+
+
+async def test_presence_drives_availability(
+    make_hub: HubFactory, x1c: VirtualPrinter
+) -> None:
+    """client.disconnected makes the printer unavailable; connected restores."""
+    hub = make_hub()
+    calls = make_hub.calls
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+    hub.listen(X1_SERIAL, calls.listener(X1_SERIAL))
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.available)
+    calls.changes[X1_SERIAL].clear()
+
+    x1c.set_online(False)
+    await until(lambda: not link.available)
+    assert calls.changes[X1_SERIAL] == [frozenset({"online", AVAILABILITY})]
+    assert link.state.online is False
+
+    x1c.set_online(True)
+    await until(lambda: link.available)
+    assert AVAILABILITY in calls.changes[X1_SERIAL][-1]
+
+
+async def test_cloud_outage_availability(
+    make_hub: HubFactory, broker: MqttBroker, x1c: VirtualPrinter
+) -> None:
+    """Cloud down: unavailable and publish fails; back up: greeted again."""
+    hub = make_hub()
+    calls = make_hub.calls
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+    hub.listen(X1_SERIAL, calls.listener(X1_SERIAL))
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.available)
+    calls.changes[X1_SERIAL].clear()
+
+    await broker.stop()
+    await until(lambda: not link.available)
+    assert calls.changes[X1_SERIAL] == [frozenset({AVAILABILITY})]
+    assert hub.publish(X1_SERIAL, {"pushing": {"command": "pushall"}}) is False
+    assert hub.request_full_report(X1_SERIAL, force=True) is False
+
+    greeted = commands_of(x1c).count("get_version")
+    await broker.start()
+    await until(lambda: link.available)
+    await until(lambda: commands_of(x1c).count("get_version") == greeted + 1)
+
+
+async def test_request_full_report_rate_limited(
+    make_hub: HubFactory, x1c: VirtualPrinter
+) -> None:
+    """At most one pushall per MIN_PUSHALL_SPACING unless forced."""
+    clock = FakeClock()
+    hub = make_hub(clock=clock)
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+    await hub.start()
+    await until(lambda: hub.printers[X1_SERIAL].available)
+    assert commands_of(x1c).count("pushall") == 1  # the greeting (forced)
+
+    assert hub.request_full_report(X1_SERIAL) is False
+    clock.now += hub_module.MIN_PUSHALL_SPACING - 1
+    assert hub.request_full_report(X1_SERIAL) is False
+    clock.now += 1
+    assert hub.request_full_report(X1_SERIAL) is True
+    assert hub.request_full_report(X1_SERIAL) is False
+    assert hub.request_full_report(X1_SERIAL, force=True) is True
+    assert hub.request_full_report("00M000000000000") is False
+    await until(lambda: commands_of(x1c).count("pushall") == 3)
+    assert hub.printers[X1_SERIAL].last_pushall == clock.now
+
+
+async def test_watchdog_one_pushall_per_window(
+    make_hub: HubFactory,
+    broker: MqttBroker,
+    x1c: VirtualPrinter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A silent, available printer gets exactly one pushall per spacing window."""
+    monkeypatch.setattr(hub_module, "WATCHDOG_INTERVAL", 0.01)
+    monkeypatch.setattr(hub_module, "SILENCE_BEFORE_PUSHALL", 6.0)
+    monkeypatch.setattr(hub_module, "MIN_PUSHALL_SPACING", 30.0)
+    clock = FakeClock()
+    hub = make_hub(clock=clock)
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.available)
+    await until(lambda: requests_on(broker, X1_SERIAL, "pushall") == 1)
+    x1c.detach()  # the printer falls silent: no answers, no reports
+
+    async def ticks() -> None:
+        await asyncio.sleep(0.1)  # ~10 watchdog rounds
+
+    # Not yet silent long enough.
+    clock.now += 5.0
+    await ticks()
+    assert requests_on(broker, X1_SERIAL, "pushall") == 1
+    # Silent, but the greeting's pushall is less than the spacing ago.
+    clock.now += 10.0
+    await ticks()
+    assert requests_on(broker, X1_SERIAL, "pushall") == 1
+    # Window over: exactly one pushall, however many rounds run.
+    clock.now = 1000.0 + 30.0
+    await ticks()
+    await until(lambda: requests_on(broker, X1_SERIAL, "pushall") == 2)
+    await ticks()
+    assert requests_on(broker, X1_SERIAL, "pushall") == 2
+    clock.now += 29.0
+    await ticks()
+    assert requests_on(broker, X1_SERIAL, "pushall") == 2
+    clock.now += 1.0
+    await until(lambda: requests_on(broker, X1_SERIAL, "pushall") == 3)
+    await ticks()
+    assert requests_on(broker, X1_SERIAL, "pushall") == 3
+
+    # A report resets the silence: no pushall while the printer talks. The
+    # report is handed over in the same loop step as the clock moves, so no
+    # watchdog round sees the new time before the report.
+    x1c.attach()
+    clock.now += 100.0
+    hub._cloud_message(
+        link.report_topic, b'{"print":{"command":"push_status","msg":1}}'
+    )
+    assert link.last_report == clock.now
+    await ticks()
+    assert requests_on(broker, X1_SERIAL, "pushall") == 3
+
+    # An unavailable printer is not asked.
+    x1c.set_online(False)
+    await until(lambda: not link.available)
+    clock.now += 1000.0
+    await ticks()
+    assert requests_on(broker, X1_SERIAL, "pushall") == 3
+
+
+async def test_cloud_auth_failed(make_hub: HubFactory, broker: MqttBroker) -> None:
+    """A refused token raises CLOUD_AUTH once and stops retrying."""
+    hub = make_hub(token="expired-token")
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+    await hub.start()
+    await until(lambda: bool(make_hub.calls.problems))
+    await asyncio.sleep(0.3)
+    assert make_hub.calls.problems == [
+        Problem(ProblemKind.CLOUD_AUTH, None, active=True)
+    ]
+    assert len(broker.refused) == 1
+    assert not hub.printers[X1_SERIAL].available
+
+
+async def test_cloud_tls_failure_logged_once(
+    make_hub: HubFactory,
+    broker: MqttBroker,
+    pki: TestPKI,
+    caplog: pytest.LogCaptureFixture,
+    x1c: VirtualPrinter,
+) -> None:
+    """An untrusted cloud certificate: one warning, retries, no problem raised."""
+    caplog.set_level(logging.DEBUG, logger=hub_module.__name__)
+    stranger = pki.root("Stranger CA", key_usage=True)
+    hub = make_hub(context=ssl.create_default_context(cadata=stranger.pem))
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+    statuses: list[str] = []
+    original = hub.cloud._on_status
+
+    def record(status: Any, error: BaseException | None) -> None:
+        statuses.append(status)
+        original(status, error)
+
+    hub.cloud._on_status = record
+    await hub.start()
+    await until(lambda: statuses.count("tls_failed") >= 3)
+    warnings = [
+        r
+        for r in caplog.records
+        if r.name == hub_module.__name__ and "TLS verification" in r.getMessage()
+    ]
+    assert len(warnings) == 1
+    assert make_hub.calls.problems == []
+    assert broker.connected_clients == []
+
+    # Once trusted again the hub connects and would warn again next time.
+    hub.cloud.config = dataclasses.replace(
+        hub.cloud.config, ssl_context=make_hub.context
+    )
+    await until(lambda: hub.cloud.connected)
+    await until(lambda: hub.printers[X1_SERIAL].available)
+    assert hub._cloud_tls_logged is False
+
+
+async def test_on_ack(make_hub: HubFactory, x1c: VirtualPrinter) -> None:
+    """The printer's answer to a command comes back as a CommandAck."""
+    hub = make_hub()
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+    await hub.start()
+    await until(lambda: hub.printers[X1_SERIAL].available)
+    sequence = hub.next_sequence(X1_SERIAL)
+    command = {
+        "print": {"command": "print_speed", "param": "3", "sequence_id": sequence}
+    }
+    assert hub.publish(X1_SERIAL, command) is True
+    await until(lambda: any(a.kind == "print" for _, a in make_hub.calls.acks))
+    # The greeting's get_version answer was an ack too.
+    assert [(s, a.command) for s, a in make_hub.calls.acks] == [
+        (X1_SERIAL, "get_version"),
+        (X1_SERIAL, "print_speed"),
+    ]
+    serial, ack = make_hub.calls.acks[-1]
+    assert serial == X1_SERIAL
+    assert ack.kind == "print"
+    assert ack.command == "print_speed"
+    assert ack.sequence_id == sequence
+    assert ack.ok is True
+    assert int(hub.next_sequence(X1_SERIAL)) > int(sequence)
+
+
+async def test_ack_without_handler(
+    broker: MqttBroker, cloud_context: ssl.SSLContext, x1c: VirtualPrinter
+) -> None:
+    """Without on_ack, acks are merged and dropped quietly."""
+    hub = BambuHub(
+        asyncio.get_running_loop(),
+        CloudSpec(
+            host="127.0.0.1",
+            port=broker.port,
+            uid=UID,
+            token=TOKEN,
+            ssl_context=cloud_context,
+        ),
+        printer_context=no_lan,
+        on_problem=lambda problem: None,
+    )
+    try:
+        hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+        await hub.start()
+        await until(lambda: hub.printers[X1_SERIAL].available)
+        ack = await hub.async_command(X1_SERIAL, {"print": {"command": "pause"}})
+        assert ack.ok
+        assert ack.command == "pause"
+        assert "pause" in commands_of(x1c)
+    finally:
+        await hub.stop()
+
+
+async def test_foreign_topics_are_ignored(make_hub: HubFactory) -> None:
+    """Messages on topics that are no known printer's report are dropped."""
+    hub = make_hub()
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+    link = hub.printers[X1_SERIAL]
+    report = b'{"print":{"command":"push_status","msg":0,"nozzle_temper":1}}'
+    hub._cloud_message("device/00M000000000000/report", report)
+    hub._cloud_message(f"device/{X1_SERIAL}/request", report)
+    hub._cloud_message(f"device/{X1_SERIAL}", report)
+    hub._cloud_message(f"other/{X1_SERIAL}/report", report)
+    hub._lan_message(link, f"device/{X1_SERIAL}/request", report)
+    assert link.last_report == 0.0
+    assert not link.state.has_full_report
+    hub._cloud_message(f"device/{X1_SERIAL}/report", report)
+    assert link.state.has_full_report
+    assert not link.available  # the cloud is not connected
+
+
+# ------------------------------------------------------------------ LAN
+
+
+async def test_lan_preferred_then_cloud_takes_over(
+    make_hub: HubFactory,
+    broker: MqttBroker,
+    x1c: VirtualPrinter,
+    lan: Lan,
+) -> None:
+    """LAN feeds state and commands; on LAN loss the cloud is asked for pushall."""
+    hub = make_hub(printer_context=lan.factory)
+    calls = make_hub.calls
+    x1c.state["nozzle_temper"] = 55.0
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
+    hub.listen(X1_SERIAL, calls.listener(X1_SERIAL))
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.lan_connected)
+    await until(lambda: link.state.diagnostics()["print"].get("nozzle_temper") == 77)
+    assert lan.factory_calls == [(X1_SERIAL, lan.host)]
+    assert X1_SERIAL in lan.broker.sni_names_seen
+    assert [c.username for c in lan.broker.connected_clients] == ["bblp"]
+    assert commands_of(lan.printer)[:2] == ["get_version", "pushall"]
+    assert link.available
+    assert Problem(ProblemKind.LAN_AUTH, X1_SERIAL, active=False) in calls.problems
+
+    # Cloud reports are ignored while the LAN session is up.
+    await until(lambda: hub.cloud.connected)
+    x1c.update({"nozzle_temper": 56.0})
+    await asyncio.sleep(0.1)
+    assert link.state.diagnostics()["print"]["nozzle_temper"] == 77
+
+    # Commands go over the LAN.
+    cloud_before = len(x1c.received)
+    command = {
+        "print": {"command": "pause", "sequence_id": hub.next_sequence(X1_SERIAL)}
+    }
+    assert hub.publish(X1_SERIAL, command) is True
+    await until(lambda: "pause" in commands_of(lan.printer))
+    assert len(x1c.received) == cloud_before
+
+    # The LAN broker goes away: the cloud takes over with a forced pushall.
+    await lan.broker.stop()
+    await until(lambda: not link.lan_connected)
+    await until(lambda: "pushall" in commands_of(x1c)[cloud_before:])
+    await until(lambda: link.state.diagnostics()["print"]["nozzle_temper"] == 56)
+    assert link.available
+    assert hub.publish(X1_SERIAL, {"print": {"command": "resume"}}) is True
+    await until(lambda: "resume" in commands_of(x1c))
+
+    # LAN back: preferred again, greeted over the LAN.
+    lan_before = len(lan.printer.received)
+    await lan.broker.start()
+    await until(lambda: link.lan_connected)
+    await until(lambda: "pushall" in commands_of(lan.printer)[lan_before:])
+
+
+async def test_lan_host_change_restarts_lan_only(
+    make_hub: HubFactory,
+    broker: MqttBroker,
+    x1c: VirtualPrinter,
+    lan: Lan,
+) -> None:
+    """A new LAN address reconnects the LAN session; the cloud stays."""
+    second = MqttBroker(lan.pki.server_context(), users={"bblp": ACCESS_CODE})
+    await second.start()
+    second_printer = VirtualPrinter(second, X1_SERIAL, "X1C")
+    second_printer.attach()
+    try:
+        hub = make_hub(printer_context=lan.factory)
+        hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
+        await hub.start()
+        link = hub.printers[X1_SERIAL]
+        await until(lambda: link.lan_connected and hub.cloud.connected)
+        cloud_id = cloud_client_id(hub)
+        first_session = link.lan
+
+        new_host = f"127.0.0.1:{second.port}"
+        hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=new_host)})
+        await until(lambda: bool(second.connected_clients))
+        await until(lambda: link.lan_connected)
+        assert link.lan is not first_session
+        assert lan.broker.connected_clients == []
+        assert [c.sni for c in second.connected_clients] == [X1_SERIAL]
+        assert lan.factory_calls[-1] == (X1_SERIAL, new_host)
+        assert cloud_client_id(hub) == cloud_id
+        assert [c.client_id for c in broker.connected_clients] == [cloud_id]
+
+        # LAN options removed: back to the cloud alone.
+        hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+        await until(lambda: link.lan is None and not second.connected_clients)
+        assert link.lan_task is None
+        assert cloud_client_id(hub) == cloud_id
+        await until(lambda: link.available)
+    finally:
+        await second_printer.stop()
+        await second.stop()
+
+
+async def test_lan_printer_removed(
+    make_hub: HubFactory, broker: MqttBroker, x1c: VirtualPrinter, lan: Lan
+) -> None:
+    """Unbinding a LAN printer stops its LAN session in the background."""
+    hub = make_hub(printer_context=lan.factory)
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.lan_connected)
+    hub.set_printers({})
+    await until(lambda: not lan.broker.connected_clients)
+    assert link.lan is None
+    assert hub.printers == {}
+    await until(lambda: not hub._tasks)
+
+
+async def test_stop_awaits_background_work(
+    make_hub: HubFactory, broker: MqttBroker, x1c: VirtualPrinter, lan: Lan
+) -> None:
+    """stop() right after an unbind waits for the LAN teardown it started."""
+    hub = make_hub(printer_context=lan.factory)
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.lan_connected)
+    session = link.lan
+    assert session is not None
+    hub.set_printers({})
+    assert hub._tasks
+    await hub.stop()
+    assert not hub._tasks
+    assert link.lan is None
+    assert session.status == "stopped"
+    await until(lambda: not lan.broker.connected_clients)
+
+
+async def test_lan_trust_error(
+    make_hub: HubFactory, x1c: VirtualPrinter, lan: Lan
+) -> None:
+    """No trust anchor: Problem(TLS, kind), no LAN connection, cloud serves."""
+
+    async def untrusted(serial: str, host: str) -> ssl.SSLContext:
+        raise TrustError("unknown_ca")
+
+    hub = make_hub(printer_context=untrusted)
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: bool(make_hub.calls.problems))
+    assert make_hub.calls.problems == [
+        Problem(ProblemKind.TLS, X1_SERIAL, active=True, detail="unknown_ca")
+    ]
+    assert link.tls_problem == "unknown_ca"
+    assert link.lan is None
+    assert link.lan_task is None
+    assert link.retry is None
+    await until(lambda: link.available)
+    assert lan.broker.connected_clients == []
+    assert not lan.broker.sni_names_seen
+
+    # New LAN options (here a new access code) start over: once the printer
+    # is trusted and connects, the TLS problem is cleared.
+    hub._printer_context = lan.factory
+    lan.broker.users = {"bblp": "87654321"}
+    hub.set_printers(
+        {X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host, access_code="87654321")}
+    )
+    await until(lambda: link.lan_connected)
+    assert Problem(ProblemKind.TLS, X1_SERIAL, active=False) in make_hub.calls.problems
+    assert link.tls_problem is None
+
+
+async def test_lan_probe_oserror_retries(
+    make_hub: HubFactory,
+    x1c: VirtualPrinter,
+    lan: Lan,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unreachable printer during the trust probe is retried later."""
+    monkeypatch.setattr(hub_module, "LAN_PROBE_RETRY", 0.05)
+    attempts: list[str] = []
+
+    async def flaky(serial: str, host: str) -> ssl.SSLContext:
+        attempts.append(host)
+        if len(attempts) < 3:
+            raise OSError("host unreachable")
+        return await lan.factory(serial, host)
+
+    hub = make_hub(printer_context=flaky)
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.lan_connected)
+    assert len(attempts) == 3
+    assert link.retry is None
+    assert make_hub.calls.problems == [
+        Problem(ProblemKind.LAN_AUTH, X1_SERIAL, active=False)
+    ]
+
+
+async def test_lan_retry_pending_on_stop(
+    make_hub: HubFactory, lan: Lan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stop() cancels a scheduled probe retry (no lingering timer)."""
+    monkeypatch.setattr(hub_module, "LAN_PROBE_RETRY", 30.0)
+
+    async def unreachable(serial: str, host: str) -> ssl.SSLContext:
+        raise OSError("host unreachable")
+
+    hub = make_hub(printer_context=unreachable)
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.retry is not None)
+    retry = link.retry
+    assert retry is not None
+    await hub.stop()
+    assert retry.cancelled()
+    assert link.retry is None
+
+
+async def test_lan_retry_cancelled_on_unbind(
+    make_hub: HubFactory, lan: Lan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unbinding cancels a scheduled probe retry; a late retry does nothing."""
+    monkeypatch.setattr(hub_module, "LAN_PROBE_RETRY", 30.0)
+
+    async def unreachable(serial: str, host: str) -> ssl.SSLContext:
+        raise OSError("host unreachable")
+
+    hub = make_hub(printer_context=unreachable)
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.retry is not None)
+    retry = link.retry
+    assert retry is not None
+    hub.set_printers({})
+    await until(lambda: not hub._tasks)
+    assert retry.cancelled()
+    assert link.retry is None
+    hub._retry_lan(link)  # e.g. a timer that fired just before the unbind
+    assert link.lan_task is None
+
+
+async def test_stop_during_trust_probe(
+    make_hub: HubFactory, broker: MqttBroker, lan: Lan
+) -> None:
+    """stop() cancels a LAN start waiting on the trust factory."""
+    started = asyncio.Event()
+    never = asyncio.Event()
+
+    async def slow(serial: str, host: str) -> ssl.SSLContext:
+        started.set()
+        await never.wait()
+        raise AssertionError("not reached")
+
+    hub = make_hub(printer_context=slow)
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await asyncio.wait_for(started.wait(), WITHIN)
+    task = link.lan_task
+    assert task is not None
+    await hub.stop()
+    assert task.cancelled()
+    assert link.lan_task is None
+    assert link.lan is None
+    assert broker.connected_clients == []
+    assert lan.broker.connected_clients == []
+
+
+async def test_start_lan_without_options(make_hub: HubFactory) -> None:
+    """A LAN start for a spec that lost its options does nothing."""
+    hub = make_hub()
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+    link = hub.printers[X1_SERIAL]
+    link.lan_task = asyncio.get_running_loop().create_future()  # type: ignore[assignment]
+    await hub._start_lan(link)
+    assert link.lan_task is None
+    assert link.lan is None
+
+
+async def test_lan_auth_failure(
+    make_hub: HubFactory, broker: MqttBroker, x1c: VirtualPrinter, lan: Lan
+) -> None:
+    """A refused access code raises LAN_AUTH; the cloud keeps the printer live."""
+    lan.broker.users = {"bblp": "changed!"}
+    hub = make_hub(printer_context=lan.factory)
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(
+        lambda: (
+            Problem(ProblemKind.LAN_AUTH, X1_SERIAL, active=True)
+            in make_hub.calls.problems
+        )
+    )
+    await until(lambda: link.available)
+    await asyncio.sleep(0.3)
+    assert len(lan.broker.refused) == 1  # no retry with a refused code
+    assert not link.lan_connected
+    assert hub.publish(X1_SERIAL, {"print": {"command": "resume"}}) is True
+    await until(lambda: "resume" in commands_of(x1c))
+
+
+async def test_lan_serial_mismatch(
+    make_hub: HubFactory,
+    x1c: VirtualPrinter,
+    pki: TestPKI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A LAN certificate for another serial: Problem(TLS, serial_mismatch)."""
+    printer_ca = pki.root("Test Printer CA")
+    leaf = pki.server(printer_ca, "00M00A999999999")
+    monkeypatch.setattr(tls, "BBL_CA_SHA256", frozenset({printer_ca.sha256}))
+    context = tls.build_printer_context([printer_ca.der])
+    lan_broker = MqttBroker(server_context(leaf), users={"bblp": ACCESS_CODE})
+    await lan_broker.start()
+
+    async def factory(serial: str, host: str) -> ssl.SSLContext:
+        return context
+
+    try:
+        hub = make_hub(printer_context=factory)
+        hub.set_printers(
+            {X1_SERIAL: spec(X1_SERIAL, lan_host=f"127.0.0.1:{lan_broker.port}")}
+        )
+        await hub.start()
+        link = hub.printers[X1_SERIAL]
+        await until(lambda: link.lan is None and link.tls_problem is not None)
+        await until(lambda: not hub._tasks)
+        assert make_hub.calls.problems == [
+            Problem(ProblemKind.TLS, X1_SERIAL, active=True, detail="serial_mismatch")
+        ]
+        assert link.lan_task is None
+        assert lan_broker.connected_clients == []
+        assert not lan_broker.refused
+        assert list(lan_broker.sni_names_seen) == [X1_SERIAL]
+        await until(lambda: link.available)  # the cloud serves meanwhile
+    finally:
+        await lan_broker.stop()
+
+
+async def test_stop_cleans_everything(
+    make_hub: HubFactory, broker: MqttBroker, x1c: VirtualPrinter, lan: Lan
+) -> None:
+    """stop(): no session, task, timer or connection is left."""
+    hub = make_hub(printer_context=lan.factory)
+    tasks_before = asyncio.all_tasks()
+    hub.set_printers(
+        {X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host), P1_SERIAL: spec(P1_SERIAL)}
+    )
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.lan_connected and hub.cloud.connected)
+    session = link.lan
+    assert session is not None
+    await hub.stop()
+    assert link.lan is None
+    assert link.lan_task is None
+    assert hub._watchdog is None
+    assert not hub._tasks
+    assert session.status == "stopped"
+    assert hub.cloud.status == "stopped"
+    assert hub_tasks(asyncio.all_tasks() - tasks_before) == []
+    await until(lambda: not broker.connected_clients)
+    await until(lambda: not lan.broker.connected_clients)
+    assert all(not link.available for link in hub.printers.values())
+    await hub.stop()  # twice is harmless
+
+
+# ------------------------------------------------------------- commands
+
+
+@pytest.fixture(scope="module")
+def app_key() -> rsa.RSAPrivateKey:
+    """An RSA key standing in for the app certificate's."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+async def test_async_command_acknowledged(
+    make_hub: HubFactory, x1c: VirtualPrinter
+) -> None:
+    """A command is published with a fresh sequence id; its ack is returned."""
+    hub = make_hub()
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+    await hub.start()
+    await until(lambda: hub.printers[X1_SERIAL].available)
+    ack = await hub.async_command(X1_SERIAL, commands.ledctrl("chamber_light", True))
+    assert ack.ok
+    assert ack.kind == "system"
+    sent = x1c.received[-1]["system"]
+    assert sent["sequence_id"] == ack.sequence_id
+    assert hub._pending == {}
+
+
+async def test_async_command_rejected_unsigned(
+    make_hub: HubFactory, broker: MqttBroker, app_key: rsa.RSAPrivateKey
+) -> None:
+    """Firmware requiring signatures refuses an unsigned print command."""
+    printer = VirtualPrinter(
+        broker,
+        X1_SERIAL,
+        "X1C",
+        signature_required=True,
+        public_key=app_key.public_key(),
+    )
+    printer.attach()
+    try:
+        hub = make_hub()
+        hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+        await hub.start()
+        await until(lambda: hub.printers[X1_SERIAL].available)
+        with pytest.raises(CommandError) as caught:
+            await hub.async_command(X1_SERIAL, commands.print_action("pause"))
+        assert caught.value.signature_rejected
+        assert caught.value.err_code == commands.ERR_SIGNATURE
+        assert hub._pending == {}
+
+        # The same command signed with the app certificate is accepted.
+        hub.certificate = AppCertificate("app-cert-1", app_key)
+        ack = await hub.async_command(X1_SERIAL, commands.print_action("pause"))
+        assert ack.ok
+        assert "header" in printer.received[-1]
+        # Non-print commands go out unsigned and are accepted.
+        ack = await hub.async_command(
+            X1_SERIAL, commands.ledctrl("chamber_light", False)
+        )
+        assert ack.ok
+        assert "header" not in printer.received[-1]
+    finally:
+        await printer.stop()
+
+
+def test_command_error_signature_detection() -> None:
+    """Signature refusals are recognised by code or by reason."""
+    assert CommandError("MQTT message verify failed", None).signature_rejected
+    assert CommandError(None, commands.ERR_ENVELOPE).signature_rejected
+    error = CommandError("busy", 123)
+    assert not error.signature_rejected
+    assert (error.reason, error.err_code) == ("busy", 123)
+    assert str(error) == "busy (123)"
+
+
+async def test_async_command_timeout(make_hub: HubFactory, x1c: VirtualPrinter) -> None:
+    """No ack within the deadline: CommandTimeoutError, nothing pending."""
+    hub = make_hub()
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+    await hub.start()
+    await until(lambda: hub.printers[X1_SERIAL].available)
+    x1c.detach()
+    with pytest.raises(CommandTimeoutError):
+        await hub.async_command(
+            X1_SERIAL, commands.ledctrl("chamber_light", True), ack_within=0.1
+        )
+    assert hub._pending == {}
+
+
+async def test_async_command_not_connected(make_hub: HubFactory) -> None:
+    """Unknown printer or no session up: NotConnectedError, nothing pending."""
+    hub = make_hub()
+    with pytest.raises(NotConnectedError):
+        await hub.async_command(X1_SERIAL, commands.print_action("pause"))
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+    with pytest.raises(NotConnectedError):
+        await hub.async_command(X1_SERIAL, commands.print_action("pause"))
+    assert hub._pending == {}
