@@ -1,0 +1,134 @@
+"""A real Home Assistant, the real integration, the virtual farm."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tools.virtual_farm.farm import VirtualFarm
+
+from .hass_process import HassProcess
+
+pytestmark = pytest.mark.e2e
+
+WAIT = 60.0
+
+
+async def _until(
+    probe: Callable[[], Any], within: float = WAIT, every: float = 0.5
+) -> Any:
+    """Poll an async probe until it returns something truthy."""
+    async with asyncio.timeout(within):
+        while not (result := await probe()):  # noqa: ASYNC110 - remote state
+            await asyncio.sleep(every)
+    return result
+
+
+async def _add_account(hass: HassProcess, farm: VirtualFarm) -> dict[str, Any]:
+    """Create the entry through the REST config-flow API, as the UI does."""
+    flow = await hass.post(
+        "/api/config/config_entries/flow",
+        {"handler": "bambu_cloud", "show_advanced_options": False},
+    )
+    assert flow["type"] == "menu"
+    assert flow["menu_options"] == ["token", "sign_in"]
+    flow = await hass.post(
+        f"/api/config/config_entries/flow/{flow['flow_id']}",
+        {"next_step_id": "token"},
+    )
+    assert flow["type"] == "form"
+    assert flow["step_id"] == "token"
+    result = await hass.post(
+        f"/api/config/config_entries/flow/{flow['flow_id']}",
+        {"region": "global", "access_token": farm.token},
+    )
+    assert result["type"] == "create_entry", result
+    return dict(result)
+
+
+def _log_problems(text: str) -> list[str]:
+    """Lines that must not appear in a healthy run."""
+    ours = re.compile(r"(ERROR|CRITICAL) \(.*\) \[custom_components\.bambu_cloud")
+    lines = text.splitlines()
+    return [
+        "\n".join(lines[max(0, index - 2) : index + 12])
+        for index, line in enumerate(lines)
+        if "Detected blocking call" in line or "Traceback" in line or ours.search(line)
+    ]
+
+
+async def test_real_home_assistant(
+    hass_process: HassProcess, farm: VirtualFarm
+) -> None:
+    """Set up from the API, see live states, control a light, survive a restart."""
+    hass = hass_process
+    await hass.onboard()
+    entry = await _add_account(hass, farm)
+    assert entry["title"] == "Virtual Farm"
+
+    devices = await hass.ws_command({"type": "config/device_registry/list"})
+    serials = {p.serial for p in farm.printers}
+    ours = [
+        d
+        for d in devices
+        if any(i[0] == "bambu_cloud" and i[1] in serials for i in d["identifiers"])
+    ]
+    assert {d["serial_number"] for d in ours} == serials
+    assert all(d["manufacturer"] == "Bambu Lab" for d in ours)
+
+    # Live values arrive over TLS MQTT and keep changing.
+    async def progress_values() -> dict[str, str] | None:
+        states = await hass.states()
+        values = {
+            entity_id: state["state"]
+            for entity_id, state in states.items()
+            if entity_id.startswith("sensor.")
+            and entity_id.endswith("_nozzle_temperature")
+        }
+        live = {k: v for k, v in values.items() if v not in ("unavailable", "unknown")}
+        return live if len(live) == len(serials) else None
+
+    first = await _until(progress_values)
+    await _until(lambda: _changed(hass, first), within=WAIT)
+
+    # The chamber light: Home Assistant -> cloud broker -> printer.
+    states = await hass.states()
+    light = next(e for e in states if e.startswith("light.") and "chamber_light" in e)
+    await hass.post("/api/services/light/turn_on", {"entity_id": light})
+    commands = [
+        message.get("system", {}).get("command")
+        for printer in farm.printers
+        for message in printer.printer.received
+    ]
+    assert "ledctrl" in commands
+
+    # Broker down: entities go unavailable; back up: they recover.
+    probe = next(iter(first))
+    assert farm.broker is not None
+    await farm.broker.stop()
+    await _until(lambda: _state_is(hass, probe, "unavailable"))
+    await farm.broker.start()
+    await _until(lambda: _state_not(hass, probe, ("unavailable", "unknown")))
+
+    log = hass.log.read_text(errors="replace") if hass.log.exists() else ""
+    problems = _log_problems(log)
+    assert not problems, "\n\n".join(problems)
+
+
+async def _changed(hass: HassProcess, before: dict[str, str]) -> bool:
+    states = await hass.states()
+    return any(states[e]["state"] != value for e, value in before.items())
+
+
+async def _state_is(hass: HassProcess, entity_id: str, value: str) -> bool:
+    return (await hass.states())[entity_id]["state"] == value
+
+
+async def _state_not(
+    hass: HassProcess, entity_id: str, values: tuple[str, ...]
+) -> bool:
+    return (await hass.states())[entity_id]["state"] not in values
