@@ -80,6 +80,8 @@ async def async_setup_entry(
 class BambuPrintButton(BambuPrinterEntity, ButtonEntity):
     """Pause, resume or stop the job; available only where that makes sense."""
 
+    views = frozenset({"gcode_state"})
+
     entity_description: BambuPrintButtonDescription
     needs_signature = True
 
@@ -98,6 +100,8 @@ class BambuPrintButton(BambuPrinterEntity, ButtonEntity):
 
 class BambuRefreshButton(BambuPrinterEntity, ButtonEntity):
     """Ask the printer for a full report (rate limited)."""
+
+    views: frozenset[str] = frozenset()
 
     _last_press = float("-inf")
 

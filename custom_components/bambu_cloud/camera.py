@@ -23,7 +23,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .bambu import camera as bambu_camera
 from .bambu.const import CameraKind
 from .bambu.hub import BambuHub
-from .bambu.state import ChangeSet, affected_views
+from .bambu.state import ChangeSet
 from .const import DOMAIN
 from .coordinator import BambuConfigEntry
 from .entity import BambuPrinterEntity, track_printers
@@ -120,7 +120,7 @@ class BambuRtspsCamera(BambuCamera):
 
     @callback
     def _camera_changed(self, changed: ChangeSet) -> None:
-        if "camera" in affected_views(changed):
+        if "camera" in changed:
             self._sync_issue()
 
     @callback

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
+from types import CodeType, FunctionType
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
@@ -15,13 +17,14 @@ from .bambu import hub as hub_module
 from .bambu.commands import Command
 from .bambu.const import lookup_model
 from .bambu.hub import (
+    AVAILABILITY,
     BambuHub,
     CommandError,
     CommandTimeoutError,
     NotConnectedError,
 )
 from .bambu.models import BoundPrinter
-from .bambu.state import ChangeSet, PrinterState
+from .bambu.state import VIEW_FIELDS, ChangeSet, PrinterState
 from .const import DOMAIN
 from .coordinator import BambuCloudCoordinator, BambuConfigEntry
 from .issues import sync_signature_issue
@@ -163,6 +166,51 @@ async def async_send_command(
         ) from err
 
 
+# Change names that can alter any live entity (availability, signing needs).
+ALWAYS_RELEVANT = frozenset({AVAILABILITY, "signed_commands_required"})
+
+
+def views_read_by(*functions: object) -> frozenset[str] | None:
+    """The PrinterState views some functions read, found in their code.
+
+    Descriptions read the state through lambdas and small helpers of this
+    package; the attribute names in their code (and in the helpers they
+    reference) tell which views they need, so an entity can skip reports
+    that touched none of them. None when nothing could be derived.
+    """
+    names: set[str] = set()
+    seen: set[CodeType] = set()
+
+    def visit(obj: object) -> None:
+        code = getattr(obj, "__code__", None)
+        if not isinstance(code, CodeType) or not isinstance(obj, FunctionType):
+            return
+        visit_code(code, obj)
+        for cell in obj.__closure__ or ():
+            with contextlib.suppress(ValueError):
+                visit(cell.cell_contents)
+
+    def visit_code(code: CodeType, function: FunctionType) -> None:
+        if code in seen:
+            return
+        seen.add(code)
+        names.update(code.co_names)
+        for const in code.co_consts:
+            if isinstance(const, CodeType):
+                visit_code(const, function)
+        for name in code.co_names:
+            target = function.__globals__.get(name)
+            if isinstance(target, FunctionType) and target.__module__.startswith(
+                __package__ or ""
+            ):
+                visit(target)
+
+    for function in functions:
+        visit(function)
+    views = frozenset(names) & VIEW_FIELDS.keys()
+    return views or None
+
+
 class BambuPrinterEntity(Entity):
     """An entity fed by a printer's live MQTT state.
 
@@ -180,6 +228,9 @@ class BambuPrinterEntity(Entity):
     # encrypted with the printer's own key, which third parties cannot get,
     # so on such firmware only Developer Mode makes them work.
     sends_gcode = False
+    # PrinterState views the entity shows; None means "recompute on every
+    # report". Derived from the description's functions when not set.
+    views: frozenset[str] | None = None
 
     def __init__(
         self, hub: BambuHub, serial: str, description: EntityDescription
@@ -192,6 +243,13 @@ class BambuPrinterEntity(Entity):
         self._attr_unique_id = f"{serial}_{description.key}"
         self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, serial)})
         self._written: object = None
+        if self.views is None:
+            self.views = views_read_by(
+                getattr(description, "value_fn", None),
+                getattr(description, "attrs_fn", None),
+            )
+        if self.views is not None:
+            self.views = self.views | ALWAYS_RELEVANT
 
     @property
     def state_data(self) -> PrinterState:
@@ -227,6 +285,9 @@ class BambuPrinterEntity(Entity):
 
     @callback
     def _handle_change(self, changed: ChangeSet) -> None:
+        # The hub adds the names of affected views to each change set.
+        if self.views is not None and changed.isdisjoint(self.views):
+            return
         current = self.snapshot()
         if current != self._written:
             self._written = current

@@ -16,7 +16,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .bambu.hub import AVAILABILITY
-from .bambu.state import ChangeSet, HmsEntry, affected_views
+from .bambu.state import ChangeSet, HmsEntry
 from .coordinator import BambuConfigEntry
 from .entity import BambuPrinterEntity, track_printers
 
@@ -106,7 +106,7 @@ class _BambuTransitionEvent(BambuPrinterEntity, EventEntity):
         elif self._settling() and changed - _NO_REPORT:
             self._remember()
             self._settle_until = None
-        elif self._views & affected_views(changed):
+        elif not self._views.isdisjoint(changed):
             self._compare()
         super()._handle_change(changed)
 

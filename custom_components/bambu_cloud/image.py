@@ -27,7 +27,7 @@ from .bambu.cloud import BambuCloud
 from .bambu.errors import BambuError
 from .bambu.hub import BambuHub
 from .bambu.models import PrintTask
-from .bambu.state import ChangeSet, affected_views
+from .bambu.state import ChangeSet
 from .const import LOGGER
 from .coordinator import BambuCloudCoordinator, BambuConfigEntry
 from .entity import BambuPrinterEntity, track_printers
@@ -133,7 +133,7 @@ class BambuCoverImage(BambuPrinterEntity, ImageEntity):
     @callback
     def _handle_change(self, changed: ChangeSet) -> None:
         """A new task id from the printer means a new job: fetch its task."""
-        if "task_id" not in affected_views(changed):
+        if "task_id" not in changed:
             return
         job = self.state_data.task_id
         if job is None or job == self._job_seen:

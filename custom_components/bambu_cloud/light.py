@@ -72,6 +72,8 @@ async def async_setup_entry(
 class BambuLight(BambuPrinterEntity, LightEntity):
     """A printer light; ``system`` commands work without signing."""
 
+    views = frozenset({"lights"})
+
     entity_description: BambuLightDescription
     _attr_color_mode = ColorMode.ONOFF
 

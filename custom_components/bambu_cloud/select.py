@@ -36,6 +36,8 @@ async def async_setup_entry(
 class BambuSpeedSelect(BambuPrinterEntity, SelectEntity):
     """Speed level: silent, standard, sport, ludicrous."""
 
+    views = frozenset({"speed_level"})
+
     needs_signature = True
 
     @property

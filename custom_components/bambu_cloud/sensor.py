@@ -220,7 +220,12 @@ PRINTER_SENSORS: tuple[BambuSensorDescription, ...] = (
         value_fn=lambda s: s.speed_level,
     ),
     _temperature("nozzle_temperature", lambda s: s.nozzle_temperature),
-    _temperature("nozzle_target_temperature", lambda s: s.nozzle_target_temperature),
+    # Targets are set and shown by the number entities; these are for history.
+    _temperature(
+        "nozzle_target_temperature",
+        lambda s: s.nozzle_target_temperature,
+        enabled=False,
+    ),
     _temperature(
         "left_nozzle_temperature", _nozzle(1), lambda m: m.nozzles > 1, enabled=False
     ),
@@ -228,7 +233,9 @@ PRINTER_SENSORS: tuple[BambuSensorDescription, ...] = (
         "right_nozzle_temperature", _nozzle(0), lambda m: m.nozzles > 1, enabled=False
     ),
     _temperature("bed_temperature", lambda s: s.bed_temperature),
-    _temperature("bed_target_temperature", lambda s: s.bed_target_temperature),
+    _temperature(
+        "bed_target_temperature", lambda s: s.bed_target_temperature, enabled=False
+    ),
     _temperature(
         "chamber_temperature",
         lambda s: s.chamber_temperature,
@@ -463,6 +470,8 @@ def _ams_device(serial: str, unit_id: int, hub: BambuHub) -> DeviceInfo:
 class BambuAmsSensor(BambuPrinterEntity, SensorEntity):
     """A sensor of one AMS unit, on the unit's own device."""
 
+    views = frozenset({"ams_units"})
+
     entity_description: BambuAmsSensorDescription
 
     def __init__(
@@ -502,6 +511,8 @@ class BambuAmsSensor(BambuPrinterEntity, SensorEntity):
 
 class BambuTraySensor(BambuPrinterEntity, SensorEntity):
     """One filament slot: its filament type, with colour and amount left."""
+
+    views = frozenset({"external_spools", "ams_units"})
 
     def __init__(
         self, hub: BambuHub, serial: str, unit_id: int | None, tray_id: int

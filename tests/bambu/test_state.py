@@ -570,11 +570,17 @@ def test_oversized_payload_is_dropped(caplog: pytest.LogCaptureFixture) -> None:
     assert printer.diagnostics()["print"] == {}
 
 
-def test_deep_nesting_is_dropped() -> None:
+def test_deep_nesting_is_never_recursed() -> None:
+    """Hostile nesting neither raises in merge nor in diagnostics."""
     deep: Any = 1
-    for _ in range(40):
-        deep = {"d": [deep]}
-    assert PrinterState().merge({"print": deep}) == MergeResult()
+    for _ in range(400):
+        deep = {"d": deep}
+    state = PrinterState()
+    state.merge({"print": {"d": deep}})
+    assert state.merge({"print": {"d": deep}}).changed == frozenset()
+    assert "**TOO DEEP**" in str(state.diagnostics())
+    hopeless = b'{"print":' + b'{"d":' * 100_000 + b"1" + b"}" * 100_001
+    assert PrinterState().merge(hopeless) == MergeResult()
 
 
 def test_nan_and_infinity_read_as_null() -> None:

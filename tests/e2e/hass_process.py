@@ -176,6 +176,35 @@ class HassProcess:
                 assert response.status in (200, 403), await response.text()
         return self.token
 
+    async def login(self, username: str, password: str) -> str:
+        """Log in through the login flow (like the UI) and keep the token."""
+        client_id = f"{self.url}/"
+        async with self.session.post(
+            f"{self.url}/auth/login_flow",
+            json={
+                "client_id": client_id,
+                "handler": ["homeassistant", None],
+                "redirect_uri": client_id,
+            },
+        ) as response:
+            flow = await response.json()
+        async with self.session.post(
+            f"{self.url}/auth/login_flow/{flow['flow_id']}",
+            json={"client_id": client_id, "username": username, "password": password},
+        ) as response:
+            code = (await response.json())["result"]
+        async with self.session.post(
+            f"{self.url}/auth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "client_id": client_id,
+            },
+        ) as response:
+            response.raise_for_status()
+            self.token = (await response.json())["access_token"]
+        return self.token
+
     @property
     def headers(self) -> dict[str, str]:
         """Bearer authorisation for the REST API."""

@@ -22,7 +22,7 @@ from . import commands
 from .auth import AppCertificate
 from .const import PrinterModel
 from .mqtt import MqttSession, SessionConfig, SessionStatus
-from .state import ChangeSet, CommandAck, PrinterState
+from .state import ChangeSet, CommandAck, PrinterState, affected_views
 from .tls import classify_tls_error
 
 _LOGGER = logging.getLogger(__name__)
@@ -488,6 +488,9 @@ class BambuHub:
             if self._on_ack is not None:
                 self._on_ack(link.serial, ack)
         changed = result.changed
+        if changed:
+            # Listeners filter on view names: computed once per report here.
+            changed = changed | affected_views(changed)
         if self._update_available(link):
             changed = changed | {AVAILABILITY}
         if changed:

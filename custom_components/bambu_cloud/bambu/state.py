@@ -19,12 +19,14 @@ Merge rules (PROTOCOL.md section 2.5):
   report also marks the printer online. The report's own ``online`` object
   shares that change name, which at worst refreshes the presence entity.
 
-Bad input (not JSON, not an object, wrong types, > 1 MiB, nested deeper than
-any report) is dropped with a debug log; neither ``merge`` nor a view raises.
+Bad input (not JSON, not an object, wrong types, > 1 MiB) is dropped with a
+debug log; nesting deeper than any report is never recursed into (merge and
+diagnostics stop at ``_MAX_DEPTH``). Neither ``merge`` nor a view raises.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -506,14 +508,16 @@ def _hms_entry(attr: int, code: int) -> HmsEntry:
     )
 
 
-def _redact(value: object) -> Any:
+def _redact(value: object, depth: int = 0) -> Any:
+    if depth > _MAX_DEPTH:
+        return "**TOO DEEP**"
     if isinstance(value, dict):
         return {
-            key: "**REDACTED**" if key in _REDACTED_KEYS else _redact(item)
+            key: "**REDACTED**" if key in _REDACTED_KEYS else _redact(item, depth + 1)
             for key, item in value.items()
         }
     if isinstance(value, list):
-        return [_redact(item) for item in value]
+        return [_redact(item, depth + 1) for item in value]
     return value
 
 
@@ -522,19 +526,6 @@ def _redact(value: object) -> Any:
 
 def _no_constant(_: str) -> None:
     """NaN and Infinity are not JSON; read them as null."""
-
-
-def _too_deep(root: object) -> bool:
-    stack: list[tuple[Any, int]] = [(root, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > _MAX_DEPTH:
-            return True
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend(
-            (child, depth + 1) for child in children if isinstance(child, dict | list)
-        )
-    return False
 
 
 def _decode(payload: object) -> dict[str, Any] | None:
@@ -568,16 +559,17 @@ def _decode(payload: object) -> dict[str, Any] | None:
             "Dropped printer message: root is %s, not an object", type(message).__name__
         )
         return None
-    if _too_deep(message):
-        _LOGGER.debug(
-            "Dropped printer message: nested deeper than %d levels", _MAX_DEPTH
-        )
-        return None
     return message
 
 
 def _merge_tree(old: object, new: object, path: tuple[str, ...]) -> object:
-    """Delta merge: dicts recursively, AMS units/trays by id, else replace."""
+    """Delta merge: dicts recursively, AMS units/trays by id, else replace.
+
+    Below ``_MAX_DEPTH`` levels (deeper than any real report) the new value
+    replaces the old one, so hostile nesting cannot exhaust the stack.
+    """
+    if len(path) > _MAX_DEPTH:
+        return new
     if isinstance(old, dict) and isinstance(new, dict):
         merged = dict(old)
         for key, value in new.items():
@@ -628,11 +620,28 @@ VIEW_FIELDS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(_VIEW_FIELDS
 
 
 def _uses[F: Callable[..., object]](*fields: str) -> Callable[[F], F]:
-    """Record which change names a view reads, for ``affected_views``."""
+    """Record which change names a view reads, and cache its value.
+
+    Many entities read the same views after every report; a view without
+    arguments is computed once per state version (the cache is emptied by
+    every merge that changes something).
+    """
 
     def register(view: F) -> F:
-        _VIEW_FIELDS[view.__name__] = frozenset(fields)
-        return view
+        name = view.__name__
+        _VIEW_FIELDS[name] = frozenset(fields)
+        if view.__code__.co_argcount != 1:
+            return view
+
+        @functools.wraps(view)
+        def cached(self: PrinterState) -> object:
+            try:
+                return self._cache[name]
+            except KeyError:
+                value = self._cache[name] = view(self)
+                return value
+
+        return cast("F", cached)
 
     return register
 
@@ -658,6 +667,7 @@ class PrinterState:
         self._modules: list[Mapping[str, Any]] = []
         self._online: bool | None = None
         self._full = False
+        self._cache: dict[str, object] = {}
 
     # ------------------------------------------------------------- merging
 
@@ -682,7 +692,9 @@ class PrinterState:
                 changed |= self._apply_version(body)
             elif kind == "print" and not is_ack and command in (None, _PUSH_STATUS):
                 changed |= self._apply_report(body)
-        if not changed and ack is None:
+        if changed:
+            self._cache.clear()
+        elif ack is None:
             return _NOTHING
         return MergeResult(changed=frozenset(changed), ack=ack)
 

@@ -1,0 +1,164 @@
+"""The UI as a person uses it: headless Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tools.virtual_farm.farm import VirtualFarm
+
+from .hass_process import HassProcess
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[2]
+EN = json.loads(
+    (ROOT / "custom_components/bambu_cloud/translations/en.json").read_text()
+)
+SCREENSHOT_DIR = Path(__file__).resolve().parent / "screenshots"
+# Chromium as root, offline: no sandbox, no background traffic.
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+RAW_KEY = re.compile(r"component\.bambu_cloud|config\.(step|error)|\bbase\b")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    """Debian's Chromium under Playwright (no browser download)."""
+    if not CHROMIUM.exists():  # noqa: ASYNC240 - one stat, before any I/O
+        pytest.skip("Debian chromium is not installed (scripts/setup installs it)")
+    playwright_api = pytest.importorskip("playwright.async_api")
+    async with playwright_api.async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=ARGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def _onboard(page: object, hass: HassProcess) -> None:
+    await page.goto(hass.url)  # type: ignore[attr-defined]
+    await page.get_by_text("Create my smart home").click()  # type: ignore[attr-defined]
+    create = page.get_by_role("button", name="Create account")  # type: ignore[attr-defined]
+    for _ in range(10):  # the form may still be wiring its fields up
+        for name, value in (
+            ("name", "Browser Owner"),
+            ("username", "owner"),
+            ("password", "owner-password-123"),
+            ("password_confirm", "owner-password-123"),
+        ):
+            await page.locator(f"input[name={name}]").fill(value)  # type: ignore[attr-defined]
+        if await create.is_enabled():
+            break
+        await page.wait_for_timeout(500)  # type: ignore[attr-defined]
+    await create.click()
+    for _ in range(10):
+        await page.wait_for_timeout(800)  # type: ignore[attr-defined]
+        if "onboarding" not in page.url:  # type: ignore[attr-defined]
+            return
+        for label in ("Next", "Finish"):
+            button = page.get_by_role("button", name=label)  # type: ignore[attr-defined]
+            if await button.count():
+                await button.first.click()
+                break
+    raise AssertionError("onboarding did not finish")
+
+
+# Home Assistant renders inside shadow roots: collect text through them.
+DEEP_TEXT = """() => {
+  const parts = [];
+  const walk = (node) => {
+    if (node.shadowRoot) walk(node.shadowRoot);
+    for (const child of node.childNodes) {
+      if (child.nodeType === Node.TEXT_NODE) parts.push(child.textContent);
+      else if (child.nodeType === Node.ELEMENT_NODE) {
+        if (child.getAttribute("label")) parts.push(child.getAttribute("label"));
+        walk(child);
+      }
+    }
+  };
+  walk(document.body);
+  return parts.join(" ").replace(/\\s+/g, " ");
+}"""
+
+
+async def _dialog_text(page: object) -> str:
+    text: str = await page.evaluate(DEEP_TEXT)  # type: ignore[attr-defined]
+    return text
+
+
+async def test_add_account_in_the_ui(
+    hass_process: HassProcess, farm: VirtualFarm, browser: object
+) -> None:
+    """Onboard, add the account with the token form, open the printer's page."""
+    hass = hass_process
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    await _onboard(page, hass)
+
+    await page.goto(f"{hass.url}/config/integrations/dashboard")
+    await page.get_by_role("button", name="Add integration").click()
+    await page.wait_for_timeout(800)
+    await page.keyboard.type("Bambu")
+    await page.get_by_text("Bambu Lab Cloud").first.click()
+
+    user = EN["config"]["step"]["user"]
+    await page.get_by_text(user["menu_options"]["token"]).click()
+    token_step = EN["config"]["step"]["token"]
+    await page.get_by_text(token_step["title"]).first.wait_for()
+    labels = list(token_step["data"].values())
+    text = ""
+    for _ in range(50):  # the form renders its fields after the title
+        text = await _dialog_text(page)
+        if all(label in text for label in labels):
+            break
+        await page.wait_for_timeout(200)
+    for label in labels:
+        assert label in text, f"label {label!r} not rendered"
+    assert not RAW_KEY.search(text), text
+
+    # A wrong token shows the translated error; the right one creates the entry.
+    await page.locator("input[name=access_token]").fill("not-the-token")
+    await page.get_by_role("button", name="Submit").click()
+    await page.get_by_text(EN["config"]["error"]["invalid_auth"]).wait_for()
+    await page.locator("input[name=access_token]").fill(farm.token)
+    await page.get_by_role("button", name="Submit").click()
+    # Home Assistant lists the new devices (account and printers) to name.
+    finish = page.get_by_role("button", name="Skip and finish")
+    await finish.wait_for()
+    await finish.click()
+
+    printer = farm.printers[0]
+    device = await hass_device_id(hass, printer.serial)
+    await page.goto(f"{hass.url}/config/devices/device/{device}")
+    await page.get_by_text(printer.name).first.wait_for()
+    await page.get_by_text("Nozzle temperature").first.wait_for()
+    await page.wait_for_timeout(1500)
+    SCREENSHOT_DIR.mkdir(exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOT_DIR / "device_page.png"), full_page=True)
+    assert not RAW_KEY.search(await _dialog_text(page))
+
+
+async def hass_device_id(hass: HassProcess, serial: str) -> str:
+    """The device registry id of a printer (through the websocket API)."""
+    if hass.token is None:
+        await hass.login("owner", "owner-password-123")
+    devices = await hass.ws_command({"type": "config/device_registry/list"})
+    return next(
+        d["id"]
+        for d in devices
+        if ["bambu_cloud", serial] in [list(i) for i in d["identifiers"]]
+    )
