@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
-from unittest.mock import patch
+from unittest.mock import PropertyMock, patch
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
@@ -200,8 +200,11 @@ async def test_fetch_errors(
 
     # Another failure once the list is stale: unavailable.
     cloud.fail(VERSION, Failure(503))
-    with patch(
-        "custom_components.bambu_cloud.firmware.FIRMWARE_STALE_AFTER", timedelta(0)
+    with patch.object(
+        BambuFirmwareCoordinator,
+        "fresh",
+        new_callable=PropertyMock,
+        return_value=False,
     ):
         freezer.tick(timedelta(minutes=31))
         async_fire_time_changed(hass)

@@ -54,27 +54,36 @@ class CloudData:
     printers: dict[str, BoundPrinter]
 
 
-class BambuCloudCoordinator(DataUpdateCoordinator[CloudData]):
-    """Polls profile and bind list; honours 429 Retry-After."""
+class BambuCloudPoller[DataT](DataUpdateCoordinator[DataT]):
+    """Polls the cloud with one error contract and 429 back-off.
+
+    401 starts reauth; 429 waits at least Retry-After (no request is sent
+    before); 403, 5xx, timeouts and bad answers raise UpdateFailed, which logs
+    one line when the cloud goes down and one when it recovers. Entities keep
+    the last good data until it is older than ``stale_after``.
+    """
 
     config_entry: BambuConfigEntry
 
     def __init__(
-        self, hass: HomeAssistant, entry: BambuConfigEntry, cloud: BambuCloud
+        self,
+        hass: HomeAssistant,
+        entry: BambuConfigEntry,
+        cloud: BambuCloud,
+        *,
+        name: str,
+        interval: timedelta,
+        retry: timedelta,
+        stale_after: timedelta,
     ) -> None:
-        """Set the poll interval from the options (default five minutes)."""
-        seconds = entry.options.get(CONF_POLL_INTERVAL)
-        self.poll_interval = (
-            timedelta(seconds=seconds) if seconds else DEFAULT_POLL_INTERVAL
-        )
+        """Poll every interval; after a failure try again after retry."""
         super().__init__(
-            hass,
-            LOGGER,
-            config_entry=entry,
-            name=DOMAIN,
-            update_interval=self.poll_interval,
+            hass, LOGGER, config_entry=entry, name=name, update_interval=interval
         )
         self.cloud = cloud
+        self.interval = interval
+        self.retry = retry
+        self.stale_after = stale_after
         self.last_success: datetime | None = None
         self._not_before = 0.0
         self._stale_notified = False
@@ -84,19 +93,23 @@ class BambuCloudCoordinator(DataUpdateCoordinator[CloudData]):
         """Whether the last good data is recent enough to show."""
         return (
             self.last_success is not None
-            and dt_util.utcnow() - self.last_success < STALE_AFTER
+            and dt_util.utcnow() - self.last_success < self.stale_after
         )
 
-    async def _async_update_data(self) -> CloudData:
-        """Fetch profile and printers; notify entities once data turns stale."""
+    async def _async_poll(self) -> DataT:
+        """One poll of the cloud (library errors propagate)."""
+        raise NotImplementedError
+
+    async def _async_update_data(self) -> DataT:
+        """Poll; map errors; notify entities once the data turns stale."""
         try:
             data = await self._async_fetch()
         except UpdateFailed:
-            # The coordinator only notifies on the first of several failures;
+            # The base class only notifies on the first of several failures;
             # entities must still learn when their last good data went stale.
             self.hass.loop.call_soon(self._notify_if_stale)
             raise
-        self.update_interval = self.poll_interval
+        self.update_interval = self.interval
         self.last_success = dt_util.utcnow()
         self._stale_notified = False
         return data
@@ -107,8 +120,7 @@ class BambuCloudCoordinator(DataUpdateCoordinator[CloudData]):
             self._stale_notified = True
             self.async_update_listeners()
 
-    async def _async_fetch(self) -> CloudData:
-        """Fetch profile and printers; map errors to HA's contract."""
+    async def _async_fetch(self) -> DataT:
         wait = self._not_before - time.monotonic()
         if wait > 0:
             raise UpdateFailed(
@@ -116,16 +128,16 @@ class BambuCloudCoordinator(DataUpdateCoordinator[CloudData]):
                 translation_key="rate_limited",
                 translation_placeholders={"seconds": str(round(wait))},
             )
+        self.update_interval = self.retry
         try:
-            profile = await self.cloud.get_profile()
-            printers = await self.cloud.get_bound_printers()
+            return await self._async_poll()
         except BambuAuthError as err:
             raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN, translation_key="auth_failed"
             ) from err
         except BambuRateLimitedError as err:
             delay = min(
-                max(err.retry_after or 0.0, self.poll_interval.total_seconds()),
+                max(err.retry_after or 0.0, self.retry.total_seconds()),
                 MAX_BACKOFF.total_seconds(),
             )
             self._not_before = time.monotonic() + delay
@@ -148,4 +160,30 @@ class BambuCloudCoordinator(DataUpdateCoordinator[CloudData]):
                 translation_key="cannot_connect",
                 translation_placeholders={"error": str(err)},
             ) from err
+
+
+class BambuCloudCoordinator(BambuCloudPoller[CloudData]):
+    """Polls the account profile and bind list (default every 5 minutes)."""
+
+    def __init__(
+        self, hass: HomeAssistant, entry: BambuConfigEntry, cloud: BambuCloud
+    ) -> None:
+        """Set the poll interval from the options."""
+        seconds = entry.options.get(CONF_POLL_INTERVAL)
+        self.poll_interval = (
+            timedelta(seconds=seconds) if seconds else DEFAULT_POLL_INTERVAL
+        )
+        super().__init__(
+            hass,
+            entry,
+            cloud,
+            name=DOMAIN,
+            interval=self.poll_interval,
+            retry=self.poll_interval,
+            stale_after=STALE_AFTER,
+        )
+
+    async def _async_poll(self) -> CloudData:
+        profile = await self.cloud.get_profile()
+        printers = await self.cloud.get_bound_printers()
         return CloudData(profile, {printer.serial: printer for printer in printers})

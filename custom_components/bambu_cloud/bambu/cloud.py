@@ -36,6 +36,7 @@ from .models import (
     PrintTask,
     Profile,
 )
+from .values import as_float, as_int, dicts
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class BambuCloud:
         """Printers bound to the account."""
         data = await self._request("GET", PATH_BIND)
         printers: list[BoundPrinter] = []
-        for item in _dicts(data.get("devices")):
+        for item in dicts(data.get("devices")):
             if not (serial := _str(item.get("dev_id"))):
                 continue
             access_code = (_str(item.get("dev_access_code")) or "").strip()
@@ -109,7 +110,7 @@ class BambuCloud:
                     model_id=_str(item.get("dev_model_name")),
                     product_name=_str(item.get("dev_product_name")),
                     access_code=access_code or None,
-                    nozzle_diameter=_float(item.get("nozzle_diameter")),
+                    nozzle_diameter=as_float(item.get("nozzle_diameter")),
                     structure=_str(item.get("dev_structure")),
                     print_job=_str(item.get("print_job")),
                 )
@@ -125,7 +126,7 @@ class BambuCloud:
             params["deviceId"] = serial
         data = await self._request("GET", PATH_TASKS, params=params)
         tasks: list[PrintTask] = []
-        for item in _dicts(data.get("hits")):
+        for item in dicts(data.get("hits")):
             task_id = item.get("id")
             if not isinstance(task_id, str | int) or isinstance(task_id, bool):
                 continue
@@ -135,11 +136,11 @@ class BambuCloud:
                     serial=_str(item.get("deviceId")),
                     title=_str(item.get("title")),
                     cover=_str(item.get("cover")),
-                    status=_int(item.get("status")),
+                    status=as_int(item.get("status")),
                     start_time=_time(item.get("startTime")),
                     end_time=_time(item.get("endTime")),
-                    weight=_float(item.get("weight")),
-                    length=_float(item.get("length")),
+                    weight=as_float(item.get("weight")),
+                    length=as_float(item.get("length")),
                 )
             )
         return tasks
@@ -149,7 +150,7 @@ class BambuCloud:
         params = {"dev_id": serial} if serial else None
         data = await self._request("GET", PATH_VERSION, params=params)
         infos: list[FirmwareInfo] = []
-        for item in _dicts(data.get("devices")):
+        for item in dicts(data.get("devices")):
             if not (dev_id := _str(item.get("dev_id"))):
                 continue
             releases = tuple(
@@ -159,7 +160,7 @@ class BambuCloud:
                     url=_str(fw.get("url")),
                     release_notes=_str(fw.get("description")),
                 )
-                for fw in _dicts(item.get("firmware"))
+                for fw in dicts(item.get("firmware"))
                 if (version := _str(fw.get("version")))
             )
             infos.append(
@@ -257,7 +258,7 @@ def _check(
     """Turn a status and body into parsed JSON or a typed error."""
     where = f"{method} {path}"
     body = _parse_json(text)
-    code = _int(body.get("code")) if body is not None else None
+    code = as_int(body.get("code")) if body is not None else None
     if status == 401:
         raise BambuAuthError(f"{where}: unauthorised")
     if status == 403:
@@ -308,15 +309,9 @@ def _login_result(data: Json) -> LoginResult:
     if not token:
         raise BambuConnectionError("login answer without a token")
     return LoginResult(
-        kind=LoginKind.TOKEN, access_token=token, expires_in=_int(data.get("expiresIn"))
-    )
-
-
-def _dicts(value: object) -> list[Json]:
-    return (
-        [item for item in value if isinstance(item, dict)]
-        if isinstance(value, list)
-        else []
+        kind=LoginKind.TOKEN,
+        access_token=token,
+        expires_in=as_int(data.get("expiresIn")),
     )
 
 
@@ -325,32 +320,6 @@ def _str(value: object) -> str | None:
         return None
     if isinstance(value, str | int | float):
         return str(value) if str(value) else None
-    return None
-
-
-def _int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _float(value: object) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
     return None
 
 

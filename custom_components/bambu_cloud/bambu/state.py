@@ -29,7 +29,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -37,6 +36,8 @@ from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
 from types import MappingProxyType
 from typing import Any, Final, cast
+
+from .values import as_bool, as_float, as_hex, as_int, as_str, dicts
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -173,8 +174,6 @@ _NOZZLE_FIELDS: Final = (
 _SD_STATES: Final = ("none", "normal", "abnormal", "readonly")
 _DBM: Final = re.compile(r"\s*(-?\d{1,4})")
 _HEX_COLOR: Final = re.compile(r"[0-9A-Fa-f]{6}(?:[0-9A-Fa-f]{2})?")
-_TRUE_WORDS: Final = frozenset({"true", "enable", "enabled", "on", "1", "yes"})
-_FALSE_WORDS: Final = frozenset({"false", "disable", "disabled", "off", "0", "no"})
 _DOOR_OPEN: Final = 0x00800000
 _SIGNED_COMMANDS: Final = 0x20000000
 _SECONDARY_AUX_FAN: Final = 160
@@ -332,69 +331,11 @@ class FirmwareModule:
 # ------------------------------------------------------------------ converters
 
 
-def _as_int(value: object) -> int | None:
-    """Int from an int, an integral float or a numeric string ("15" -> 15)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if math.isfinite(value) else None
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            return _as_int(_as_float(value))
-    return None
-
-
-def _as_float(value: object) -> float | None:
-    """Finite float from a number or numeric string, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        number = float(value)
-    except (ValueError, OverflowError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _as_str(value: object) -> str | None:
-    """Non-empty stripped string, else None."""
-    if not isinstance(value, str):
-        return None
-    return value.strip() or None
-
-
-def _as_bool(value: object) -> bool | None:
-    """Bool from true/false, 0/1 or the enable/disable words firmware uses."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    word = (_as_str(value) or "").lower()
-    if word in _TRUE_WORDS:
-        return True
-    if word in _FALSE_WORDS:
-        return False
-    return None
-
-
-def _as_hex(value: object) -> int | None:
-    """Int from a hex string (``"7A58000"``) or a plain int."""
-    if isinstance(value, str):
-        try:
-            return int(value.strip(), 16)
-        except ValueError:
-            return None
-    return _as_int(value) if isinstance(value, int) else None
-
-
 def _as_id(value: object) -> str:
     """Sequence ids are strings, some firmware sends ints."""
     if isinstance(value, str):
         return value
-    number = _as_int(value)
+    number = as_int(value)
     return "" if number is None else str(number)
 
 
@@ -410,12 +351,6 @@ def _dict(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _dicts(value: object) -> list[Mapping[str, Any]]:
-    if not isinstance(value, list):
-        return []
-    return [item for item in value if isinstance(item, dict)]
-
-
 def _path(root: Mapping[str, Any], *keys: str) -> object:
     node: object = root
     for key in keys:
@@ -429,7 +364,7 @@ def _bit(flags: int | None, mask: int) -> bool | None:
 
 def _unpack_temp(value: object) -> tuple[float | None, float | None]:
     """Packed temperature: low 16 bits current, high 16 bits target."""
-    packed = _as_int(value)
+    packed = as_int(value)
     if packed is None or packed < 0:
         return None, None
     return float(packed & 0xFFFF), float((packed >> 16) & 0xFFFF)
@@ -437,12 +372,12 @@ def _unpack_temp(value: object) -> tuple[float | None, float | None]:
 
 def _fan_percent(value: object) -> int | None:
     """Fan step 0-15 to percent, rounded up to 10 % like Bambu Studio."""
-    step = _in_range(_as_int(value), 0, 15)
+    step = _in_range(as_int(value), 0, 15)
     return None if step is None else (step * 10 + 14) // 15 * 10
 
 
 def _color(value: object) -> str | None:
-    text = _as_str(value)
+    text = as_str(value)
     if text is None or not _HEX_COLOR.fullmatch(text):
         return None
     return f"#{text[:6].upper()}"
@@ -450,7 +385,7 @@ def _color(value: object) -> str | None:
 
 def _nozzle_kind(value: object) -> tuple[str | None, str | None]:
     """Material and flow from a nozzle type name or code such as ``HS01``."""
-    text = _as_str(value)
+    text = as_str(value)
     if text is None:
         return None, None
     if _NOZZLE_CODE.fullmatch(text):
@@ -467,16 +402,16 @@ def _global_tray_id(ams_id: int | None, slot: int) -> int:
 
 def _snow_tray(value: object) -> int | None:
     """Tray loaded in one extruder: ``ams_id = snow >> 8``, slot in low bits."""
-    snow = _in_range(_as_int(value), 0, _NO_SNOW - 1)
+    snow = _in_range(as_int(value), 0, _NO_SNOW - 1)
     return None if snow is None else _global_tray_id(snow >> 8, snow & 0x3)
 
 
 def _tray(data: Mapping[str, Any], ams_id: int | None) -> Tray | None:
-    slot = _in_range(_as_int(data.get("id")), 0, 255)
+    slot = _in_range(as_int(data.get("id")), 0, 255)
     if slot is None:
         return None
     global_id = _global_tray_id(ams_id, slot)
-    kind = _as_str(data.get("tray_type"))
+    kind = as_str(data.get("tray_type"))
     if kind is None:
         return Tray(id=slot, ams_id=ams_id, global_id=global_id, empty=True)
     return Tray(
@@ -485,13 +420,13 @@ def _tray(data: Mapping[str, Any], ams_id: int | None) -> Tray | None:
         global_id=global_id,
         empty=False,
         type=kind,
-        sub_brand=_as_str(data.get("tray_sub_brands")),
+        sub_brand=as_str(data.get("tray_sub_brands")),
         color=_color(data.get("tray_color")),
-        remaining=_in_range(_as_int(data.get("remain")), 0, 100),
-        name=_as_str(data.get("tray_id_name")),
-        filament_id=_as_str(data.get("tray_info_idx")),
-        nozzle_temp_min=_as_int(data.get("nozzle_temp_min")),
-        nozzle_temp_max=_as_int(data.get("nozzle_temp_max")),
+        remaining=_in_range(as_int(data.get("remain")), 0, 100),
+        name=as_str(data.get("tray_id_name")),
+        filament_id=as_str(data.get("tray_info_idx")),
+        nozzle_temp_min=as_int(data.get("nozzle_temp_min")),
+        nozzle_temp_max=as_int(data.get("nozzle_temp_max")),
     )
 
 
@@ -581,7 +516,7 @@ def _merge_tree(old: object, new: object, path: tuple[str, ...]) -> object:
 
 
 def _item_id(item: object) -> int | None:
-    return _as_int(item.get("id")) if isinstance(item, dict) else None
+    return as_int(item.get("id")) if isinstance(item, dict) else None
 
 
 def _merge_by_id(old: list[Any], new: list[Any], path: tuple[str, ...]) -> list[Any]:
@@ -605,11 +540,11 @@ def _merge_by_id(old: list[Any], new: list[Any], path: tuple[str, ...]) -> list[
 def _parse_ack(kind: str, body: Mapping[str, Any]) -> CommandAck:
     return CommandAck(
         kind=kind,
-        command=_as_str(body.get("command")) or "",
+        command=as_str(body.get("command")) or "",
         sequence_id=_as_id(body.get("sequence_id")),
-        ok=(_as_str(body.get("result")) or "").lower() == "success",
-        reason=_as_str(body.get("reason")),
-        err_code=_as_int(body.get("err_code")),
+        ok=(as_str(body.get("result")) or "").lower() == "success",
+        reason=as_str(body.get("reason")),
+        err_code=as_int(body.get("err_code")),
     )
 
 
@@ -684,7 +619,7 @@ class PrinterState:
             if kind == "event":
                 changed |= self._apply_presence(body)
                 continue
-            command = _as_str(body.get("command"))
+            command = as_str(body.get("command"))
             is_ack = "result" in body and command != _PUSH_STATUS
             if is_ack:
                 ack = _parse_ack(kind, body)
@@ -700,7 +635,7 @@ class PrinterState:
 
     def _apply_report(self, body: Mapping[str, Any]) -> set[str]:
         report = {key: value for key, value in body.items() if key not in _ENVELOPE}
-        full = body.get("command") == _PUSH_STATUS and _as_int(body.get("msg", 0)) == 0
+        full = body.get("command") == _PUSH_STATUS and as_int(body.get("msg", 0)) == 0
         old = self._print
         new = report if full else dict(_dict(_merge_tree(old, report, ())))
         keys = old.keys() | report.keys() if full else report.keys()
@@ -714,14 +649,14 @@ class PrinterState:
     def _apply_version(self, body: Mapping[str, Any]) -> set[str]:
         if not isinstance(body.get("module"), list):
             return set()
-        modules = _dicts(body.get("module"))
+        modules = dicts(body.get("module"))
         if modules == self._modules:
             return set()
         self._modules = modules
         return {"info"}
 
     def _apply_presence(self, body: Mapping[str, Any]) -> set[str]:
-        online = _PRESENCE.get(_as_str(body.get("event")) or "")
+        online = _PRESENCE.get(as_str(body.get("event")) or "")
         return set() if online is None else self._set_online(online=online)
 
     def _set_online(self, *, online: bool) -> set[str]:
@@ -761,7 +696,7 @@ class PrinterState:
     @_uses(*_NOZZLE_FIELDS)
     def active_extruder(self) -> int | None:
         """Index of the extruder in use (bits 4-7 of the extruder state)."""
-        state = _as_int(_path(self._print, "device", "extruder", "state"))
+        state = as_int(_path(self._print, "device", "extruder", "state"))
         return None if state is None or state < 0 else (state >> 4) & 0xF
 
     @property
@@ -769,10 +704,10 @@ class PrinterState:
     def nozzles(self) -> tuple[Nozzle, ...]:
         """Every hotend; single-nozzle printers get one from top-level fields."""
         p = self._print
-        heads = _dicts(_path(p, "device", "extruder", "info"))
+        heads = dicts(_path(p, "device", "extruder", "info"))
         specs = {
-            _as_int(spec.get("id")): spec
-            for spec in _dicts(_path(p, "device", "nozzle", "info"))
+            as_int(spec.get("id")): spec
+            for spec in dicts(_path(p, "device", "nozzle", "info"))
         }
         if len(heads) <= 1:
             head = heads[0] if heads else {}
@@ -781,8 +716,8 @@ class PrinterState:
                 self._nozzle(
                     0,
                     active=True,
-                    current=_first(_as_float(p.get("nozzle_temper")), current),
-                    target=_first(_as_float(p.get("nozzle_target_temper")), target),
+                    current=_first(as_float(p.get("nozzle_temper")), current),
+                    target=_first(as_float(p.get("nozzle_target_temper")), target),
                     spec=specs.get(0, {}),
                     snow=head.get("snow"),
                 ),
@@ -790,7 +725,7 @@ class PrinterState:
         active = self.active_extruder
         nozzles = []
         for position, head in enumerate(heads):
-            index = _as_int(head.get("id"))
+            index = as_int(head.get("id"))
             index = position if index is None else index
             current, target = _unpack_temp(head.get("temp"))
             nozzles.append(
@@ -819,13 +754,13 @@ class PrinterState:
         material, flow = _nozzle_kind(spec.get("type"))
         if material is None:
             material, flow = _nozzle_kind(self._print.get("nozzle_type"))
-        diameter = _as_float(spec.get("diameter"))
+        diameter = as_float(spec.get("diameter"))
         return Nozzle(
             index=index,
             active=active,
             temperature=current,
             target_temperature=target,
-            diameter=_first(diameter, _as_float(self._print.get("nozzle_diameter"))),
+            diameter=_first(diameter, as_float(self._print.get("nozzle_diameter"))),
             type=material,
             flow=flow,
             tray_id=_snow_tray(snow),
@@ -863,20 +798,20 @@ class PrinterState:
     @_uses("bed_temper", "device")
     def bed_temperature(self) -> float | None:
         """Bed temperature, °C (float field first, packed form as fallback)."""
-        return _first(_as_float(self._print.get("bed_temper")), self._packed("bed")[0])
+        return _first(as_float(self._print.get("bed_temper")), self._packed("bed")[0])
 
     @property
     @_uses("bed_target_temper", "device")
     def bed_target_temperature(self) -> float | None:
         """Bed target temperature, °C."""
-        target = _as_float(self._print.get("bed_target_temper"))
+        target = as_float(self._print.get("bed_target_temper"))
         return _first(target, self._packed("bed")[1])
 
     @property
     @_uses("chamber_temper", "device")
     def chamber_temperature(self) -> float | None:
         """Chamber temperature, °C (P1/A1 send a constant 5: check the model)."""
-        chamber = _as_float(self._print.get("chamber_temper"))
+        chamber = as_float(self._print.get("chamber_temper"))
         return _first(chamber, self._packed("ctc")[0])
 
     @property
@@ -891,27 +826,27 @@ class PrinterState:
     @_uses("gcode_state")
     def gcode_state(self) -> str | None:
         """IDLE, PREPARE, RUNNING, PAUSE, FINISH, FAILED, ..."""
-        state = _as_str(self._print.get("gcode_state"))
+        state = as_str(self._print.get("gcode_state"))
         return None if state is None else state.upper()
 
     @property
     @_uses("print_type")
     def print_type(self) -> str | None:
         """cloud, local, idle or system."""
-        kind = _as_str(self._print.get("print_type"))
+        kind = as_str(self._print.get("print_type"))
         return None if kind is None else kind.lower()
 
     @property
     @_uses("mc_percent")
     def progress(self) -> int | None:
         """Print progress, %."""
-        return _in_range(_as_int(self._print.get("mc_percent")), 0, 100)
+        return _in_range(as_int(self._print.get("mc_percent")), 0, 100)
 
     @property
     @_uses("mc_remaining_time")
     def remaining_minutes(self) -> int | None:
         """Minutes the printer expects the job to take still."""
-        minutes = _as_int(self._print.get("mc_remaining_time"))
+        minutes = as_int(self._print.get("mc_remaining_time"))
         return _in_range(minutes, 0, _MAX_MINUTES)
 
     @_uses("mc_remaining_time", "gcode_state")
@@ -926,24 +861,22 @@ class PrinterState:
     @_uses("gcode_start_time")
     def start_time(self) -> datetime | None:
         """When the current job started (UTC)."""
-        seconds = _in_range(
-            _as_int(self._print.get("gcode_start_time")), 1, _LAST_EPOCH
-        )
+        seconds = _in_range(as_int(self._print.get("gcode_start_time")), 1, _LAST_EPOCH)
         return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
     @property
     @_uses("gcode_file_prepare_percent")
     def prepare_percent(self) -> int | None:
         """Download progress of the job file during PREPARE, %."""
-        percent = _as_int(self._print.get("gcode_file_prepare_percent"))
+        percent = as_int(self._print.get("gcode_file_prepare_percent"))
         return _in_range(percent, 0, 100)
 
     @property
     @_uses("stg_cur", "stage")
     def stage_id(self) -> int | None:
         """Raw ``stg_cur`` id (newer firmware: ``stage._id``)."""
-        stage = _as_int(self._print.get("stg_cur"))
-        return _first(stage, _as_int(_path(self._print, "stage", "_id")))
+        stage = as_int(self._print.get("stg_cur"))
+        return _first(stage, as_int(_path(self._print, "stage", "_id")))
 
     @property
     @_uses("stg_cur", "stage", "print_type")
@@ -960,23 +893,23 @@ class PrinterState:
     @_uses("layer_num", "3D")
     def layer(self) -> int | None:
         """Layer being printed."""
-        layer = _as_int(self._print.get("layer_num"))
-        layer = _first(layer, _as_int(_path(self._print, "3D", "layer_num")))
+        layer = as_int(self._print.get("layer_num"))
+        layer = _first(layer, as_int(_path(self._print, "3D", "layer_num")))
         return _in_range(layer, 0, _UINT32)
 
     @property
     @_uses("total_layer_num", "3D")
     def total_layers(self) -> int | None:
         """Layer count of the job."""
-        total = _as_int(self._print.get("total_layer_num"))
-        total = _first(total, _as_int(_path(self._print, "3D", "total_layer_num")))
+        total = as_int(self._print.get("total_layer_num"))
+        total = _first(total, as_int(_path(self._print, "3D", "total_layer_num")))
         return _in_range(total, 0, _UINT32)
 
     @property
     @_uses("subtask_name")
     def job_name(self) -> str | None:
         """Job name shown on the printer screen."""
-        return _as_str(self._print.get("subtask_name"))
+        return as_str(self._print.get("subtask_name"))
 
     @property
     @_uses("task_id")
@@ -989,7 +922,7 @@ class PrinterState:
     @_uses("gcode_file")
     def gcode_file(self) -> str | None:
         """File being printed."""
-        return _as_str(self._print.get("gcode_file"))
+        return as_str(self._print.get("gcode_file"))
 
     @property
     @_uses("s_obj")
@@ -998,20 +931,20 @@ class PrinterState:
         objects = self._print.get("s_obj")
         if not isinstance(objects, list):
             return ()
-        return tuple(i for i in map(_as_int, objects) if i is not None)
+        return tuple(i for i in map(as_int, objects) if i is not None)
 
     @property
     @_uses("spd_lvl")
     def speed_level(self) -> str | None:
         """silent, standard, sport or ludicrous."""
-        level = _in_range(_as_int(self._print.get("spd_lvl")), 1, len(SPEED_LEVELS))
+        level = _in_range(as_int(self._print.get("spd_lvl")), 1, len(SPEED_LEVELS))
         return None if level is None else SPEED_LEVELS[level - 1]
 
     @property
     @_uses("spd_mag")
     def speed_percent(self) -> int | None:
         """Speed multiplier, % (100 = standard)."""
-        return _in_range(_as_int(self._print.get("spd_mag")), 1, 1000)
+        return _in_range(as_int(self._print.get("spd_mag")), 1, 1000)
 
     # -------------------------------------------------------------- fans
 
@@ -1043,10 +976,10 @@ class PrinterState:
     @_uses("device")
     def secondary_aux_fan(self) -> int | None:
         """Secondary auxiliary fan (P2S/X2D air duct part 160), %."""
-        parts = _dicts(_path(self._print, "device", "airduct", "parts"))
+        parts = dicts(_path(self._print, "device", "airduct", "parts"))
         for part in parts:
-            if _as_int(part.get("id")) == _SECONDARY_AUX_FAN:
-                return _in_range(_as_int(part.get("state")), 0, 100)
+            if as_int(part.get("id")) == _SECONDARY_AUX_FAN:
+                return _in_range(as_int(part.get("state")), 0, 100)
         return None
 
     # ------------------------------------------------- network and flags
@@ -1059,14 +992,14 @@ class PrinterState:
         if isinstance(signal, str):
             match = _DBM.match(signal)
             return int(match[1]) if match else None
-        return _in_range(_as_int(signal), -200, 200)
+        return _in_range(as_int(signal), -200, 200)
 
     @property
     @_uses("net")
     def printer_ip(self) -> str | None:
         """The printer's own IPv4 address (little-endian uint32 in net.info)."""
-        for entry in _dicts(_path(self._print, "net", "info")):
-            address = _in_range(_as_int(entry.get("ip")), 1, _UINT32)
+        for entry in dicts(_path(self._print, "net", "info")):
+            address = _in_range(as_int(entry.get("ip")), 1, _UINT32)
             if address is not None:
                 return str(IPv4Address(address.to_bytes(4, "little")))
         return None
@@ -1075,13 +1008,13 @@ class PrinterState:
     @_uses("fun")
     def signed_commands_required(self) -> bool | None:
         """True when print commands must be signed (enable Developer Mode)."""
-        return _bit(_as_hex(self._print.get("fun")), _SIGNED_COMMANDS)
+        return _bit(as_hex(self._print.get("fun")), _SIGNED_COMMANDS)
 
     @property
     @_uses("home_flag")
     def home_flags(self) -> HomeFlags:
         """Decoded ``home_flag`` bitfield (a negative int is its 32-bit form)."""
-        raw = _as_int(self._print.get("home_flag"))
+        raw = as_int(self._print.get("home_flag"))
         flags = None if raw is None else raw & _UINT32
         sd_state = None if flags is None else _SD_STATES[(flags >> 8) & 0x3]
         return HomeFlags(
@@ -1106,7 +1039,7 @@ class PrinterState:
         Older H2D firmware reports the door in ``home_flag`` although it sends
         ``stat`` too, so neither field alone is trusted to say "closed".
         """
-        stat = _bit(_as_hex(self._print.get("stat")), _DOOR_OPEN)
+        stat = _bit(as_hex(self._print.get("stat")), _DOOR_OPEN)
         flag = self.home_flags.door_open
         if stat is None and flag is None:
             return None
@@ -1116,7 +1049,7 @@ class PrinterState:
     @_uses("sdcard", "home_flag")
     def sd_card(self) -> bool | None:
         """Whether an SD card is inserted."""
-        inserted = _as_bool(self._print.get("sdcard"))
+        inserted = as_bool(self._print.get("sdcard"))
         state = self.home_flags.sd_card_state
         return _first(inserted, None if state is None else state != "none")
 
@@ -1124,15 +1057,15 @@ class PrinterState:
     @_uses("hw_switch_state")
     def filament_present(self) -> bool | None:
         """Toolhead filament sensor sees filament."""
-        return _as_bool(self._print.get("hw_switch_state"))
+        return as_bool(self._print.get("hw_switch_state"))
 
     @property
     @_uses("lights_report")
     def lights(self) -> dict[str, str]:
         """Light node -> mode (on/off/flashing), e.g. ``chamber_light``."""
         lights = {}
-        for light in _dicts(self._print.get("lights_report")):
-            node, mode = _as_str(light.get("node")), _as_str(light.get("mode"))
+        for light in dicts(self._print.get("lights_report")):
+            node, mode = as_str(light.get("node")), as_str(light.get("mode"))
             if node and mode:
                 lights[node] = mode.lower()
         return lights
@@ -1142,14 +1075,14 @@ class PrinterState:
     def camera(self) -> CameraState:
         """Camera recording/timelapse switches and the LAN live-view URL."""
         ipcam = _dict(self._print.get("ipcam"))
-        url = _as_str(ipcam.get("rtsp_url"))
+        url = as_str(ipcam.get("rtsp_url"))
         is_url = url is not None and url.startswith("rtsp")
         return CameraState(
-            recording=_as_bool(ipcam.get("ipcam_record")),
-            timelapse=_as_bool(ipcam.get("timelapse")),
-            resolution=_as_str(ipcam.get("resolution")),
+            recording=as_bool(ipcam.get("ipcam_record")),
+            timelapse=as_bool(ipcam.get("timelapse")),
+            resolution=as_str(ipcam.get("resolution")),
             rtsp_url=url if is_url else None,
-            rtsp_enabled=True if is_url else _as_bool(url),
+            rtsp_enabled=True if is_url else as_bool(url),
         )
 
     @property
@@ -1158,13 +1091,13 @@ class PrinterState:
         """AI detection switches."""
         xcam = _dict(self._print.get("xcam"))
         return Xcam(
-            first_layer_inspector=_as_bool(xcam.get("first_layer_inspector")),
-            spaghetti_detector=_as_bool(xcam.get("spaghetti_detector")),
-            print_halt=_as_bool(xcam.get("print_halt")),
-            printing_monitor=_as_bool(xcam.get("printing_monitor")),
-            buildplate_marker_detector=_as_bool(xcam.get("buildplate_marker_detector")),
-            allow_skip_parts=_as_bool(xcam.get("allow_skip_parts")),
-            halt_print_sensitivity=_as_str(xcam.get("halt_print_sensitivity")),
+            first_layer_inspector=as_bool(xcam.get("first_layer_inspector")),
+            spaghetti_detector=as_bool(xcam.get("spaghetti_detector")),
+            print_halt=as_bool(xcam.get("print_halt")),
+            printing_monitor=as_bool(xcam.get("printing_monitor")),
+            buildplate_marker_detector=as_bool(xcam.get("buildplate_marker_detector")),
+            allow_skip_parts=as_bool(xcam.get("allow_skip_parts")),
+            halt_print_sensitivity=as_str(xcam.get("halt_print_sensitivity")),
         )
 
     # ------------------------------------------------------------ errors
@@ -1174,9 +1107,9 @@ class PrinterState:
     def hms(self) -> tuple[HmsEntry, ...]:
         """Active HMS messages; empty when cleared."""
         entries = []
-        for item in _dicts(self._print.get("hms")):
-            attr = _in_range(_as_int(item.get("attr")), 0, _UINT32)
-            code = _in_range(_as_int(item.get("code")), 0, _UINT32)
+        for item in dicts(self._print.get("hms")):
+            attr = _in_range(as_int(item.get("attr")), 0, _UINT32)
+            code = _in_range(as_int(item.get("code")), 0, _UINT32)
             if attr is not None and code is not None:
                 entries.append(_hms_entry(attr, code))
         return tuple(entries)
@@ -1185,7 +1118,7 @@ class PrinterState:
     @_uses("print_error")
     def print_error(self) -> int | None:
         """Print error code, None when there is none."""
-        code = _as_int(self._print.get("print_error"))
+        code = as_int(self._print.get("print_error"))
         if code is None:
             return None
         return (code & _UINT32) or None
@@ -1206,10 +1139,10 @@ class PrinterState:
         """AMS id -> (kind, firmware) from get_version names like ``n3f/2``."""
         found = {}
         for module in self._modules:
-            prefix, _, number = (_as_str(module.get("name")) or "").partition("/")
-            ams_id = _as_int(number) if prefix in _AMS_KINDS else None
+            prefix, _, number = (as_str(module.get("name")) or "").partition("/")
+            ams_id = as_int(number) if prefix in _AMS_KINDS else None
             if ams_id is not None:
-                found[ams_id] = (_AMS_KINDS[prefix], _as_str(module.get("sw_ver")))
+                found[ams_id] = (_AMS_KINDS[prefix], as_str(module.get("sw_ver")))
         return found
 
     @property
@@ -1218,22 +1151,22 @@ class PrinterState:
         """AMS units with their trays; ids 128+ are AMS HT units."""
         modules = self._ams_modules()
         units = []
-        for unit in _dicts(_path(self._print, "ams", "ams")):
-            ams_id = _in_range(_as_int(unit.get("id")), 0, 255)
+        for unit in dicts(_path(self._print, "ams", "ams")):
+            ams_id = _in_range(as_int(unit.get("id")), 0, 255)
             if ams_id is None:
                 continue
             fallback = "ams_ht" if ams_id >= _AMS_HT_FIRST_ID else "ams"
             kind, firmware = modules.get(ams_id, (fallback, None))
-            trays = (_tray(tray, ams_id) for tray in _dicts(unit.get("tray")))
+            trays = (_tray(tray, ams_id) for tray in dicts(unit.get("tray")))
             units.append(
                 AmsUnit(
                     id=ams_id,
                     kind=kind,
-                    humidity_index=_in_range(_as_int(unit.get("humidity")), 1, 5),
-                    humidity=_in_range(_as_int(unit.get("humidity_raw")), 0, 100),
-                    temperature=_as_float(unit.get("temp")),
+                    humidity_index=_in_range(as_int(unit.get("humidity")), 1, 5),
+                    humidity=_in_range(as_int(unit.get("humidity_raw")), 0, 100),
+                    temperature=as_float(unit.get("temp")),
                     drying_minutes_left=_in_range(
-                        _as_int(unit.get("dry_time")), 0, _MAX_MINUTES
+                        as_int(unit.get("dry_time")), 0, _MAX_MINUTES
                     ),
                     firmware_version=firmware,
                     trays=tuple(tray for tray in trays if tray is not None),
@@ -1245,7 +1178,7 @@ class PrinterState:
     @_uses("vt_tray", "vir_slot")
     def external_spools(self) -> tuple[Tray, ...]:
         """External spool holders: ``vir_slot`` (H2D, two) else ``vt_tray``."""
-        slots = _dicts(self._print.get("vir_slot"))
+        slots = dicts(self._print.get("vir_slot"))
         if not slots and isinstance(self._print.get("vt_tray"), dict):
             slots = [self._print["vt_tray"]]
         spools = (_tray(slot, None) for slot in slots)
@@ -1255,7 +1188,7 @@ class PrinterState:
     @_uses("ams")
     def active_tray_id(self) -> int | None:
         """Global id of the tray feeding the printer (254 external spool)."""
-        return _in_range(_as_int(_path(self._print, "ams", "tray_now")), 0, 254)
+        return _in_range(as_int(_path(self._print, "ams", "tray_now")), 0, 254)
 
     @property
     @_uses("ams", "info", "vt_tray", "vir_slot")
@@ -1278,48 +1211,48 @@ class PrinterState:
         return tuple(
             FirmwareModule(
                 name=name,
-                sw_ver=_as_str(module.get("sw_ver")),
-                hw_ver=_as_str(module.get("hw_ver")),
-                product_name=_as_str(module.get("product_name")),
-                project_name=_as_str(module.get("project_name")),
+                sw_ver=as_str(module.get("sw_ver")),
+                hw_ver=as_str(module.get("hw_ver")),
+                product_name=as_str(module.get("product_name")),
+                project_name=as_str(module.get("project_name")),
             )
             for module in self._modules
-            if (name := _as_str(module.get("name")))
+            if (name := as_str(module.get("name")))
         )
 
     @property
     @_uses("info")
     def firmware_version(self) -> str | None:
         """Printer firmware version (the ``ota`` module)."""
-        return _as_str(self._ota_module().get("sw_ver"))
+        return as_str(self._ota_module().get("sw_ver"))
 
     @property
     @_uses("info")
     def product_name(self) -> str | None:
         """Model name as the printer states it, e.g. ``Bambu Lab H2D``."""
-        return _as_str(self._ota_module().get("product_name"))
+        return as_str(self._ota_module().get("product_name"))
 
     @property
     @_uses("info")
     def project_name(self) -> str | None:
         """Vendor model id on older firmware without product_name (``C11``)."""
-        return _as_str(self._ota_module().get("project_name"))
+        return as_str(self._ota_module().get("project_name"))
 
     @property
     @_uses("upgrade_state")
     def firmware_update(self) -> FirmwareUpdate:
         """Whether a newer printer firmware is offered, and which."""
         upgrade = _dict(self._print.get("upgrade_state"))
-        offers = _dicts(upgrade.get("new_ver_list"))
-        listed = (_as_str(o.get("new_ver")) for o in offers if o.get("name") == "ota")
+        offers = dicts(upgrade.get("new_ver_list"))
+        listed = (as_str(o.get("new_ver")) for o in offers if o.get("name") == "ota")
         version = _first(
-            _as_str(upgrade.get("ota_new_version_number")), next(listed, None)
+            as_str(upgrade.get("ota_new_version_number")), next(listed, None)
         )
-        state = _as_int(upgrade.get("new_version_state"))
+        state = as_int(upgrade.get("new_version_state"))
         available = True if version or state == 1 else (False if state == 2 else None)
         return FirmwareUpdate(
             available=available,
             new_version=version,
-            status=_as_str(upgrade.get("status")),
-            progress=_in_range(_as_int(upgrade.get("progress")), 0, 100),
+            status=as_str(upgrade.get("status")),
+            progress=_in_range(as_int(upgrade.get("progress")), 0, 100),
         )
