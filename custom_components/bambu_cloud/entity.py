@@ -252,6 +252,15 @@ class BambuPrinterEntity(Entity):
             self.views = self.views | ALWAYS_RELEVANT
 
     @property
+    def listen_views(self) -> frozenset[str] | None:
+        """Change names this entity must hear about (None: every change).
+
+        The hub adds the names of affected views to each change set, so the
+        entity is only called for reports that touch what it shows.
+        """
+        return self.views
+
+    @property
     def state_data(self) -> PrinterState:
         """The printer's merged report."""
         return self.link.state
@@ -275,7 +284,9 @@ class BambuPrinterEntity(Entity):
         """Follow the printer's change sets."""
         await super().async_added_to_hass()
         self._written = self.snapshot()
-        self.async_on_remove(self.hub.listen(self.serial, self._handle_change))
+        self.async_on_remove(
+            self.hub.listen(self.serial, self._handle_change, self.listen_views)
+        )
 
     async def async_send(self, command: Command) -> None:
         """Send a command; failures become translated HomeAssistantErrors."""
@@ -285,9 +296,11 @@ class BambuPrinterEntity(Entity):
 
     @callback
     def _handle_change(self, changed: ChangeSet) -> None:
-        # The hub adds the names of affected views to each change set.
-        if self.views is not None and changed.isdisjoint(self.views):
-            return
+        self.write_if_changed()
+
+    @callback
+    def write_if_changed(self) -> None:
+        """Write the state only when what the entity shows changed."""
         current = self.snapshot()
         if current != self._written:
             self._written = current

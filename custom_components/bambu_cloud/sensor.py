@@ -389,6 +389,8 @@ def _track_filament(
 
     @callback
     def _sync(changed: ChangeSet | None = None) -> None:
+        if changed is not None and changed.isdisjoint(FILAMENT_VIEWS):
+            return
         link = hub.printers.get(serial)
         if link is None:
             return
@@ -427,6 +429,7 @@ def _track_filament(
 
 
 EXTERNAL = -1
+FILAMENT_VIEWS = frozenset({"ams_units", "external_spools"})
 
 
 class BambuSensor(BambuPrinterEntity, SensorEntity):

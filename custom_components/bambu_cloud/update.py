@@ -58,6 +58,8 @@ async def async_setup_entry(
 class BambuFirmwareUpdate(BambuPrinterEntity, UpdateEntity):
     """Installed firmware (get_version) against the newest the cloud offers."""
 
+    views = frozenset({"firmware_version"})
+
     _attr_supported_features = UpdateEntityFeature.RELEASE_NOTES
 
     def __init__(
@@ -118,4 +120,4 @@ class BambuFirmwareUpdate(BambuPrinterEntity, UpdateEntity):
 
     @callback
     def _handle_coordinator_update(self) -> None:
-        self._handle_change(frozenset())
+        self.write_if_changed()

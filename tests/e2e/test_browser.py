@@ -96,6 +96,22 @@ DEEP_TEXT = """() => {
 }"""
 
 
+async def _expect_labels(page: object, step: str) -> None:
+    """Every field label of a config-flow step renders from en.json."""
+    strings = EN["config"]["step"][step]
+    await page.get_by_text(strings["title"]).first.wait_for()  # type: ignore[attr-defined]
+    labels = list(strings["data"].values())
+    text = ""
+    for _ in range(50):  # the form renders its fields after the title
+        text = await _dialog_text(page)
+        if all(label in text for label in labels):
+            break
+        await page.wait_for_timeout(200)  # type: ignore[attr-defined]
+    for label in labels:
+        assert label in text, f"{step}: label {label!r} not rendered"
+    assert not RAW_KEY.search(text), text
+
+
 async def _dialog_text(page: object) -> str:
     text: str = await page.evaluate(DEEP_TEXT)  # type: ignore[attr-defined]
     return text
@@ -116,19 +132,9 @@ async def test_add_account_in_the_ui(
     await page.get_by_text("Bambu Lab Cloud").first.click()
 
     user = EN["config"]["step"]["user"]
+    await page.get_by_text(user["menu_options"]["sign_in"]).wait_for()
     await page.get_by_text(user["menu_options"]["token"]).click()
-    token_step = EN["config"]["step"]["token"]
-    await page.get_by_text(token_step["title"]).first.wait_for()
-    labels = list(token_step["data"].values())
-    text = ""
-    for _ in range(50):  # the form renders its fields after the title
-        text = await _dialog_text(page)
-        if all(label in text for label in labels):
-            break
-        await page.wait_for_timeout(200)
-    for label in labels:
-        assert label in text, f"label {label!r} not rendered"
-    assert not RAW_KEY.search(text), text
+    await _expect_labels(page, "token")
 
     # A wrong token shows the translated error; the right one creates the entry.
     await page.locator("input[name=access_token]").fill("not-the-token")
@@ -140,6 +146,19 @@ async def test_add_account_in_the_ui(
     finish = page.get_by_role("button", name="Skip and finish")
     await finish.wait_for()
     await finish.click()
+
+    # The sign-in form renders and shows its errors from the translations too.
+    await page.get_by_role("button", name="Add integration").click()
+    await page.wait_for_timeout(800)
+    await page.keyboard.type("Bambu")
+    await page.get_by_text("Bambu Lab Cloud").first.click()
+    await page.get_by_text(user["menu_options"]["sign_in"]).click()
+    await _expect_labels(page, "sign_in")
+    await page.locator("input[name=account]").fill(farm.account)
+    await page.locator("input[name=password]").fill("wrong password")
+    await page.get_by_role("button", name="Submit").click()
+    await page.get_by_text(EN["config"]["error"]["invalid_auth"]).wait_for()
+    await page.keyboard.press("Escape")
 
     printer = farm.printers[0]
     device = await hass_device_id(hass, printer.serial)

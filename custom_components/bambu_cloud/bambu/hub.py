@@ -131,7 +131,9 @@ class PrinterLink:
     spec: PrinterSpec
     state: PrinterState = field(default_factory=PrinterState)
     sequence: commands.SequenceCounter = field(default_factory=commands.SequenceCounter)
-    listeners: list[StateListener] = field(default_factory=list)
+    listeners: list[tuple[StateListener, frozenset[str] | None]] = field(
+        default_factory=list
+    )
     lan: MqttSession | None = None
     lan_task: asyncio.Task[None] | None = None
     last_report: float = 0.0
@@ -162,6 +164,13 @@ class PrinterLink:
     def lan_connected(self) -> bool:
         """Whether the LAN session is up."""
         return self.lan is not None and self.lan.connected
+
+
+def _notify(link: PrinterLink, changed: ChangeSet) -> None:
+    """Hand a change set to the listeners interested in it."""
+    for listener, views in list(link.listeners):
+        if views is None or not changed.isdisjoint(views):
+            listener(changed)
 
 
 class BambuHub:
@@ -267,14 +276,25 @@ class BambuHub:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def listen(self, serial: str, listener: StateListener) -> Callable[[], None]:
-        """Call listener with each change set of a printer; returns unlisten."""
+    def listen(
+        self,
+        serial: str,
+        listener: StateListener,
+        views: frozenset[str] | None = None,
+    ) -> Callable[[], None]:
+        """Call listener with each change set of a printer; returns unlisten.
+
+        With ``views``, only change sets naming one of them (view or field
+        names, or AVAILABILITY) reach the listener: most entities show one
+        value, and a report usually changes few.
+        """
         link = self.printers[serial]
-        link.listeners.append(listener)
+        entry = (listener, views)
+        link.listeners.append(entry)
 
         def unlisten() -> None:
             with contextlib.suppress(ValueError):
-                link.listeners.remove(listener)
+                link.listeners.remove(entry)
 
         return unlisten
 
@@ -494,8 +514,7 @@ class BambuHub:
         if self._update_available(link):
             changed = changed | {AVAILABILITY}
         if changed:
-            for listener in list(link.listeners):
-                listener(changed)
+            _notify(link, changed)
 
     def _update_available(self, link: PrinterLink) -> bool:
         """Recompute availability; True when it changed."""
@@ -511,8 +530,7 @@ class BambuHub:
     def _refresh_availability(self) -> None:
         for link in list(self.printers.values()):
             if self._update_available(link):
-                for listener in list(link.listeners):
-                    listener(frozenset({AVAILABILITY}))
+                _notify(link, frozenset({AVAILABILITY}))
 
     async def _watch(self) -> None:
         """Ask a silent printer for a full report (rate limited per printer)."""
