@@ -34,10 +34,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import Any, Final, cast
 
 from .values import as_bool, as_float, as_hex, as_int, as_str, dicts
+
+_orjson: ModuleType | None
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - Home Assistant always has it
+    _orjson = None
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -463,6 +469,20 @@ def _no_constant(_: str) -> None:
     """NaN and Infinity are not JSON; read them as null."""
 
 
+def _loads(payload: bytes | bytearray) -> object:
+    """Parse JSON fast with orjson (Home Assistant ships it), else stdlib.
+
+    orjson refuses what the firmware rarely sends (NaN, huge integers); the
+    standard parser then decides, so both paths accept the same messages.
+    """
+    if _orjson is not None:
+        try:
+            return _orjson.loads(payload)
+        except _orjson.JSONDecodeError:
+            pass
+    return json.loads(payload, parse_constant=_no_constant)
+
+
 def _decode(payload: object) -> dict[str, Any] | None:
     """Parse one MQTT payload into a JSON object, or None when unusable.
 
@@ -485,7 +505,7 @@ def _decode(payload: object) -> dict[str, Any] | None:
                 len(payload),
             )
             return None
-        message = json.loads(payload, parse_constant=_no_constant)
+        message = _loads(payload)
     except (TypeError, ValueError, RecursionError) as err:
         _LOGGER.debug("Dropped printer message: not JSON (%s)", type(err).__name__)
         return None
@@ -586,8 +606,21 @@ def affected_views(changed: Iterable[str]) -> frozenset[str]:
 
     Entities key on view names, so no report field name leaks out of here.
     """
-    names = frozenset(changed)
-    return frozenset(view for view, fields in _VIEW_FIELDS.items() if fields & names)
+    index = _views_by_field()
+    views: set[str] = set()
+    for name in changed:
+        views.update(index.get(name, ()))
+    return frozenset(views)
+
+
+@functools.cache
+def _views_by_field() -> dict[str, frozenset[str]]:
+    """Field name -> views reading it (built once, after every view exists)."""
+    index: dict[str, set[str]] = {}
+    for view, fields in _VIEW_FIELDS.items():
+        for name in fields:
+            index.setdefault(name, set()).add(view)
+    return {name: frozenset(views) for name, views in index.items()}
 
 
 # --------------------------------------------------------------------- state
