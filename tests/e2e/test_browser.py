@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,6 +124,17 @@ async def test_add_account_in_the_ui(
     """Onboard, add the account with the token form, open the printer's page."""
     hass = hass_process
     page = await browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    # Home Assistant may still be installing what onboarding set up.
+    page.set_default_timeout(120_000)
+    try:
+        await _add_account(page, hass, farm)
+    except Exception:
+        SCREENSHOT_DIR.mkdir(exist_ok=True)
+        await page.screenshot(path=str(SCREENSHOT_DIR / "failure.png"))
+        raise
+
+
+async def _add_account(page: Any, hass: HassProcess, farm: VirtualFarm) -> None:
     await _onboard(page, hass)
 
     await page.goto(f"{hass.url}/config/integrations/dashboard")
