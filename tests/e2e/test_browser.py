@@ -141,7 +141,7 @@ async def _add_account(page: Any, hass: HassProcess, farm: VirtualFarm) -> None:
     await page.get_by_role("button", name="Add integration").click()
     await page.wait_for_timeout(800)
     await page.keyboard.type("Bambu")
-    await page.get_by_text("Bambu Lab Cloud").first.click()
+    await page.get_by_text("Bambu Lab Cloud").last.click()  # the dialog, above the card
 
     user = EN["config"]["step"]["user"]
     await page.get_by_text(user["menu_options"]["sign_in"]).wait_for()
@@ -163,7 +163,7 @@ async def _add_account(page: Any, hass: HassProcess, farm: VirtualFarm) -> None:
     await page.get_by_role("button", name="Add integration").click()
     await page.wait_for_timeout(800)
     await page.keyboard.type("Bambu")
-    await page.get_by_text("Bambu Lab Cloud").first.click()
+    await page.get_by_text("Bambu Lab Cloud").last.click()  # the dialog, above the card
     await page.get_by_text(user["menu_options"]["sign_in"]).click()
     await _expect_labels(page, "sign_in")
     await page.locator("input[name=account]").fill(farm.account)
