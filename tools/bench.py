@@ -532,7 +532,7 @@ def render(summary: dict[str, Any]) -> str:
     ]
     parts += [
         "",
-        "Hub report handler (merge + entities + state machine), us/report",
+        "Hub report handler (merge + entities + state machine), wall us/report",
         _table(("N", "X1C full", "P1S delta"), by_model),
     ]
     if summary["k_sweep"]:

@@ -205,6 +205,16 @@ class HassProcess:
             self.token = (await response.json())["access_token"]
         return self.token
 
+    async def wait_for_entries_settled(self, within: float = 300) -> None:
+        """Wait until no config entry is still setting up."""
+        busy = {"not_loaded", "setup_in_progress", "unload_in_progress"}
+        async with asyncio.timeout(within):
+            while True:
+                entries = await self.get("/api/config/config_entries/entry")
+                if not any(entry["state"] in busy for entry in entries):
+                    return
+                await asyncio.sleep(1)
+
     @property
     def headers(self) -> dict[str, str]:
         """Bearer authorisation for the REST API."""

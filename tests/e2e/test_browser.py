@@ -136,6 +136,11 @@ async def test_add_account_in_the_ui(
 
 async def _add_account(page: Any, hass: HassProcess, farm: VirtualFarm) -> None:
     await _onboard(page, hass)
+    # Onboarding adds Home Assistant's default entries (weather, text to
+    # speech...), whose requirements may still be installing: wait for them,
+    # then load the UI afresh.
+    await hass.login("owner", "owner-password-123")
+    await hass.wait_for_entries_settled()
 
     await page.goto(f"{hass.url}/config/integrations/dashboard")
     await page.get_by_role("button", name="Add integration").click()
