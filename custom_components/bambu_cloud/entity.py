@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable
 from types import CodeType, FunctionType
+from typing import Protocol
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
@@ -15,7 +16,7 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .bambu import hub as hub_module
 from .bambu.commands import Command
-from .bambu.const import lookup_model
+from .bambu.const import PrinterModel, lookup_model
 from .bambu.hub import (
     AVAILABILITY,
     BambuHub,
@@ -107,6 +108,35 @@ class BambuPrinterCloudEntity(CoordinatorEntity[BambuCloudCoordinator]):
     def available(self) -> bool:
         """Available while bound and the cloud data is fresh."""
         return self.coordinator.fresh and self.printer is not None
+
+
+class ModelBoundDescription(Protocol):
+    """A description that exists only on some printer models."""
+
+    @property
+    def exists_fn(self) -> Callable[[PrinterModel], bool]:
+        """Whether a model has what the entity shows."""
+
+
+def track_live_entities[D: ModelBoundDescription](
+    entry: BambuConfigEntry,
+    add_entities: AddConfigEntryEntitiesCallback,
+    entity_class: Callable[[BambuHub, str, D], Entity],
+    descriptions: Iterable[D],
+) -> None:
+    """Add one live entity per description the printer's model supports."""
+    hub = entry.runtime_data.hub
+    chosen = tuple(descriptions)
+
+    def make(serial: str) -> list[Entity]:
+        model = hub.printers[serial].spec.model
+        return [
+            entity_class(hub, serial, description)
+            for description in chosen
+            if description.exists_fn(model)
+        ]
+
+    track_printers(entry, add_entities, make)
 
 
 def track_printers(

@@ -15,7 +15,7 @@ from .bambu.commands import ledctrl
 from .bambu.const import PrinterModel
 from .bambu.hub import BambuHub
 from .coordinator import BambuConfigEntry
-from .entity import BambuPrinterEntity, track_printers
+from .entity import BambuPrinterEntity, track_live_entities
 
 # Commands wait for the printer's ack: one at a time per platform.
 PARALLEL_UPDATES = 1
@@ -56,17 +56,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up the lights of every bound printer."""
-    hub = entry.runtime_data.hub
-
-    def printer_entities(serial: str) -> list[BambuLight]:
-        model = hub.printers[serial].spec.model
-        return [
-            BambuLight(hub, serial, description)
-            for description in LIGHTS
-            if description.exists_fn(model)
-        ]
-
-    track_printers(entry, async_add_entities, printer_entities)
+    track_live_entities(entry, async_add_entities, BambuLight, LIGHTS)
 
 
 class BambuLight(BambuPrinterEntity, LightEntity):

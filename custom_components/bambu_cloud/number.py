@@ -19,7 +19,7 @@ from .bambu.commands import gcode_line
 from .bambu.const import PrinterModel
 from .bambu.state import PrinterState
 from .coordinator import BambuConfigEntry
-from .entity import BambuPrinterEntity, track_printers
+from .entity import BambuPrinterEntity, track_live_entities
 
 # Commands wait for the printer's ack: one at a time per platform.
 PARALLEL_UPDATES = 1
@@ -110,17 +110,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up the target temperatures of every bound printer."""
-    hub = entry.runtime_data.hub
-
-    def printer_entities(serial: str) -> list[BambuTargetTemperature]:
-        model = hub.printers[serial].spec.model
-        return [
-            BambuTargetTemperature(hub, serial, description)
-            for description in TARGETS
-            if description.exists_fn(model)
-        ]
-
-    track_printers(entry, async_add_entities, printer_entities)
+    track_live_entities(entry, async_add_entities, BambuTargetTemperature, TARGETS)
 
 
 class BambuTargetTemperature(BambuPrinterEntity, NumberEntity):

@@ -16,7 +16,7 @@ from .bambu.const import CameraKind, PrinterModel
 from .bambu.hub import BambuHub
 from .bambu.state import PrinterState
 from .coordinator import BambuConfigEntry
-from .entity import BambuPrinterEntity, track_printers
+from .entity import BambuPrinterEntity, track_live_entities
 
 # Commands wait for the printer's ack: one at a time per platform.
 PARALLEL_UPDATES = 1
@@ -91,17 +91,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up the switches of every bound printer."""
-    hub = entry.runtime_data.hub
-
-    def printer_entities(serial: str) -> list[BambuSwitch]:
-        model = hub.printers[serial].spec.model
-        return [
-            BambuSwitch(hub, serial, description)
-            for description in SWITCHES
-            if description.exists_fn(model)
-        ]
-
-    track_printers(entry, async_add_entities, printer_entities)
+    track_live_entities(entry, async_add_entities, BambuSwitch, SWITCHES)
 
 
 class BambuSwitch(BambuPrinterEntity, SwitchEntity):
