@@ -5,7 +5,7 @@ from __future__ import annotations
 from unittest.mock import patch
 
 import pytest
-from homeassistant.const import STATE_UNAVAILABLE, Platform
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import (
@@ -18,8 +18,6 @@ from tools.virtual_printer.printer import VirtualPrinter
 
 from .cloud_server import FakeCloud, MqttEndpoint
 from .helpers import state_of, wait_for
-
-LIVE_PROBE = "sensor.garage_p1s_nozzle_temperature"
 
 
 @pytest.fixture
@@ -52,22 +50,19 @@ async def test_entities(
     with patch("custom_components.bambu_cloud.PLATFORMS", [platform]):
         await hass.config_entries.async_setup(mock_config_entry.entry_id)
         await hass.async_block_till_done()
-        probe = LIVE_PROBE if platform is Platform.SENSOR else None
-        if probe:
-            await wait_for(
-                hass, lambda: state_of(hass, probe) not in (None, STATE_UNAVAILABLE)
-            )
-            # AMS entities are added once the first report shows the units.
+        # Every printer reports (so its live entities are available) ...
+        await wait_for(
+            hass,
+            lambda: all(
+                link.available
+                for link in mock_config_entry.runtime_data.hub.printers.values()
+            ),
+        )
+        if platform is Platform.SENSOR:
+            # ... and AMS entities are added once a report shows the units.
             await wait_for(
                 hass,
                 lambda: state_of(hass, "sensor.garage_p1s_ams_1_humidity") is not None,
-            )
-        else:
-            await wait_for(
-                hass,
-                lambda: (
-                    printers["p1s"].received != [] and printers["x1c"].received != []
-                ),
             )
     await snapshot_platform(hass, entity_registry, snapshot, mock_config_entry.entry_id)
 
