@@ -148,9 +148,11 @@ def _printer_follower(
     hass: HomeAssistant, hub: BambuHub, serial: str
 ) -> Callable[[ChangeSet], None]:
     """Keep the device (firmware, model) and the signing issue current."""
+    signature_issue = False
 
     @callback
     def follow(changed: ChangeSet) -> None:
+        nonlocal signature_issue
         link = hub.printers.get(serial)
         if link is None:
             return
@@ -165,8 +167,8 @@ def _printer_follower(
                     model=model.name if model.model_ids else device.model,
                 )
         required = bool(state.signed_commands_required) and hub.certificate is None
-        if required != link.signature_issue:
-            link.signature_issue = required
+        if required != signature_issue:
+            signature_issue = required
             sync_signature_issue(
                 hass, serial, link.spec.name or serial, required=required
             )

@@ -40,7 +40,7 @@ from custom_components.bambu_cloud.bambu.hub import (
     split_host_port,
 )
 from custom_components.bambu_cloud.bambu.mqtt import Backoff, MqttSession
-from custom_components.bambu_cloud.bambu.state import ChangeSet, CommandAck
+from custom_components.bambu_cloud.bambu.state import ChangeSet
 from tests.cloud_server import P1S, TOKEN, UID, X1C
 from tools.virtual_printer.broker import MqttBroker
 from tools.virtual_printer.printer import VirtualPrinter
@@ -96,15 +96,11 @@ class Calls:
     """Everything the hub reported to its callbacks."""
 
     problems: list[Problem] = field(default_factory=list)
-    acks: list[tuple[str, CommandAck]] = field(default_factory=list)
     changes: dict[str, list[ChangeSet]] = field(default_factory=dict)
 
     def listener(self, serial: str) -> Callable[[ChangeSet], None]:
         changes = self.changes.setdefault(serial, [])
         return changes.append
-
-    def on_ack(self, serial: str, ack: CommandAck) -> None:
-        self.acks.append((serial, ack))
 
 
 class FakeClock:
@@ -205,7 +201,6 @@ class HubFactory:
             ),
             printer_context=printer_context,
             on_problem=self.calls.problems.append,
-            on_ack=self.calls.on_ack,
             **extra,
         )
         self.hubs.append(hub)
@@ -576,36 +571,10 @@ async def test_cloud_tls_failure_logged_once(
     assert hub._cloud_tls_logged is False
 
 
-async def test_on_ack(make_hub: HubFactory, x1c: VirtualPrinter) -> None:
-    """The printer's answer to a command comes back as a CommandAck."""
-    hub = make_hub()
-    hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
-    await hub.start()
-    await until(lambda: hub.printers[X1_SERIAL].available)
-    sequence = hub.next_sequence(X1_SERIAL)
-    command = {
-        "print": {"command": "print_speed", "param": "3", "sequence_id": sequence}
-    }
-    assert hub.publish(X1_SERIAL, command) is True
-    await until(lambda: any(a.kind == "print" for _, a in make_hub.calls.acks))
-    # The greeting's get_version answer was an ack too.
-    assert [(s, a.command) for s, a in make_hub.calls.acks] == [
-        (X1_SERIAL, "get_version"),
-        (X1_SERIAL, "print_speed"),
-    ]
-    serial, ack = make_hub.calls.acks[-1]
-    assert serial == X1_SERIAL
-    assert ack.kind == "print"
-    assert ack.command == "print_speed"
-    assert ack.sequence_id == sequence
-    assert ack.ok is True
-    assert int(hub.next_sequence(X1_SERIAL)) > int(sequence)
-
-
 async def test_ack_without_handler(
     broker: MqttBroker, cloud_context: ssl.SSLContext, x1c: VirtualPrinter
 ) -> None:
-    """Without on_ack, acks are merged and dropped quietly."""
+    """Acks resolve the waiting command and never touch the state."""
     hub = BambuHub(
         asyncio.get_running_loop(),
         CloudSpec(
@@ -683,7 +652,10 @@ async def test_lan_preferred_then_cloud_takes_over(
     # Commands go over the LAN.
     cloud_before = len(x1c.received)
     command = {
-        "print": {"command": "pause", "sequence_id": hub.next_sequence(X1_SERIAL)}
+        "print": {
+            "command": "pause",
+            "sequence_id": hub.printers[X1_SERIAL].sequence.next(),
+        }
     }
     assert hub.publish(X1_SERIAL, command) is True
     await until(lambda: "pause" in commands_of(lan.printer))

@@ -141,8 +141,6 @@ class PrinterLink:
     tls_problem: str | None = None
     retry: asyncio.TimerHandle | None = None
     lan_up: bool = False
-    # Whether a "signed commands required" repair issue is raised (HA glue).
-    signature_issue: bool = False
     available: bool = False
 
     @property
@@ -183,7 +181,6 @@ class BambuHub:
         *,
         printer_context: ContextFactory,
         on_problem: Callable[[Problem], None],
-        on_ack: Callable[[str, CommandAck], None] | None = None,
         certificate: AppCertificate | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -191,7 +188,6 @@ class BambuHub:
         self._loop = loop
         self._printer_context = printer_context
         self._on_problem = on_problem
-        self._on_ack = on_ack
         self.certificate = certificate
         self._clock = clock
         self._pending: dict[tuple[str, str], asyncio.Future[CommandAck]] = {}
@@ -343,10 +339,6 @@ class BambuHub:
         if not ack.ok:
             raise CommandError(ack.reason, ack.err_code)
         return ack
-
-    def next_sequence(self, serial: str) -> str:
-        """A fresh sequence id for a command to this printer."""
-        return self.printers[serial].sequence.next()
 
     def request_full_report(self, serial: str, *, force: bool = False) -> bool:
         """Send pushall, at most once per five minutes unless forced."""
@@ -505,8 +497,6 @@ class BambuHub:
             future = self._pending.get((link.serial, ack.sequence_id))
             if future is not None and not future.done():
                 future.set_result(ack)
-            if self._on_ack is not None:
-                self._on_ack(link.serial, ack)
         changed = result.changed
         if changed:
             # Listeners filter on view names: computed once per report here.
