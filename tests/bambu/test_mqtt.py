@@ -8,8 +8,11 @@ Every session talks to a real in-process TLS MQTT broker on 127.0.0.1
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 import socket
 import ssl
+import struct
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -25,9 +28,11 @@ from custom_components.bambu_cloud.bambu import mqtt, tls
 from custom_components.bambu_cloud.bambu.mqtt import (
     Backoff,
     MqttSession,
+    RetryPolicy,
     SessionConfig,
     SessionStatus,
 )
+from tests.tools import mqtt_string, packet
 from tools.virtual_printer import broker as broker_module
 from tools.virtual_printer.broker import MqttBroker
 
@@ -106,6 +111,8 @@ def make_session(
     server_hostname: str | None = None,
     keepalive: int = 60,
     username: str = USER,
+    retry: RetryPolicy | None = None,
+    backoff: Backoff | None = None,
 ) -> tuple[MqttSession, Recorder]:
     """A session with a fast back-off and a recorder for its callbacks."""
     recorder = Recorder()
@@ -124,7 +131,8 @@ def make_session(
         on_message=recorder.on_message,
         on_status=recorder.on_status,
         on_connected=recorder.on_connected,
-        backoff=Backoff(0.05, 0.2),
+        retry=retry,
+        backoff=backoff or Backoff(0.05, 0.2),
         name="test",
     )
     return session, recorder
@@ -784,3 +792,417 @@ async def test_read_error_closes(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) 
         assert session._client is not client
     finally:
         await session.stop()
+
+
+# ------------------------------------------------------------ supervision
+
+
+class RawBroker(MqttBroker):
+    """Can send bytes no well-behaved broker would (malformed packets)."""
+
+    def send_raw(self, data: bytes) -> None:
+        for session in self._sessions.values():
+            session.writer.write(data)
+
+
+@pytest.fixture
+async def raw_broker(pki: TestPKI, ca: IssuedCert) -> AsyncIterator[RawBroker]:
+    """A TLS broker accepting USER/PASSWORD that can inject raw packets."""
+    leaf = pki.server(ca, "mqtt.test", san=["127.0.0.1"])
+    broker = RawBroker(server_context(leaf), users={USER: PASSWORD})
+    await broker.start()
+    try:
+        yield broker
+    finally:
+        await broker.stop()
+
+
+def records_of(
+    caplog: pytest.LogCaptureFixture, level: int = logging.WARNING
+) -> list[logging.LogRecord]:
+    """Records of the mqtt module at ``level`` or above."""
+    return [r for r in caplog.records if r.name == mqtt.__name__ and r.levelno >= level]
+
+
+async def test_non_utf8_topic_is_dropped_and_reading_goes_on(
+    raw_broker: RawBroker, ca: IssuedCert, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A PUBLISH whose topic is not UTF-8 is dropped; later ones still arrive.
+
+    paho raises on the topic inside its packet handler and would handle the
+    same packet again on every read: the connection would be wedged.
+    """
+    session, rec = make_session(_client_context(ca), raw_broker.port)
+    session.subscribe("device/a/report")
+    try:
+        session.start()
+        await until(lambda: session.connected)
+        client_id = client_id_of(session)
+        await raw_broker.wait_for_client(subscribed_to="device/a/report")
+        for _ in range(3):
+            raw_broker.send_raw(
+                packet(0x30, mqtt_string(b"device/\xff\xfe/report") + b"bad")
+            )
+            raw_broker.publish("device/a/report", b"good")
+        await until(lambda: len(rec.messages) == 3)
+        assert rec.messages == [("device/a/report", b"good")] * 3
+        assert session.connected
+        assert client_id_of(session) == client_id
+        assert rec.connects == 1
+    finally:
+        await session.stop()
+    warnings = records_of(caplog)
+    assert len(warnings) == 1  # logged once, not per message
+    assert "not UTF-8" in warnings[0].getMessage()
+
+
+async def test_malformed_publish_resets_the_connection(
+    raw_broker: RawBroker, ca: IssuedCert, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A PUBLISH paho cannot parse drops the connection; a new one works."""
+    session, rec = make_session(_client_context(ca), raw_broker.port)
+    session.subscribe("device/a/report")
+    try:
+        session.start()
+        await until(lambda: session.connected)
+        first_id = client_id_of(session)
+        await raw_broker.wait_for_client(first_id, subscribed_to="device/a/report")
+        # The topic length claims more bytes than the packet holds.
+        raw_broker.send_raw(packet(0x30, struct.pack("!H", 200) + b"short"))
+        raw_broker.publish("device/a/report", b"lost with the connection")
+        await until(lambda: rec.connects == 2)
+        second_id = client_id_of(session)
+        assert second_id != first_id
+        await raw_broker.wait_for_client(second_id, subscribed_to="device/a/report")
+        raw_broker.publish("device/a/report", b"after")
+        await until(lambda: ("device/a/report", b"after") in rec.messages)
+        assert session._sockets  # the new socket is watched
+    finally:
+        await session.stop()
+    errors = records_of(caplog, logging.ERROR)
+    assert len(errors) == 1
+    assert "bad packet" in errors[0].getMessage()
+
+
+async def test_message_handler_failure_is_logged_once(
+    cloud: Cloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A handler raising on some messages: one error log, the rest delivered."""
+    broker = cloud.broker
+    session, rec = make_session(cloud.client_context, broker.port)
+
+    def on_message(topic: str, payload: bytes) -> None:
+        if payload == b"bad":
+            raise ValueError("handler bug")
+        rec.on_message(topic, payload)
+
+    session._on_message = on_message
+    session.subscribe("device/a/report")
+    try:
+        session.start()
+        await until(lambda: session.connected)
+        client_id = client_id_of(session)
+        await broker.wait_for_client(client_id, subscribed_to="device/a/report")
+        for index in range(3):
+            broker.publish("device/a/report", b"bad")
+            broker.publish("device/a/report", b"good%d" % index)
+        await until(lambda: len(rec.messages) == 3)
+        assert [p for _, p in rec.messages] == [b"good0", b"good1", b"good2"]
+        assert client_id_of(session) == client_id
+    finally:
+        await session.stop()
+    errors = records_of(caplog, logging.ERROR)
+    assert len(errors) == 1
+    assert "message handler failed" in errors[0].getMessage()
+
+
+async def test_owner_callback_failures_are_contained(
+    cloud: Cloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Status and connect handlers that raise do not end the session."""
+    broker = cloud.broker
+    session, rec = make_session(cloud.client_context, broker.port)
+
+    def on_status(status: SessionStatus, error: BaseException | None) -> None:
+        rec.on_status(status, error)
+        raise RuntimeError("status handler bug")
+
+    def on_connected() -> None:
+        rec.on_connected()
+        raise RuntimeError("connect handler bug")
+
+    session._on_status = on_status
+    session._on_connected = on_connected
+    session.subscribe("device/a/report")
+    try:
+        session.start()
+        await until(lambda: session.connected)
+        await broker.wait_for_client(subscribed_to="device/a/report")
+        broker.publish("device/a/report", b"one")
+        await until(lambda: len(rec.messages) == 1)
+        assert await broker.disconnect(client_id_of(session))
+        await until(lambda: rec.connects == 2)
+        await until(lambda: session.connected)
+    finally:
+        await session.stop()
+    assert session.status is SessionStatus.STOPPED
+    errors = [r.getMessage() for r in records_of(caplog, logging.ERROR)]
+    assert len(errors) == 2
+    assert any("status handler failed" in e for e in errors)
+    assert any("connect handler failed" in e for e in errors)
+
+
+async def test_bad_subscription_is_isolated(
+    cloud: Cloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A topic paho refuses is dropped; the other topics are subscribed."""
+    broker = cloud.broker
+    session, rec = make_session(cloud.client_context, broker.port)
+    session.subscribe("device/#/bad")
+    session.subscribe("device/a/report")
+    try:
+        session.start()
+        await until(lambda: session.connected)
+        info = await broker.wait_for_client(subscribed_to="device/a/report")
+        assert info.subscriptions == ("device/a/report",)
+        assert rec.connects == 1
+        session.subscribe("also/#/bad")  # while connected: no exception either
+        broker.publish("device/a/report", b"one")
+        await until(lambda: rec.messages == [("device/a/report", b"one")])
+        assert session._topics == {"device/a/report"}
+    finally:
+        await session.stop()
+    errors = records_of(caplog, logging.ERROR)
+    assert len(errors) == 1
+    assert "cannot subscribe" in errors[0].getMessage()
+
+
+async def test_subscribe_and_unsubscribe_errors_are_contained(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paho failing on subscribe/unsubscribe never reaches the caller."""
+    session, _ = make_session(cloud.client_context, cloud.broker.port)
+    try:
+        session.start()
+        await until(lambda: session.connected)
+        client = session._client
+        assert client is not None
+
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            raise OSError("socket gone")
+
+        monkeypatch.setattr(client, "subscribe", broken)
+        monkeypatch.setattr(client, "unsubscribe", broken)
+        session.subscribe("device/a/report")
+        assert "device/a/report" in session._topics  # kept for the next connect
+        session.unsubscribe("device/a/report")
+        assert session.connected
+    finally:
+        await session.stop()
+
+
+async def test_unexpected_error_reconnects(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected exception while connecting is survived with back-off."""
+    session, rec = make_session(cloud.client_context, cloud.broker.port)
+    original = session._new_client
+    calls: list[int] = []
+
+    def flaky() -> mqtt._Client:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("bug")
+        return original()
+
+    monkeypatch.setattr(session, "_new_client", flaky)
+    try:
+        session.start()
+        await until(lambda: session.connected)
+        assert len(calls) == 2
+        errors = [e for s, e in rec.statuses if s is SessionStatus.DISCONNECTED]
+        assert [type(e) for e in errors] == [RuntimeError]
+    finally:
+        await session.stop()
+
+
+async def test_read_and_write_exceptions_drop_the_connection(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paho raising from loop_read/loop_write/loop_misc: a new connection."""
+    monkeypatch.setattr(mqtt, "MISC_INTERVAL", 0.05)
+    session, rec = make_session(cloud.client_context, cloud.broker.port)
+
+    def broken(*args: Any) -> Any:
+        raise struct.error("bad packet")
+
+    try:
+        session.start()
+        for expected, method in enumerate(("loop_read", "loop_write"), start=2):
+            await until(lambda: session.connected)
+            client = session._client
+            assert client is not None
+            monkeypatch.setattr(client, method, broken)
+            getattr(session, "_" + method.removeprefix("loop_"))(client)
+            assert session._sockets == {}  # unwatched at once
+            await until(lambda n=expected: rec.connects == n)  # type: ignore[misc]
+        await until(lambda: session.connected)
+        client = session._client
+        assert client is not None
+        monkeypatch.setattr(client, "loop_misc", broken)
+        await until(lambda: rec.connects == 4)
+        session._write(client)  # a stale client is ignored
+    finally:
+        await session.stop()
+
+
+async def test_stop_never_raises(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failing disconnect still closes the socket and stops the session."""
+    session, _ = make_session(cloud.client_context, cloud.broker.port)
+    session.start()
+    await until(lambda: session.connected)
+    client = session._client
+    assert client is not None
+    sock = client.socket()
+    assert sock is not None
+
+    def broken() -> None:
+        raise RuntimeError("disconnect bug")
+
+    monkeypatch.setattr(client, "disconnect", broken)
+    await session.stop()
+    assert session.status is SessionStatus.STOPPED
+    assert session._sockets == {}
+    assert sock.fileno() == -1
+
+
+async def test_stop_after_task_failure(cloud: Cloud) -> None:
+    """A session task that failed is reported, not raised by stop()."""
+    session, _ = make_session(cloud.client_context, cloud.broker.port)
+
+    async def failing() -> None:
+        raise RuntimeError("bug")
+
+    session._task = asyncio.get_running_loop().create_task(failing())
+    await asyncio.sleep(0)
+    await session.stop()
+    assert session.status is SessionStatus.STOPPED
+
+
+# ------------------------------------------------------------ back-off
+
+
+class DroppingBroker(MqttBroker):
+    """Accepts every login, then drops the client after ``hold`` seconds."""
+
+    hold = 0.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.accepted_at: list[float] = []
+
+    async def _serve(self, session: Any, reader: asyncio.StreamReader) -> bool:
+        self.accepted_at.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(self.hold)
+        return False
+
+
+@pytest.fixture
+async def dropping_broker(
+    pki: TestPKI, ca: IssuedCert
+) -> AsyncIterator[DroppingBroker]:
+    leaf = pki.server(ca, "mqtt.test", san=["127.0.0.1"])
+    broker = DroppingBroker(server_context(leaf), users={USER: PASSWORD})
+    await broker.start()
+    try:
+        yield broker
+    finally:
+        await broker.stop()
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [later - earlier for earlier, later in itertools.pairwise(times)]
+
+
+async def test_backoff_grows_when_the_broker_drops_at_once(
+    dropping_broker: DroppingBroker, ca: IssuedCert
+) -> None:
+    """Accepted then dropped: the intervals grow to the cap, no fixed rate.
+
+    The back-off starts over only after a connection stayed up for
+    ``stable_after``; a CONNACK alone proves nothing.
+    """
+    session, rec = make_session(
+        _client_context(ca),
+        dropping_broker.port,
+        retry=RetryPolicy(minimum=0.1, maximum=0.4, stable_after=5.0),
+        backoff=Backoff(0.1, 0.4, rand=lambda: 1.0),  # delays 0.1, 0.2, 0.4, 0.4
+    )
+    try:
+        session.start()
+        await until(lambda: len(dropping_broker.accepted_at) >= 5, within=10)
+    finally:
+        await session.stop()
+    assert rec.connects >= 5
+    first, second, third, fourth = gaps(dropping_broker.accepted_at)[:4]
+    assert 0.1 <= first < 0.2 + 0.15
+    assert second >= 0.2
+    assert third >= 0.4
+    assert fourth >= 0.4
+    assert max(second, third, fourth) < 0.4 + 0.3  # capped (plus handshakes)
+
+
+async def test_backoff_starts_over_after_a_stable_connection(
+    dropping_broker: DroppingBroker, ca: IssuedCert
+) -> None:
+    """Connections that stayed up for stable_after reconnect at the minimum."""
+    dropping_broker.hold = 0.3
+    session, _ = make_session(
+        _client_context(ca),
+        dropping_broker.port,
+        retry=RetryPolicy(minimum=0.05, maximum=5.0, stable_after=0.2),
+        backoff=Backoff(0.05, 5.0, rand=lambda: 1.0),
+    )
+    try:
+        session.start()
+        await until(lambda: len(dropping_broker.accepted_at) >= 5, within=10)
+    finally:
+        await session.stop()
+    # Without the reset the fourth gap would include a 0.4 s delay.
+    assert all(gap < 0.3 + 0.05 + 0.2 for gap in gaps(dropping_broker.accepted_at))
+
+
+def test_retry_policy_defaults() -> None:
+    """One minute of stability resets 1 s .. 60 s jittered delays."""
+    policy = RetryPolicy()
+    assert (policy.minimum, policy.maximum, policy.stable_after) == (1.0, 60.0, 60.0)
+    backoff = RetryPolicy(minimum=0.5, maximum=4.0).backoff()
+    delays = [backoff.next() for _ in range(50)]
+    assert all(0.5 <= delay <= 4.0 for delay in delays)
+    assert len(set(delays)) > 1  # jittered
+
+
+async def test_retry_after_auth_refusal(cloud: Cloud) -> None:
+    """retry() logs in again after the back-off; ignored while running/stopped."""
+    broker = cloud.broker
+    session, rec = make_session(cloud.client_context, broker.port, password="wrong")
+    session.retry()  # never started: nothing happens
+    assert session._task is None
+    try:
+        session.start()
+        await until(lambda: session.status is SessionStatus.AUTH_FAILED)
+        assert len(broker.refused) == 1
+        session.retry()
+        running = session._task
+        session.retry()  # already retrying: the same task
+        assert session._task is running
+        await until(lambda: len(broker.refused) == 2)
+        await until(lambda: session.status is SessionStatus.AUTH_FAILED)
+        broker.users = {USER: "wrong"}
+        session.retry()
+        await until(lambda: session.connected)
+        assert rec.connects == 1
+    finally:
+        await session.stop()
+    session.retry()
+    assert session._task is None

@@ -4,8 +4,13 @@ paho-mqtt is driven by the asyncio loop itself: only the blocking part of
 `connect` (DNS, TCP, TLS handshake) runs in the executor; after that paho's
 socket callbacks register the socket with the loop, so every message callback
 runs on the loop and no thread is left behind. Reconnects use capped
-exponential back-off with jitter; a broker that refuses the credentials stops
-the session instead of retrying forever.
+exponential back-off with jitter that starts over only after a connection
+stayed up for a while (``RetryPolicy``); a broker that refuses the credentials
+stops the session until its owner calls ``retry``.
+
+The session supervises itself: an exception in a callback of its owner, in a
+subscribe or in paho's packet handling is logged once and contained, and a
+connection whose state paho can no longer trust is dropped and re-made.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import ssl
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -34,6 +39,8 @@ MISC_INTERVAL = 1.0
 READ_BATCH = 100
 BACKOFF_MIN = 1.0
 BACKOFF_MAX = 60.0
+# A connection must stay up this long before the back-off starts over.
+STABLE_AFTER = 60.0
 # CONNACK codes (MQTT 3.1.1) that mean "wrong credentials": retrying is futile.
 _AUTH_REFUSED = {4, 5}
 
@@ -56,12 +63,31 @@ class SessionConfig:
     host: str
     port: int
     username: str
-    password: str
+    password: str = field(repr=False)
     ssl_context: ssl.SSLContext
     # SNI and certificate name to expect; the printer serial on the LAN.
     server_hostname: str | None = None
     keepalive: int = KEEPALIVE
     client_id_prefix: str = "bambu_cloud"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """When a session tries again (seconds).
+
+    Delays grow from ``minimum`` to ``maximum`` with jitter; they start over
+    only once a connection stayed up for ``stable_after``, so a broker that
+    accepts and at once drops the client sees growing intervals rather than
+    a reconnect per ``minimum``.
+    """
+
+    minimum: float = BACKOFF_MIN
+    maximum: float = BACKOFF_MAX
+    stable_after: float = STABLE_AFTER
+
+    def backoff(self) -> Backoff:
+        """A fresh back-off following this policy."""
+        return Backoff(self.minimum, self.maximum)
 
 
 class Backoff:
@@ -134,17 +160,23 @@ class MqttSession:
         on_message: MessageHandler,
         on_status: StatusHandler,
         on_connected: Callable[[], None] | None = None,
+        retry: RetryPolicy | None = None,
         backoff: Backoff | None = None,
         name: str = "mqtt",
     ) -> None:
-        """Prepare the session; `start` connects."""
+        """Prepare the session; `start` connects.
+
+        ``backoff`` overrides the delays of ``retry`` (tests inject one with
+        a fixed random source); ``retry.stable_after`` still applies.
+        """
         self.config = config
         self.name = name
         self.status = SessionStatus.STOPPED
         self._on_message = on_message
         self._on_status = on_status
         self._on_connected = on_connected
-        self._backoff = backoff or Backoff()
+        self._retry = retry or RetryPolicy()
+        self._backoff = backoff or self._retry.backoff()
         self._topics: set[str] = set()
         self._client: _Client | None = None
         self._task: asyncio.Task[None] | None = None
@@ -153,6 +185,7 @@ class MqttSession:
         self._sockets: dict[Any, int] = {}
         self._loop = loop
         self._loop_thread = 0
+        self._faults: set[str] = set()
 
     @property
     def connected(self) -> bool:
@@ -166,13 +199,32 @@ class MqttSession:
         self._loop_thread = threading.get_ident()
         self._task = self._loop.create_task(self._run(), name=f"bambu {self.name}")
 
+    def retry(self) -> None:
+        """Connect again, after the back-off, once the broker refused us.
+
+        The owner calls this when it has found the refusal transient (the
+        cloud API still accepts the token). Does nothing while the session
+        runs or after `stop`.
+        """
+        task = self._task
+        if task is None or not task.done():
+            return
+        self._task = self._loop.create_task(
+            self._run(self._backoff.next()), name=f"bambu {self.name}"
+        )
+
     async def stop(self) -> None:
-        """Disconnect and end every task and socket registration."""
+        """Disconnect and end every task and socket registration; never raises."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                if not task.cancelled():
+                    raise  # stop() itself was cancelled
+            except Exception:
+                _LOGGER.exception("%s: session task failed", self.name)
         self._teardown()
         self._set_status(SessionStatus.STOPPED, None)
 
@@ -182,7 +234,7 @@ class MqttSession:
             return
         self._topics.add(topic)
         if self._client is not None and self.connected:
-            self._client.subscribe(topic, qos=1)
+            self._subscribe(self._client, topic)
 
     def unsubscribe(self, topic: str) -> None:
         """Stop receiving a topic without reconnecting."""
@@ -190,7 +242,10 @@ class MqttSession:
             return
         self._topics.discard(topic)
         if self._client is not None and self.connected:
-            self._client.unsubscribe(topic)
+            try:
+                self._client.unsubscribe(topic)
+            except Exception as err:  # noqa: BLE001 - logged by _fault
+                self._fault("unsubscribe", err, f"unsubscribing from {topic} failed")
 
     def publish(self, topic: str, payload: bytes, qos: int = 0) -> bool:
         """Queue a message; False when not connected."""
@@ -199,47 +254,90 @@ class MqttSession:
         info = self._client.publish(topic, payload, qos=qos)
         return info.rc is MQTTErrorCode.MQTT_ERR_SUCCESS
 
-    async def _run(self) -> None:
+    def _fault(
+        self, kind: str, err: BaseException, message: str, level: int = logging.ERROR
+    ) -> None:
+        """Log a contained exception once at ``level``, then at debug level.
+
+        A fault that repeats for every message must not flood the log.
+        """
+        if kind in self._faults:
+            level = logging.DEBUG
+        self._faults.add(kind)
+        _LOGGER.log(level, "%s: %s", self.name, message, exc_info=err)
+
+    async def _run(self, delay: float = 0.0) -> None:
         """Connect, stay connected, reconnect with back-off until stopped."""
+        if delay:
+            await asyncio.sleep(delay)
         while True:
-            self._set_status(SessionStatus.CONNECTING, None)
             try:
-                code = await self._connect()
-            except ssl.SSLCertVerificationError as err:
-                self._teardown()
-                self._set_status(SessionStatus.TLS_FAILED, err)
-                await asyncio.sleep(self._backoff.next())
-                continue
-            except (OSError, TimeoutError, ssl.SSLError) as err:
-                _LOGGER.debug("%s: connect failed: %r", self.name, err)
+                if await self._attempt():
+                    return
+            except Exception as err:  # noqa: BLE001 - logged by _fault
+                # A bug here must not end the session for good: drop the
+                # connection and try again like after any other failure.
+                self._fault("session", err, "connection failed unexpectedly")
                 self._teardown()
                 self._set_status(SessionStatus.DISCONNECTED, err)
-                await asyncio.sleep(self._backoff.next())
-                continue
-            if code in _AUTH_REFUSED:
-                self._teardown()
-                self._set_status(SessionStatus.AUTH_FAILED, None)
-                return
-            if code != 0:
-                _LOGGER.debug("%s: broker refused with CONNACK %s", self.name, code)
-                self._teardown()
-                self._set_status(SessionStatus.DISCONNECTED, None)
-                await asyncio.sleep(self._backoff.next())
-                continue
-            self._backoff.reset()
-            self._set_status(SessionStatus.CONNECTED, None)
-            if self._client is not None and self._topics:
-                self._client.subscribe([(topic, 1) for topic in sorted(self._topics)])
-            if self._on_connected is not None:
-                self._on_connected()
-            misc = asyncio.create_task(self._misc_loop())
-            try:
-                await self._closed.wait()
-            finally:
-                misc.cancel()
+            await asyncio.sleep(self._backoff.next())
+
+    async def _attempt(self) -> bool:
+        """One connection, from dialling to its end; True when refused for good."""
+        self._set_status(SessionStatus.CONNECTING, None)
+        try:
+            code = await self._connect()
+        except ssl.SSLCertVerificationError as err:
+            self._teardown()
+            self._set_status(SessionStatus.TLS_FAILED, err)
+            return False
+        except (OSError, TimeoutError, ssl.SSLError) as err:
+            _LOGGER.debug("%s: connect failed: %r", self.name, err)
+            self._teardown()
+            self._set_status(SessionStatus.DISCONNECTED, err)
+            return False
+        if code in _AUTH_REFUSED:
+            self._teardown()
+            self._set_status(SessionStatus.AUTH_FAILED, None)
+            return True
+        if code != 0:
+            _LOGGER.debug("%s: broker refused with CONNACK %s", self.name, code)
             self._teardown()
             self._set_status(SessionStatus.DISCONNECTED, None)
-            await asyncio.sleep(self._backoff.next())
+            return False
+        up_since = self._loop.time()
+        misc = asyncio.create_task(self._misc_loop())
+        try:
+            self._set_status(SessionStatus.CONNECTED, None)
+            client = self._client
+            if client is not None:
+                for topic in sorted(self._topics):
+                    self._subscribe(client, topic)
+            if self._on_connected is not None:
+                try:
+                    self._on_connected()
+                except Exception as err:  # noqa: BLE001 - logged by _fault
+                    self._fault("on_connected", err, "connect handler failed")
+            await self._closed.wait()
+        finally:
+            misc.cancel()
+            # Only a connection that stayed up proves the broker is healthy;
+            # one dropped at once keeps the delays growing.
+            if self._loop.time() - up_since >= self._retry.stable_after:
+                self._backoff.reset()
+        self._teardown()
+        self._set_status(SessionStatus.DISCONNECTED, None)
+        return False
+
+    def _subscribe(self, client: _Client, topic: str) -> None:
+        """Subscribe one topic; a topic paho refuses is dropped, not fatal."""
+        try:
+            client.subscribe(topic, qos=1)
+        except ValueError as err:
+            self._topics.discard(topic)
+            self._fault("subscribe", err, f"cannot subscribe to {topic!r}")
+        except Exception as err:  # noqa: BLE001 - logged by _fault
+            self._fault("subscribe", err, f"subscribing to {topic!r} failed")
 
     async def _connect(self) -> int:
         """Dial (in the executor) and wait for CONNACK; return its code."""
@@ -314,10 +412,16 @@ class MqttSession:
     def _read(self, client: mqtt.Client) -> None:
         if client is not self._client:
             return
-        if client.loop_read(READ_BATCH) not in (
-            MQTTErrorCode.MQTT_ERR_SUCCESS,
-            MQTTErrorCode.MQTT_ERR_AGAIN,
-        ):
+        try:
+            code = client.loop_read(READ_BATCH)
+        except Exception as err:  # noqa: BLE001 - logged by _fault
+            # paho raises from its packet handlers on a malformed packet and
+            # then keeps the half-handled packet, handling it again on every
+            # read: the connection cannot recover, so make a new one.
+            self._fault("read", err, "dropping the connection after a bad packet")
+            self._drop_connection()
+            return
+        if code not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
             self._closed.set()
             return
         # Decrypted bytes can wait in the TLS buffer with the socket idle.
@@ -326,7 +430,19 @@ class MqttSession:
             self._loop.call_soon(self._read, client)
 
     def _write(self, client: mqtt.Client) -> None:
-        client.loop_write()
+        if client is not self._client:
+            return
+        try:
+            client.loop_write()
+        except Exception as err:  # noqa: BLE001 - logged by _fault
+            self._fault("write", err, "dropping the connection after a failed write")
+            self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        """Stop watching the socket now and let `_run` reconnect."""
+        for sock in list(self._sockets):
+            self._forget_socket(sock)
+        self._closed.set()
 
     def _forget_socket(self, sock: Any) -> None:
         if (fd := self._sockets.pop(sock, None)) is not None:
@@ -339,7 +455,12 @@ class MqttSession:
             await asyncio.sleep(MISC_INTERVAL)
             client = self._client
             healthy = MQTTErrorCode.MQTT_ERR_SUCCESS
-            if client is None or client.loop_misc() is not healthy:
+            try:
+                alive = client is not None and client.loop_misc() is healthy
+            except Exception as err:  # noqa: BLE001 - logged by _fault
+                self._fault("misc", err, "keepalive check failed")
+                alive = False
+            if not alive:
                 self._closed.set()
                 return
 
@@ -368,7 +489,22 @@ class MqttSession:
     def _handle_message(
         self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage
     ) -> None:
-        self._on_message(message.topic, message.payload)
+        # Nothing may escape to paho: it would keep the packet and handle it
+        # again on every later read.
+        try:
+            topic = message.topic
+        except UnicodeDecodeError as err:
+            self._fault(
+                "topic",
+                err,
+                "dropped a message whose topic is not UTF-8",
+                logging.WARNING,
+            )
+            return
+        try:
+            self._on_message(topic, message.payload)
+        except Exception as err:  # noqa: BLE001 - logged by _fault
+            self._fault("message", err, f"message handler failed on {topic}")
 
     def _teardown(self) -> None:
         """Drop the client and every loop registration of its socket."""
@@ -381,6 +517,8 @@ class MqttSession:
             client.on_disconnect = None
             try:
                 client.disconnect()
+            except Exception:
+                _LOGGER.debug("%s: disconnect failed", self.name, exc_info=True)
             finally:
                 _close_socket(client)
         if self._connack is not None and not self._connack.done():
@@ -390,7 +528,10 @@ class MqttSession:
         if status is self.status and error is None:
             return
         self.status = status
-        self._on_status(status, error)
+        try:
+            self._on_status(status, error)
+        except Exception as err:  # noqa: BLE001 - logged by _fault
+            self._fault("on_status", err, f"status handler failed on {status}")
 
 
 def _connack_code(reason: ReasonCode) -> int:
