@@ -2,17 +2,22 @@
 
 The P1S (JPEG camera) has a LAN host: its own TLS MQTT broker and a port-6000
 style camera server share a Bambu-shaped test PKI (CA without key usage, leaf
-CN = serial, no SAN) pinned by monkeypatching ``tls.BBL_CA_SHA256``. The X1C
-(RTSPS camera) reports over the cloud broker; its LAN host is a closed port,
-which is all ``stream_source`` needs.
+CN = serial, no SAN) pinned by monkeypatching ``tls.BBL_CA_SHA256``. In
+``lan_entry`` the X1C (RTSPS camera) reports over the cloud broker and its LAN
+host is a closed port. The relay tests give the X1C a LAN broker and a TLS
+RTSP camera (tests/bambu/rtsp_server.py) on the port the relay dials, with a
+pinned certificate or an impostor's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import re
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from homeassistant.components.camera import (
@@ -36,14 +41,17 @@ from tools.virtual_printer.broker import MqttBroker
 from tools.virtual_printer.printer import VirtualPrinter
 
 from .bambu.camera_server import CameraServer, expected_auth
-from .bambu.certs import TestPKI, server_context
+from .bambu.certs import IssuedCert, TestPKI, server_context
+from .bambu.rtsp_server import PATH, RtspClient, RtspServer, digest, opaque_track
 from .cloud_server import P1S, X1C, FakeCloud, MqttEndpoint, bind_entry
 from .helpers import state_of, wait_for
 
 P1S_SERIAL = P1S["dev_id"]
 X1C_SERIAL = X1C["dev_id"]
 CODE = P1S["dev_access_code"]
-X1C_URL = f"rtsps://bblp:{X1C['dev_access_code']}@127.0.0.1:322/streaming/live/1"
+X1C_CODE = X1C["dev_access_code"]
+# Plain RTSP to the loopback relay: no rtsps://, no printer address or port.
+X1C_URL = re.compile(rf"rtsp://bblp:{X1C_CODE}@127\.0\.0\.1:(\d+)/streaming/live/1")
 LIVEVIEW_ISSUE = f"camera_liveview_disabled_{X1C_SERIAL}"
 
 
@@ -201,7 +209,9 @@ async def test_rtsps_camera_and_liveview_issue(
     state = hass.states.get(entity_id)
     assert state is not None
     assert state.attributes[ATTR_SUPPORTED_FEATURES] == CameraEntityFeature.STREAM
-    assert await async_get_stream_source(hass, entity_id) == X1C_URL
+    url = await async_get_stream_source(hass, entity_id)
+    assert url is not None
+    assert X1C_URL.fullmatch(url)
     assert issue_registry.async_get_issue(DOMAIN, LIVEVIEW_ISSUE) is None
 
     printers["x1c"].update({"ipcam": {"rtsp_url": "disable"}})
@@ -221,8 +231,8 @@ async def test_rtsps_camera_and_liveview_issue(
     await wait_for(
         hass, lambda: issue_registry.async_get_issue(DOMAIN, LIVEVIEW_ISSUE) is None
     )
-    # The configured host wins over the address the printer reports.
-    assert await async_get_stream_source(hass, entity_id) == X1C_URL
+    # The address the printer reports is never used; the relay stays put.
+    assert await async_get_stream_source(hass, entity_id) == url
 
 
 async def test_unload_stops_camera_and_drops_issue(
@@ -308,3 +318,248 @@ async def test_cameras_without_access_code_or_known_camera(
     assert (
         registry.async_get_entity_id("camera", DOMAIN, "ZZZ00A000000001_camera") is None
     )
+
+
+# ------------------------------------------------ RTSPS through the relay
+
+TLS_ISSUE = f"tls_{X1C_SERIAL}"
+
+
+@dataclass
+class X1CLan:
+    """The X1C's LAN side: its MQTT broker and its RTSPS camera."""
+
+    broker: MqttBroker
+    camera: RtspServer
+
+
+@pytest.fixture
+def printer_ca(pki: TestPKI, monkeypatch: pytest.MonkeyPatch) -> IssuedCert:
+    """The pinned Bambu-shaped CA of the X1C."""
+    ca = pki.root("Test Printer CA")
+    monkeypatch.setattr(tls, "BBL_CA_SHA256", frozenset({ca.sha256}))
+    tls.clear_context_cache()
+    return ca
+
+
+@pytest.fixture
+def own_leaf(pki: TestPKI, printer_ca: IssuedCert) -> IssuedCert:
+    """The X1C's certificate: pinned CA, CN = serial."""
+    return pki.server(printer_ca, X1C_SERIAL)
+
+
+@pytest.fixture
+def impostor_leaf(tmp_path: Path) -> IssuedCert:
+    """A self-signed certificate with the X1C's serial, pinned nowhere."""
+    return TestPKI(tmp_path / "impostor").root(X1C_SERIAL)
+
+
+def _leaf(
+    request: pytest.FixtureRequest, own_leaf: IssuedCert, impostor_leaf: IssuedCert
+) -> IssuedCert:
+    """The printer's own certificate unless parametrized with "impostor"."""
+    return impostor_leaf if getattr(request, "param", "own") == "impostor" else own_leaf
+
+
+@pytest.fixture
+def broker_leaf(
+    request: pytest.FixtureRequest, own_leaf: IssuedCert, impostor_leaf: IssuedCert
+) -> IssuedCert:
+    """The certificate of the X1C's LAN MQTT broker."""
+    return _leaf(request, own_leaf, impostor_leaf)
+
+
+@pytest.fixture
+def camera_leaf(
+    request: pytest.FixtureRequest, own_leaf: IssuedCert, impostor_leaf: IssuedCert
+) -> IssuedCert:
+    """The certificate on the X1C's camera port."""
+    return _leaf(request, own_leaf, impostor_leaf)
+
+
+@pytest.fixture
+async def x1c_lan(
+    printers: dict[str, VirtualPrinter],
+    broker_leaf: IssuedCert,
+    camera_leaf: IssuedCert,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[X1CLan]:
+    """LAN broker + RTSPS camera of the X1C on 127.0.0.1."""
+    broker = MqttBroker(server_context(broker_leaf), users={"bblp": X1C_CODE})
+    camera = RtspServer(server_context(camera_leaf), X1C_CODE, track=opaque_track())
+    await broker.start()
+    await camera.start()
+    monkeypatch.setattr(bambu_camera, "RTSPS_PORT", camera.port)
+    printers["x1c"].add_mirror(broker)
+    yield X1CLan(broker, camera)
+    await camera.stop()
+    await broker.stop()
+
+
+@pytest.fixture
+async def relay_entry(
+    hass: HomeAssistant,
+    x1c_lan: X1CLan,
+    mock_config_entry: MockConfigEntry,
+    cloud: FakeCloud,
+) -> MockConfigEntry:
+    """The integration with a LAN host for the X1C."""
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry,
+        options={
+            CONF_PRINTERS: {X1C_SERIAL: {CONF_HOST: f"127.0.0.1:{x1c_lan.broker.port}"}}
+        },
+    )
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    entity_id = _camera_id(hass, X1C_SERIAL)
+    await wait_for(
+        hass, lambda: state_of(hass, entity_id) not in (None, STATE_UNAVAILABLE)
+    )
+    return mock_config_entry
+
+
+async def _relay_port(hass: HomeAssistant) -> int:
+    """The loopback port of the X1C's stream source, checked for its shape."""
+    url = await async_get_stream_source(hass, _camera_id(hass, X1C_SERIAL))
+    assert url is not None
+    match = X1C_URL.fullmatch(url)
+    assert match is not None, url
+    return int(match[1])
+
+
+async def _play(port: int) -> int:
+    """Play through the relay with the URL's credentials; RTP packets read."""
+    client = await RtspClient.connect(port)
+    url = f"rtsp://127.0.0.1:{port}{PATH}"
+    try:
+        status, headers, _ = await client.request("DESCRIBE", url)
+        assert status == 401
+        challenge = headers["www-authenticate"]
+        auth = {"Authorization": digest("DESCRIBE", url, challenge, X1C_CODE)}
+        status, headers, _ = await client.request("DESCRIBE", url, auth)
+        assert status == 200
+        track = headers["content-base"] + "track1"
+        setup = {
+            "Authorization": digest("SETUP", track, challenge, X1C_CODE),
+            "Transport": "RTP/AVP/TCP;unicast;interleaved=0-1",
+        }
+        assert (await client.request("SETUP", track, setup))[0] == 200
+        play = {"Authorization": digest("PLAY", url, challenge, X1C_CODE)}
+        assert (await client.request("PLAY", url, play))[0] == 200
+        packets = 0
+        for _ in range(3):
+            channel, packet = await client.interleaved()
+            assert channel == 0
+            assert packet[0] >> 6 == 2
+            packets += 1
+        return packets
+    finally:
+        await client.close()
+
+
+async def test_rtsps_plays_through_verified_relay(
+    hass: HomeAssistant,
+    relay_entry: MockConfigEntry,
+    x1c_lan: X1CLan,
+) -> None:
+    """The stream source is a loopback relay; RTSP works through it."""
+    port = await _relay_port(hass)
+    assert port not in (x1c_lan.camera.port, x1c_lan.broker.port)
+    assert await _play(port) == 3
+    camera = x1c_lan.camera
+    assert camera.sni_seen == [X1C_SERIAL]
+    assert [r.method for r in camera.requests if r.authorized] == [
+        "DESCRIBE",
+        "SETUP",
+        "PLAY",
+    ]
+    # The same relay serves later viewers.
+    assert await _relay_port(hass) == port
+
+    assert await hass.config_entries.async_unload(relay_entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for(hass, lambda: camera.active == 0)
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_new_lan_host_gets_a_new_relay(
+    hass: HomeAssistant,
+    relay_entry: MockConfigEntry,
+    x1c_lan: X1CLan,
+) -> None:
+    """A changed host (without a reload) stops the old relay."""
+    old = await _relay_port(hass)
+    hass.config_entries.async_update_entry(
+        relay_entry,
+        options={
+            CONF_PRINTERS: {X1C_SERIAL: {CONF_HOST: f"127.0.0.1:{_closed_port()}"}}
+        },
+    )
+    await relay_entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    new = await _relay_port(hass)
+    assert new != old
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", old)
+    assert await _play(new) == 3
+
+
+@pytest.mark.parametrize("camera_leaf", ["impostor"], indirect=True)
+async def test_unverified_camera_port_gets_nothing(
+    hass: HomeAssistant,
+    relay_entry: MockConfigEntry,
+    x1c_lan: X1CLan,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """An impostor on the camera port: zero bytes, a repair issue, no stream."""
+    impostor = x1c_lan.camera
+    port = await _relay_port(hass)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    basic = base64.b64encode(f"bblp:{X1C_CODE}".encode()).decode()
+    writer.write(
+        f"DESCRIBE rtsp://127.0.0.1:{port}{PATH} RTSP/1.0\r\nCSeq: 1\r\n"
+        f"Authorization: Basic {basic}\r\n\r\n".encode()
+    )
+    async with asyncio.timeout(10):
+        assert await reader.read() == b""
+    writer.close()
+
+    assert impostor.sni_seen == [X1C_SERIAL]
+    assert impostor.connections == 0
+    assert impostor.received == 0
+    await hass.async_block_till_done()
+    issue = issue_registry.async_get_issue(DOMAIN, TLS_ISSUE)
+    assert issue is not None
+    assert issue.translation_key == "printer_tls_unknown_ca"
+    assert issue.translation_placeholders == {"printer": X1C["name"]}
+    assert await async_get_stream_source(hass, _camera_id(hass, X1C_SERIAL)) is None
+    assert impostor.sni_seen == [X1C_SERIAL]
+
+
+@pytest.mark.parametrize("broker_leaf", ["impostor"], indirect=True)
+async def test_printer_failing_tls_gets_no_stream(
+    hass: HomeAssistant,
+    x1c_lan: X1CLan,
+    mock_config_entry: MockConfigEntry,
+    cloud: FakeCloud,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """The LAN MQTT refused the printer: no relay, nothing dialled, the issue."""
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry,
+        options={
+            CONF_PRINTERS: {X1C_SERIAL: {CONF_HOST: f"127.0.0.1:{x1c_lan.broker.port}"}}
+        },
+    )
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for(
+        hass, lambda: issue_registry.async_get_issue(DOMAIN, TLS_ISSUE) is not None
+    )
+    assert await async_get_stream_source(hass, _camera_id(hass, X1C_SERIAL)) is None
+    assert x1c_lan.camera.sni_seen == []
+    assert x1c_lan.camera.received == 0

@@ -1,12 +1,16 @@
 """Cameras: RTSPS live view (X1/P2S/H2/X2D) or the JPEG stream (P1/A1).
 
 Only printers with a LAN host get a camera: there is no usable cloud camera
-(PROTOCOL.md 4.4). The JPEG stream uses the printer's pinned TLS context
-(SNI and hostname check = serial) and connects only while someone watches.
+(PROTOCOL.md 4.4). Both use the printer's pinned TLS context (SNI and
+hostname check = serial). The JPEG stream connects only while someone
+watches. RTSPS is played by Home Assistant's stream worker or go2rtc, which
+do not verify the printer; they get the plain RTSP URL of a loopback relay
+(``bambu.relay``) that does the verified TLS, never the printer's address.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 from aiohttp import web
@@ -22,11 +26,13 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .bambu import camera as bambu_camera
 from .bambu.const import CameraKind
-from .bambu.hub import BambuHub
+from .bambu.hub import BambuHub, Problem, ProblemKind
+from .bambu.relay import RtspRelay
 from .bambu.state import ChangeSet
 from .const import DOMAIN
 from .coordinator import BambuConfigEntry
 from .entity import BambuPrinterEntity, track_printers
+from .issues import problem_handler
 from .trust import PrinterTrust
 
 PARALLEL_UPDATES = 0
@@ -47,13 +53,14 @@ async def async_setup_entry(
     """Add a camera for every printer with a LAN host and a LAN camera."""
     runtime = entry.runtime_data
     hub = runtime.hub
+    problems = problem_handler(hass, entry)
 
     def printer_entities(serial: str) -> list[Camera]:
         spec = hub.printers[serial].spec
         if not spec.lan_host:
             return []
         if spec.model.camera is CameraKind.RTSPS:
-            return [BambuRtspsCamera(hub, serial)]
+            return [BambuRtspsCamera(hub, serial, runtime.trust, problems)]
         if spec.model.camera is CameraKind.JPEG:
             return [BambuJpegCamera(hub, serial, runtime.trust)]
         return []
@@ -75,14 +82,25 @@ class BambuCamera(BambuPrinterEntity, Camera):
 
 
 class BambuRtspsCamera(BambuCamera):
-    """H.264 over RTSPS, played by Home Assistant's stream component."""
+    """H.264 over RTSPS, played through the verifying loopback relay."""
 
     _attr_supported_features = CameraEntityFeature.STREAM
 
-    def __init__(self, hub: BambuHub, serial: str) -> None:
-        """Start without a live-view issue."""
+    def __init__(
+        self,
+        hub: BambuHub,
+        serial: str,
+        trust: PrinterTrust,
+        problems: Callable[[Problem], None],
+    ) -> None:
+        """Start without a relay (it listens once a stream is wanted)."""
         super().__init__(hub, serial)
+        self._trust = trust
+        self._problems = problems
         self._issue_raised = False
+        self._relay: RtspRelay | None = None
+        self._relay_host: str | None = None
+        self._relay_verified = False
 
     @property
     def use_stream_for_stills(self) -> bool:
@@ -94,17 +112,63 @@ class BambuRtspsCamera(BambuCamera):
         return f"{LIVEVIEW_ISSUE}_{self.serial}"
 
     async def stream_source(self) -> str | None:
-        """The RTSPS URL, None while LAN live view is off on the printer."""
+        """The relay's loopback RTSP URL; None when there is nothing to play.
+
+        Nothing is played while LAN live view is off on the printer, or once
+        the printer failed TLS verification (on MQTT or on the camera port).
+        """
         spec = self.link.spec
         if not spec.lan_host or not spec.access_code:
             return None
         camera = self.state_data.camera
-        reported = (
-            bambu_camera.RTSP_DISABLED
-            if camera.rtsp_enabled is False
-            else camera.rtsp_url
+        if camera.rtsp_enabled is False or bambu_camera.liveview_disabled(
+            camera.rtsp_url
+        ):
+            return None
+        if self.link.tls_problem is not None:
+            return None
+        relay = await self._async_relay(spec.lan_host)
+        if relay.tls_failure is not None:
+            # Until the entry reloads, like the hub's LAN session.
+            return None
+        return bambu_camera.relay_url(await relay.start(), spec.access_code)
+
+    async def _async_relay(self, lan_host: str) -> RtspRelay:
+        """The relay to the configured LAN host (a new one when it changed)."""
+        if self._relay is not None and self._relay_host == lan_host:
+            return self._relay
+        await self._async_stop_relay()
+        self._relay_host = lan_host
+        self._relay = RtspRelay(
+            bambu_camera.lan_address(lan_host),
+            bambu_camera.RTSPS_PORT,
+            self.serial,
+            partial(self._trust.context_for, self.serial, lan_host),
+            on_tls_failure=self._relay_tls_failed,
+            on_verified=self._relay_verified_once,
         )
-        return bambu_camera.rtsps_url(spec.lan_host, spec.access_code, reported)
+        return self._relay
+
+    async def _async_stop_relay(self) -> None:
+        relay, self._relay = self._relay, None
+        self._relay_host = None
+        self._relay_verified = False
+        if relay is not None:
+            await relay.stop()
+
+    @callback
+    def _relay_tls_failed(self, kind: str) -> None:
+        """Raise the printer's TLS repair issue; the stream stays off."""
+        self._problems(Problem(ProblemKind.TLS, self.serial, active=True, detail=kind))
+
+    @callback
+    def _relay_verified_once(self) -> None:
+        """Clear a TLS issue the camera raised, unless MQTT still fails too."""
+        if self._relay_verified:
+            return
+        self._relay_verified = True
+        if self.link.tls_problem is None:
+            self._problems(Problem(ProblemKind.TLS, self.serial, active=False))
 
     async def async_added_to_hass(self) -> None:
         """Follow the live-view switch of the printer."""
@@ -113,8 +177,9 @@ class BambuRtspsCamera(BambuCamera):
         self._sync_issue()
 
     async def async_will_remove_from_hass(self) -> None:
-        """Drop the issue with the entity; the next report raises it again."""
+        """Stop the relay; drop the live-view issue (the next report raises it)."""
         await super().async_will_remove_from_hass()
+        await self._async_stop_relay()
         ir.async_delete_issue(self.hass, DOMAIN, self._issue_id)
         self._issue_raised = False
 

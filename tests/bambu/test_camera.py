@@ -29,7 +29,9 @@ from custom_components.bambu_cloud.bambu.camera import (
     JpegStreamClient,
     auth_packet,
     is_jpeg,
-    rtsps_url,
+    lan_address,
+    liveview_disabled,
+    relay_url,
 )
 from custom_components.bambu_cloud.bambu.mqtt import Backoff
 
@@ -141,36 +143,48 @@ async def make_client(
 
 
 @pytest.mark.parametrize(
-    ("host", "code", "reported", "expected"),
+    ("code", "expected"),
     [
+        ("12345678", "rtsp://bblp:12345678@127.0.0.1:40322/streaming/live/1"),
         (
-            "192.168.1.5",
-            "12345678",
-            None,
-            "rtsps://bblp:12345678@192.168.1.5:322/streaming/live/1",
-        ),
-        (
-            "192.168.1.5:8883",
-            "12345678",
-            "rtsps://10.0.0.9/streaming/live/1",
-            "rtsps://bblp:12345678@192.168.1.5:322/streaming/live/1",
-        ),
-        (
-            "printer.local:1883",
             "ab/c@d:e%",
-            "rtsps://printer.local/streaming/live/1",
-            "rtsps://bblp:ab%2Fc%40d%3Ae%25@printer.local:322/streaming/live/1",
+            "rtsp://bblp:ab%2Fc%40d%3Ae%25@127.0.0.1:40322/streaming/live/1",
         ),
-        ("fe80::1", "1", "", "rtsps://bblp:1@[fe80::1]:322/streaming/live/1"),
-        ("[fe80::1]:8883", "1", None, "rtsps://bblp:1@[fe80::1]:322/streaming/live/1"),
-        ("192.168.1.5", "12345678", "disable", None),
-        ("192.168.1.5", "12345678", " DISABLE ", None),
     ],
 )
-def test_rtsps_url(
-    host: str, code: str, reported: str | None, expected: str | None
-) -> None:
-    assert rtsps_url(host, code, reported) == expected
+def test_relay_url(code: str, expected: str) -> None:
+    """Loopback only: plain RTSP to the relay, never the printer's address."""
+    assert relay_url(40322, code) == expected
+
+
+@pytest.mark.parametrize(
+    ("reported", "disabled"),
+    [
+        (None, False),
+        ("", False),
+        ("rtsps://10.0.0.9/streaming/live/1", False),
+        ("disable", True),
+        (" DISABLE ", True),
+    ],
+)
+def test_liveview_disabled(reported: str | None, disabled: bool) -> None:
+    assert liveview_disabled(reported) is disabled
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("192.168.1.5", "192.168.1.5"),
+        ("192.168.1.5:8883", "192.168.1.5"),
+        ("printer.local:1883", "printer.local"),
+        ("fe80::1", "fe80::1"),
+        ("[fe80::1]:8883", "fe80::1"),
+        ("[fe80::1", "fe80::1"),
+    ],
+)
+def test_lan_address(host: str, address: str) -> None:
+    """The relay dials the configured host without the MQTT port."""
+    assert lan_address(host) == address
 
 
 def test_auth_packet_layout() -> None:

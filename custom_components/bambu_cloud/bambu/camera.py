@@ -1,7 +1,9 @@
-"""LAN camera of Bambu Lab printers: RTSPS URLs and the port-6000 JPEG stream.
+"""LAN camera of Bambu Lab printers: the RTSP relay URL and the JPEG stream.
 
-X1, P2S, H2 and X2D printers stream H.264 over RTSPS on port 322; Home
-Assistant's stream component plays the URL built by ``rtsps_url``. P1 and A1
+X1, P2S, H2 and X2D printers stream H.264 over RTSPS on port 322. Home
+Assistant's stream component and go2rtc do not verify the printer, so they
+get ``relay_url``: a loopback relay (``relay.RtspRelay``) that carries the
+stream into TLS verified against the pinned CAs. P1 and A1
 printers instead send JPEG frames over TLS on port 6000 (PROTOCOL.md 4.3):
 the client sends an 80-byte auth packet, then reads frames of a 16-byte
 little-endian header (payload size, itrack, flags, reserved) followed by
@@ -30,12 +32,14 @@ from urllib.parse import quote
 
 from .hub import split_host_port
 from .mqtt import Backoff
+from .relay import LOOPBACK
 
 _LOGGER = logging.getLogger(__name__)
 
 # The JPEG stream's port; a module attribute so tests can point it elsewhere.
 JPEG_PORT = 6000
-RTSPS_PORT: Final = 322
+# The RTSPS port; a module attribute so tests can point the relay elsewhere.
+RTSPS_PORT = 322
 RTSPS_PATH: Final = "/streaming/live/1"
 USER: Final = "bblp"
 RTSP_DISABLED: Final = "disable"
@@ -72,26 +76,28 @@ class CameraProtocolError(CameraError):
     """The printer sent something that is not a frame stream."""
 
 
-def _lan_address(host: str) -> str:
+def lan_address(host: str) -> str:
     """The printer's address from the host option ("ip" or "ip:mqtt_port")."""
     if host.startswith("["):
         return host[1 : host.find("]")] if "]" in host else host[1:]
     return split_host_port(host)[0]
 
 
-def rtsps_url(host: str, access_code: str, reported_url: str | None) -> str | None:
-    """The RTSPS live-view URL, or None when the printer reports it disabled.
+def liveview_disabled(reported_url: str | None) -> bool:
+    """Whether the printer reports LAN live view off (``rtsp_url: disable``)."""
+    return reported_url is not None and reported_url.strip().lower() == RTSP_DISABLED
 
-    The configured LAN host is used rather than the address in the printer's
-    report, which is sometimes wrong; the port of the MQTT option is dropped.
+
+def relay_url(port: int, access_code: str) -> str:
+    """The plain RTSP URL of the loopback relay (``relay.RtspRelay``).
+
+    The printer's own address is never in it: the relay dials the configured
+    LAN host, never the address in the printer's report, which is sometimes
+    wrong. The access code stays in the URL because the printer checks it
+    (inside the relay's verified TLS); it crosses only the loopback interface.
     """
-    if reported_url is not None and reported_url.strip().lower() == RTSP_DISABLED:
-        return None
-    address = _lan_address(host)
-    if ":" in address:
-        address = f"[{address}]"
     code = quote(access_code, safe="")
-    return f"rtsps://{USER}:{code}@{address}:{RTSPS_PORT}{RTSPS_PATH}"
+    return f"rtsp://{USER}:{code}@{LOOPBACK}:{port}{RTSPS_PATH}"
 
 
 def _field(value: str) -> bytes:
@@ -143,7 +149,7 @@ class JpegStreamClient:
         frame_timeout: float = FRAME_TIMEOUT,
     ) -> None:
         """Prepare the client; nothing connects until a frame is wanted."""
-        self.host = _lan_address(host)
+        self.host = lan_address(host)
         self.port = JPEG_PORT if port is None else port
         self.serial = serial
         self._auth = auth_packet(access_code)
