@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import time
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -14,7 +16,7 @@ from homeassistant.data_entry_flow import FlowResult, FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.bambu_cloud.bambu import tls
-from custom_components.bambu_cloud.config_flow import _valid_host
+from custom_components.bambu_cloud.config_flow import MAX_LENGTHS, _valid_host
 from custom_components.bambu_cloud.const import (
     CONF_ACCESS_TOKEN,
     CONF_ACCOUNT,
@@ -136,6 +138,7 @@ async def test_token_with_key_and_id(hass: HomeAssistant) -> None:
         ({CONF_PRIVATE_KEY: "not a pem"}, "the PEM holds no private key"),
         ({CONF_CERTIFICATE_ID: "abc"}, "the PEM holds no private key"),
         ({CONF_PRIVATE_KEY: "rsa-1024"}, "the RSA key is shorter than 2048 bits"),
+        ({CONF_PRIVATE_KEY: "rsa-4160"}, "the RSA key is longer than 4096 bits"),
         ({CONF_PRIVATE_KEY: "ec"}, "the key is not an RSA key"),
         (
             {CONF_PRIVATE_KEY: "mismatch"},
@@ -153,6 +156,7 @@ async def test_token_invalid_certificate(
     """Each unusable certificate names its reason, then the user recovers."""
     pem = {
         "rsa-1024": lambda: rsa_cert(1024).key_pem,
+        "rsa-4160": lambda: rsa_cert(4160).key_pem + rsa_cert(4160).cert_pem,
         "ec": lambda: ec_cert().key_pem + ec_cert().cert_pem,
         "mismatch": mismatched_pem,
         "encrypted": encrypted_key_pem,
@@ -610,8 +614,131 @@ async def test_options_ca_bundle(
         ("bad host", False),
         ("printer.local:0", False),
         ("-bad-.local", False),
+        ("printer.local.", True),
+        ("a" * 63 + ".local", True),
+        ("a" * 64 + ".local", False),
+        ("a..b", False),
+        (".", False),
+        ("a." * 126 + "aa", False),  # 254 characters
+        ("printer:\u00b2", False),  # a digit to str.isdigit, not to int
+        ("printer:\u0663", False),  # Arabic-Indic three
+        ("printer:99999", False),
+        ("printer:008883", False),  # six digits are no port
+        ("a" * 25 + "!", False),  # backtracked for seconds with a single regex
     ],
 )
 def test_host_validation(host: str, valid: bool) -> None:
-    """Host names, addresses and an optional port are accepted."""
+    """Host names, addresses and an optional port are accepted, in linear time."""
+    start = time.perf_counter()
     assert _valid_host(host) is valid
+    assert time.perf_counter() - start < 0.05
+
+
+# A paste no PEM parser should have to look at twice: 224 KB of unterminated
+# BEGIN lines made the old block pattern rescan the rest for each of them.
+HUGE_PEM = "-----BEGIN PRIVATE KEY-----\n" * 8000
+
+
+def _too_long(field: str) -> str:
+    return "x" * (MAX_LENGTHS[field] + 1)
+
+
+async def test_huge_private_key_is_refused_at_once(hass: HomeAssistant) -> None:
+    """A 200 KB paste is a form error in well under 100 ms, not a frozen loop."""
+    result = await _start(hass, "token")
+    start = time.perf_counter()
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**TOKEN_INPUT, CONF_PRIVATE_KEY: HUGE_PEM}
+    )
+    assert time.perf_counter() - start < 0.1
+    assert result["errors"] == {CONF_PRIVATE_KEY: "too_long"}
+    result = await _submit(hass, result, TOKEN_INPUT)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_hostile_token_is_a_form_error(hass: HomeAssistant) -> None:
+    """A JWT whose payload nests deeper than any parser goes does not crash."""
+    nested = ("[" * 100_000 + "]" * 100_000).encode()
+    payload = base64.urlsafe_b64encode(nested).decode().rstrip("=")
+    result = await _start(hass, "token")
+    result = await _submit(
+        hass, result, {**TOKEN_INPUT, CONF_ACCESS_TOKEN: f"e30.{payload}.c2ln"}
+    )
+    assert result["errors"] == {CONF_ACCESS_TOKEN: "too_long"}
+
+
+@pytest.mark.parametrize(
+    "field", [CONF_ACCESS_TOKEN, CONF_CERTIFICATE_ID, CONF_PRIVATE_KEY]
+)
+async def test_token_fields_have_limits(hass: HomeAssistant, field: str) -> None:
+    """Each field over its limit is named; nothing reaches the cloud."""
+    result = await _start(hass, "token")
+    result = await _submit(hass, result, {**TOKEN_INPUT, field: _too_long(field)})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {field: "too_long"}
+    result = await _submit(hass, result, TOKEN_INPUT)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+@pytest.mark.parametrize("field", [CONF_ACCOUNT, CONF_PASSWORD])
+async def test_sign_in_fields_have_limits(
+    hass: HomeAssistant, cloud: FakeCloud, field: str
+) -> None:
+    """An over-long account or password is never sent to the cloud."""
+    result = await _start(hass, "sign_in")
+    calls = len(cloud.requests)
+    result = await _submit(hass, result, {**SIGN_IN, field: _too_long(field)})
+    assert result["errors"] == {field: "too_long"}
+    assert len(cloud.requests) == calls
+    result = await _submit(hass, result, SIGN_IN)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_code_has_a_limit(hass: HomeAssistant, cloud: FakeCloud) -> None:
+    """An over-long verification code is never sent to the cloud."""
+    cloud.login_type = "verifyCode"
+    result = await _start(hass, "sign_in")
+    result = await _submit(hass, result, SIGN_IN)
+    calls = len(cloud.requests)
+    result = await _submit(hass, result, {CONF_CODE: _too_long(CONF_CODE)})
+    assert result["errors"] == {CONF_CODE: "too_long"}
+    assert len(cloud.requests) == calls
+    result = await _submit(hass, result, {CONF_CODE: CODE})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_reconfigure_fields_have_limits(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """The certificate fields keep their limits when reconfiguring."""
+    mock_config_entry.add_to_hass(hass)
+    result = await mock_config_entry.start_reconfigure_flow(hass)
+    result = await _submit(
+        hass, result, {CONF_REGION: "global", CONF_PRIVATE_KEY: HUGE_PEM}
+    )
+    assert result["errors"] == {CONF_PRIVATE_KEY: "too_long"}
+    result = await _submit(hass, result, {CONF_REGION: "global"})
+    assert result["reason"] == "reconfigure_successful"
+
+
+async def test_options_fields_have_limits(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """The CA bundle and the printer host have limits too."""
+    entry = init_integration
+    result = await _certificates_step(hass, entry)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_CA_BUNDLE: _too_long(CONF_CA_BUNDLE)}
+    )
+    assert result["errors"] == {CONF_CA_BUNDLE: "too_long"}
+
+    result = await _printer_host(hass, entry, X1C["dev_id"])
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_HOST: "a" * MAX_LENGTHS[CONF_HOST] + "!"}
+    )
+    assert result["errors"] == {CONF_HOST: "too_long"}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_HOST: "printer:\u00b2"}
+    )
+    assert result["errors"] == {CONF_HOST: "invalid_host"}
+    assert CONF_PRINTERS not in entry.options

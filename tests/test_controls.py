@@ -30,14 +30,19 @@ from homeassistant.const import (
     STATE_UNAVAILABLE,
     Platform,
 )
-from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import (
+    HomeAssistantError,
+    ServiceValidationError,
+    Unauthorized,
+)
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.entity_platform import async_get_platforms
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    MockUser,
     snapshot_platform,
 )
 from syrupy.assertion import SnapshotAssertion
@@ -723,6 +728,35 @@ async def test_send_gcode(hass: HomeAssistant, live: dict[str, VirtualPrinter]) 
     await wait_for(hass, lambda: state_of(hass, nozzle) == "205.0")
     ids = _sequence_ids(x1c)
     assert ids == sorted(set(ids))
+
+
+async def test_send_gcode_is_admin_only(
+    hass: HomeAssistant,
+    live: dict[str, VirtualPrinter],
+    hass_read_only_user: MockUser,
+    hass_admin_user: MockUser,
+) -> None:
+    """Raw G-code can heat or move the printer: only administrators send it."""
+    x1c = live["x1c"]
+    data = {"device_id": _printer_device(hass, X1C_SN), "gcode": "M104 S205"}
+    sent = len(x1c.received)
+    with pytest.raises(Unauthorized):
+        await hass.services.async_call(
+            DOMAIN,
+            "send_gcode",
+            data,
+            blocking=True,
+            context=Context(user_id=hass_read_only_user.id),
+        )
+    assert len(x1c.received) == sent
+    await hass.services.async_call(
+        DOMAIN,
+        "send_gcode",
+        data,
+        blocking=True,
+        context=Context(user_id=hass_admin_user.id),
+    )
+    assert (_last(x1c)["command"], _last(x1c)["param"]) == ("gcode_line", "M104 S205\n")
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import ssl
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -19,8 +20,10 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.bambu_cloud.const import DOMAIN
+from custom_components.bambu_cloud.image import MAX_REDIRECTS
 from tools.virtual_printer.printer import VirtualPrinter
 
+from .bambu.certs import IssuedCert, TestPKI, server_context
 from .cloud_server import P1S, X1C, Failure, FakeCloud, MqttEndpoint
 from .helpers import state_of, wait_for
 
@@ -44,6 +47,7 @@ class CoverServer:
     """A CDN on 127.0.0.1 serving task covers, counting downloads."""
 
     covers: dict[str, Cover] = field(default_factory=dict)
+    redirects: dict[str, str] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=dict)
     base: str = ""
 
@@ -53,6 +57,9 @@ class CoverServer:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         self.hits[name] = self.hits.get(name, 0) + 1
+        if (location := self.redirects.get(name)) is not None:
+            headers = {"Location": location} if location else {}
+            return web.Response(status=HTTPStatus.FOUND, headers=headers)
         cover = self.covers.get(name)
         if cover is None:
             return web.Response(status=HTTPStatus.NOT_FOUND)
@@ -86,14 +93,46 @@ def mqtt_endpoint(request: pytest.FixtureRequest) -> MqttEndpoint:
 
 
 @pytest.fixture
-async def covers(socket_enabled: None) -> AsyncIterator[CoverServer]:
-    """The cover server."""
+def cdn_ca(pki: TestPKI) -> IssuedCert:
+    """The CA of the test CDN."""
+    return pki.root("Test CDN CA", key_usage=True)
+
+
+@pytest.fixture
+def trust_cdn(cdn_ca: IssuedCert) -> Iterator[None]:
+    """Home Assistant's client context trusts the test CDN (verification stays on)."""
+    context = ssl.create_default_context(cadata=cdn_ca.pem)
+    with patch("homeassistant.util.ssl.client_context", return_value=context):
+        yield
+
+
+async def _serve(context: ssl.SSLContext | None) -> tuple[CoverServer, TestServer]:
     server = CoverServer()
     app = web.Application()
     app.router.add_get("/covers/{name}", server.handle)
     test_server = TestServer(app, host="127.0.0.1")
-    await test_server.start_server()
+    await test_server.start_server(ssl=context)
     server.base = str(test_server.make_url("")).rstrip("/")
+    return server, test_server
+
+
+@pytest.fixture
+async def covers(
+    socket_enabled: None, pki: TestPKI, cdn_ca: IssuedCert, trust_cdn: None
+) -> AsyncIterator[CoverServer]:
+    """The cover server: HTTPS with a certificate for 127.0.0.1."""
+    leaf = pki.server(cdn_ca, "cdn.test", san=["127.0.0.1"])
+    server, test_server = await _serve(server_context(leaf))
+    assert server.base.startswith("https://")
+    yield server
+    await test_server.close()
+
+
+@pytest.fixture
+async def plain_covers(socket_enabled: None) -> AsyncIterator[CoverServer]:
+    """A plain-HTTP cover server, which must never be asked for anything."""
+    server, test_server = await _serve(None)
+    assert server.base.startswith("http://")
     yield server
     await test_server.close()
 
@@ -353,6 +392,80 @@ async def test_bad_cover(
         assert (status, body) == (HTTPStatus.OK, PNG)
         assert state_of(hass, x1c) not in (STATE_UNKNOWN, STATE_UNAVAILABLE)
         assert covers.hits == {"benchy.png": 3}
+
+
+async def _setup_and_fetch(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    hass_client: ClientSessionGenerator,
+) -> tuple[str, int, bytes]:
+    """Set up the entry and ask the proxy for the X1C's cover."""
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await settle(hass)
+    x1c = image_entity(hass, X1C["dev_id"])
+    status, body, _ = await fetch(hass_client, x1c)
+    return x1c, status, body
+
+
+@pytest.mark.parametrize("case", ["http_url", "redirect_to_http"])
+async def test_cover_only_over_https(
+    hass: HomeAssistant,
+    with_tasks: FakeCloud,
+    covers: CoverServer,
+    plain_covers: CoverServer,
+    mock_config_entry: MockConfigEntry,
+    hass_client: ClientSessionGenerator,
+    case: str,
+) -> None:
+    """A plain-HTTP cover URL, or a redirect to one, is never dialled."""
+    plain_covers.covers["benchy.png"] = Cover(PNG)
+    if case == "http_url":
+        with_tasks.tasks = [
+            task(111, X1C["dev_id"], plain_covers.url("benchy.png"), "Benchy")
+        ]
+    else:
+        covers.redirects["benchy.png"] = plain_covers.url("benchy.png")
+    x1c, status, _ = await _setup_and_fetch(hass, mock_config_entry, hass_client)
+    assert status == HTTPStatus.INTERNAL_SERVER_ERROR
+    assert state_of(hass, x1c) == STATE_UNKNOWN
+    assert plain_covers.hits == {}
+    if case == "redirect_to_http":
+        assert covers.hits == {"benchy.png": 2}  # the entity, then the proxy
+
+
+async def test_https_redirects_are_followed(
+    hass: HomeAssistant,
+    with_tasks: FakeCloud,
+    covers: CoverServer,
+    mock_config_entry: MockConfigEntry,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """Relative and absolute redirects that stay on https are followed."""
+    covers.covers["real.png"] = Cover(PNG)
+    covers.redirects["benchy.png"] = "/covers/hop.png"
+    covers.redirects["hop.png"] = covers.url("real.png")
+    _, status, body = await _setup_and_fetch(hass, mock_config_entry, hass_client)
+    assert (status, body) == (HTTPStatus.OK, PNG)
+    assert covers.hits == {"benchy.png": 1, "hop.png": 1, "real.png": 1}
+
+
+@pytest.mark.parametrize("case", ["loop", "no_location"])
+async def test_bad_redirects_are_refused(
+    hass: HomeAssistant,
+    with_tasks: FakeCloud,
+    covers: CoverServer,
+    mock_config_entry: MockConfigEntry,
+    hass_client: ClientSessionGenerator,
+    case: str,
+) -> None:
+    """Endless redirects stop after a few hops; a redirect must say where."""
+    covers.redirects["benchy.png"] = covers.url("benchy.png") if case == "loop" else ""
+    x1c, status, _ = await _setup_and_fetch(hass, mock_config_entry, hass_client)
+    assert status == HTTPStatus.INTERNAL_SERVER_ERROR
+    assert state_of(hass, x1c) == STATE_UNKNOWN
+    hops = MAX_REDIRECTS + 1 if case == "loop" else 1
+    assert covers.hits == {"benchy.png": 2 * hops}
 
 
 async def test_task_without_cover(

@@ -33,7 +33,7 @@ from homeassistant.helpers.selector import (
 )
 
 from .bambu import tls
-from .bambu.auth import AccessToken, AppCertificate, CertificateError
+from .bambu.auth import MAX_PEM_CHARS, AccessToken, AppCertificate, CertificateError
 from .bambu.cloud import BambuCloud
 from .bambu.const import Region
 from .bambu.errors import (
@@ -74,6 +74,8 @@ CERTIFICATE_REASONS = {
     "encrypted_key": "the private key is encrypted; paste it unencrypted",
     "not_rsa": "the key is not an RSA key",
     "key_too_small": "the RSA key is shorter than 2048 bits",
+    "key_too_large": "the RSA key is longer than 4096 bits",
+    "too_large": "the PEM text is larger than 16 KiB",
     "invalid_certificate": "the certificate cannot be read",
     "key_mismatch": "the private key does not belong to the certificate",
 }
@@ -100,9 +102,23 @@ _CERTIFICATE_FIELDS: dict[vol.Marker, Any] = {
     vol.Optional(CONF_CERTIFICATE_ID): TextSelector(),
     vol.Optional(CONF_PRIVATE_KEY): TextSelector(TextSelectorConfig(multiline=True)),
 }
-_HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.?)+$"
-)
+# One DNS label. Checked label by label: a single pattern for the whole name
+# backtracks exponentially on inputs like "aaaa...a!".
+_HOST_LABEL = re.compile(r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
+MAX_HOSTNAME = 253
+
+# The longest value accepted per field, checked before anything parses it:
+# far above any real value, small enough that a huge paste is refused at once.
+MAX_LENGTHS: dict[str, int] = {
+    CONF_ACCESS_TOKEN: 8192,
+    CONF_CERTIFICATE_ID: 256,
+    CONF_PRIVATE_KEY: MAX_PEM_CHARS,
+    CONF_ACCOUNT: 254,
+    CONF_PASSWORD: 1024,
+    CONF_CODE: 32,
+    CONF_HOST: MAX_HOSTNAME + len(":65535"),
+    CONF_CA_BUNDLE: tls.MAX_BUNDLE_CHARS,
+}
 
 
 class _FlowError(Exception):
@@ -139,6 +155,15 @@ def _certificate_data(user_input: Mapping[str, Any]) -> dict[str, str]:
         key: value
         for key in CERTIFICATE_KEYS
         if (value := str(user_input.get(key) or "").strip())
+    }
+
+
+def _too_long(user_input: Mapping[str, Any]) -> dict[str, str]:
+    """A ``too_long`` form error for each field over its length limit."""
+    return {
+        key: "too_long"
+        for key, limit in MAX_LENGTHS.items()
+        if len(str(user_input.get(key) or "")) > limit
     }
 
 
@@ -191,6 +216,8 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
         placeholders: dict[str, str] = {}
         reauth = self.source == SOURCE_REAUTH
         if user_input is not None:
+            errors = _too_long(user_input)
+        if user_input is not None and not errors:
             region = user_input.get(CONF_REGION, self._region)
             token = AccessToken.parse(user_input[CONF_ACCESS_TOKEN]).value
             certificate = (
@@ -229,6 +256,8 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         reauth = self.source == SOURCE_REAUTH
         if user_input is not None:
+            errors = _too_long(user_input)
+        if user_input is not None and not errors:
             self._region = user_input.get(CONF_REGION, self._region)
             self._account = user_input[CONF_ACCOUNT].strip()
             cloud = self._cloud(self._region)
@@ -267,6 +296,8 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
         """Enter the code the cloud sent by e-mail or SMS."""
         errors: dict[str, str] = {}
         if user_input is not None:
+            errors = _too_long(user_input)
+        if user_input is not None and not errors:
             cloud = self._cloud(self._region)
             code = str(user_input[CONF_CODE]).strip()
             try:
@@ -301,6 +332,8 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         placeholders: dict[str, str] = {}
         if user_input is not None:
+            errors = _too_long(user_input)
+        if user_input is not None and not errors:
             region = user_input[CONF_REGION]
             token = entry.data[CONF_ACCESS_TOKEN]
             certificate = _certificate_data(user_input)
@@ -394,13 +427,17 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 def _valid_host(value: str) -> bool:
+    """An IP address or host name, optionally with ":port"; linear time."""
     host, port = split_host_port(value)
     if not 0 < port < 65536:
         return False
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        return bool(_HOSTNAME.match(host))
+        labels = host.removesuffix(".").split(".")
+        return 0 < len(host) <= MAX_HOSTNAME and all(
+            _HOST_LABEL.fullmatch(label) for label in labels
+        )
     return True
 
 
@@ -428,6 +465,8 @@ class BambuOptionsFlow(OptionsFlowWithReload):
         errors: dict[str, str] = {}
         placeholders: dict[str, str] = {}
         if user_input is not None:
+            errors = _too_long(user_input)
+        if user_input is not None and not errors:
             bundle = str(user_input.get(CONF_CA_BUNDLE) or "").strip()
             try:
                 if bundle:
@@ -527,10 +566,11 @@ class BambuOptionsFlow(OptionsFlowWithReload):
             ).items()
         }
         if user_input is not None:
+            errors = _too_long(user_input)
             host = str(user_input.get(CONF_HOST) or "").strip()
-            if host and not _valid_host(host):
+            if not errors and host and not _valid_host(host):
                 errors[CONF_HOST] = "invalid_host"
-            else:
+            if not errors:
                 settings = printers.setdefault(self._serial, {})
                 if host:
                     settings[CONF_HOST] = host

@@ -22,6 +22,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
+from yarl import URL
 
 from .bambu.cloud import BambuCloud
 from .bambu.errors import BambuError
@@ -36,6 +37,8 @@ PARALLEL_UPDATES = 0
 
 COVER_TIMEOUT: Final = aiohttp.ClientTimeout(total=30)
 MAX_COVER_BYTES: Final = 10 * 1024 * 1024
+MAX_REDIRECTS: Final = 5
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _CHUNK: Final = 64 * 1024
 
 COVER = ImageEntityDescription(key="cover", translation_key="cover")
@@ -208,22 +211,13 @@ class BambuCoverImage(BambuPrinterEntity, ImageEntity):
     async def _download(self, task_id: str, url: str) -> _Cover | None:
         """Download a cover (no credentials: the URL is public)."""
         try:
-            async with self._session.get(url, timeout=COVER_TIMEOUT) as response:
-                response.raise_for_status()
-                if (response.content_length or 0) > MAX_COVER_BYTES:
-                    raise ValueError("cover too large")
-                content = bytearray()
-                async for chunk in response.content.iter_chunked(_CHUNK):
-                    content += chunk
-                    if len(content) > MAX_COVER_BYTES:
-                        raise ValueError("cover too large")
-                declared = response.headers.get(aiohttp.hdrs.CONTENT_TYPE, "")
+            async with asyncio.timeout(COVER_TIMEOUT.total):
+                data, declared = await self._fetch(URL(url))
         except (aiohttp.ClientError, TimeoutError, ValueError) as err:
             LOGGER.debug(
                 "%s: cannot download the cover of %s: %r", self.serial, task_id, err
             )
             return None
-        data = bytes(content)
         content_type = _image_type(declared) or infer_image_type(data)
         if content_type is None:
             LOGGER.debug(
@@ -234,6 +228,37 @@ class BambuCoverImage(BambuPrinterEntity, ImageEntity):
             )
             return None
         return _Cover(task_id, data, content_type)
+
+    async def _fetch(self, url: URL) -> tuple[bytes, str]:
+        """GET over https only, following redirects only to https URLs.
+
+        The cloud names the URL, so a plain-HTTP one (or a redirect to one)
+        could be altered on the way; it is refused before anything is sent.
+        Redirects are followed here, not by aiohttp, to check every hop.
+        """
+        for _ in range(MAX_REDIRECTS + 1):
+            if url.scheme != "https":
+                raise ValueError(f"cover URL is not https: {url.scheme}")
+            async with self._session.get(
+                url, timeout=COVER_TIMEOUT, allow_redirects=False
+            ) as response:
+                if response.status in _REDIRECTS:
+                    location = response.headers.get(aiohttp.hdrs.LOCATION)
+                    if not location:
+                        raise ValueError("redirect without a location")
+                    url = url.join(URL(location))
+                    continue
+                response.raise_for_status()
+                if (response.content_length or 0) > MAX_COVER_BYTES:
+                    raise ValueError("cover too large")
+                content = bytearray()
+                async for chunk in response.content.iter_chunked(_CHUNK):
+                    content += chunk
+                    if len(content) > MAX_COVER_BYTES:
+                        raise ValueError("cover too large")
+                declared = response.headers.get(aiohttp.hdrs.CONTENT_TYPE, "")
+                return bytes(content), declared
+        raise ValueError("too many redirects")
 
     async def async_image(self) -> bytes | None:
         """The cover of the task shown (downloaded now if an earlier try failed)."""

@@ -10,6 +10,7 @@ from homeassistant.core import HomeAssistant, ServiceCall, callback
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.service import async_register_admin_service
 
 from .bambu.commands import gcode_line
 from .const import DOMAIN
@@ -112,7 +113,11 @@ async def _async_send_gcode(call: ServiceCall) -> None:
 
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
-    """Register the integration's actions."""
-    hass.services.async_register(
-        DOMAIN, SERVICE_SEND_GCODE, _async_send_gcode, schema=SEND_GCODE_SCHEMA
+    """Register the integration's actions.
+
+    Raw G-code can move the toolhead, heat the bed or erase the printer's
+    storage, so only administrators may send it.
+    """
+    async_register_admin_service(
+        hass, DOMAIN, SERVICE_SEND_GCODE, _async_send_gcode, schema=SEND_GCODE_SCHEMA
     )

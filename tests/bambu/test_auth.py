@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import ssl
+import time
 from typing import Any
 
 import pytest
@@ -15,10 +17,14 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from custom_components.bambu_cloud.bambu.auth import (
+    MAX_PEM_CHARS,
     AccessToken,
     AppCertificate,
     CertificateError,
 )
+from custom_components.bambu_cloud.bambu.const import lookup_model
+from custom_components.bambu_cloud.bambu.hub import CloudSpec, PrinterSpec
+from custom_components.bambu_cloud.bambu.mqtt import SessionConfig
 from tests.app_certs import (
     CERT_CN,
     ec_cert,
@@ -309,3 +315,108 @@ def test_certificate_repr_hides_key() -> None:
     assert "private_key" not in text
     assert "RSAPrivateKey" not in text
     assert CERT_CN in text
+
+
+# --------------------------------------------------------------------------
+# Hostile input: refused at once, never a hang or an exception
+
+
+def test_deeply_nested_jwt_payload_reads_as_opaque() -> None:
+    nested = "[" * 100_000 + "]" * 100_000
+    token = f"{_b64(b'{}')}.{_b64(nested.encode())}.c2lnbmF0dXJl"
+    parsed = AccessToken.parse(token)
+    assert parsed.value == token
+    assert (parsed.expires_at, parsed.user_id) == (None, None)
+
+
+def test_huge_paste_is_refused_fast() -> None:
+    paste = "-----BEGIN PRIVATE KEY-----\n" * 8000  # 224 KB, no END anywhere
+    assert len(paste) > 200_000
+    start = time.perf_counter()
+    with pytest.raises(CertificateError) as info:
+        AppCertificate.from_pem("id", paste)
+    assert time.perf_counter() - start < 0.05
+    assert info.value.reason == "too_large"
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "-----BEGIN PRIVATE KEY-----\n",
+        "-----BEGIN PRIVATE KEY-----\n-----END CERTIFICATE-----\n",
+        "-----BEGIN " + "A" * 70 + "\n",
+        "-----",
+    ],
+    ids=["unterminated", "mismatched", "long_label", "dashes"],
+)
+def test_pem_parsing_is_linear(unit: str) -> None:
+    """The worst pastes that fit the limit are scanned in linear time."""
+    paste = unit * (MAX_PEM_CHARS // len(unit))
+    start = time.perf_counter()
+    with pytest.raises(CertificateError) as info:
+        AppCertificate.from_pem("id", paste)
+    assert time.perf_counter() - start < 0.05
+    assert info.value.reason == "no_private_key"
+
+
+def test_pem_at_the_limit_is_read() -> None:
+    good = rsa_cert()
+    pem = good.key_pem + good.cert_pem
+    padded = pem + " " * (MAX_PEM_CHARS - len(pem))
+    assert AppCertificate.from_pem(None, padded).certificate_id == good.certificate_id
+    with pytest.raises(CertificateError) as info:
+        AppCertificate.from_pem(None, padded + " ")
+    assert info.value.reason == "too_large"
+
+
+def test_unterminated_block_before_the_key_is_skipped() -> None:
+    good = rsa_cert()
+    pem = "-----BEGIN PRIVATE KEY-----\ncut off\n" + good.key_pem + good.cert_pem
+    assert AppCertificate.from_pem(None, pem).certificate_id == good.certificate_id
+
+
+def test_key_larger_than_4096_bits_is_refused() -> None:
+    """Signing runs on the event loop: a larger key would stall it."""
+    largest = rsa_cert(4096)
+    cert = AppCertificate.from_pem(None, largest.key_pem + largest.cert_pem)
+    assert cert.private_key.key_size == 4096
+    too_large = rsa_cert(4160)
+    with pytest.raises(CertificateError) as info:
+        AppCertificate.from_pem(None, too_large.key_pem + too_large.cert_pem)
+    assert info.value.reason == "key_too_large"
+
+
+# --------------------------------------------------------------------------
+# Secrets never appear in a repr
+
+
+def test_specs_and_session_config_hide_secrets() -> None:
+    context = ssl.create_default_context()
+    secrets = {
+        "access-code-8x": PrinterSpec(
+            serial="01S00A000000001",
+            model=lookup_model(serial="01S00A000000001"),
+            name="Lab",
+            access_code="access-code-8x",
+            lan_host="10.0.0.7",
+        ),
+        "cloud-token-xyz": CloudSpec(
+            host="us.mqtt.bambulab.com",
+            port=8883,
+            uid="1234",
+            token="cloud-token-xyz",
+            ssl_context=context,
+        ),
+        "mqtt-password-q": SessionConfig(
+            host="10.0.0.7",
+            port=8883,
+            username="bblp",
+            password="mqtt-password-q",
+            ssl_context=context,
+        ),
+    }
+    for secret, value in secrets.items():
+        text = repr(value)
+        assert secret not in text, text
+        assert type(value).__name__ in text
+    assert "10.0.0.7" in repr(secrets["access-code-8x"])  # the rest stays visible

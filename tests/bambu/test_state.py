@@ -583,6 +583,77 @@ def test_deep_nesting_is_never_recursed() -> None:
     assert PrinterState().merge(hopeless) == MergeResult()
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"print":' + b'{"d":' * 100_000 + b"1" + b"}" * 100_001,
+        b'{"print":{"command":"push_status","ams":' + b"[" * 100_000,
+    ],
+    ids=["objects", "lists"],
+)
+def test_deeply_nested_report_is_dropped_with_a_debug_log(
+    payload: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The parser's RecursionError is one more malformed message, not a crash."""
+    printer = state_of(x1c_full())
+    before = all_views(printer)
+    with caplog.at_level(logging.DEBUG, logger=state_module.__name__):
+        assert printer.merge(payload) == MergeResult()
+    assert all_views(printer) == before
+    assert "Dropped printer message: not JSON (RecursionError)" in caplog.text
+
+
+def _tray_ids(printer: PrinterState) -> dict[int, list[int]]:
+    return {unit.id: [tray.id for tray in unit.trays] for unit in printer.ams_units}
+
+
+def test_ams_ids_outside_the_known_ranges_are_dropped() -> None:
+    """Units 0-3 and 128-135, trays 0-3, spools 254/255; the first id wins."""
+    trays = [
+        {"id": tray_id, "tray_type": "PLA"} for tray_id in ("0", "3", "4", "255", "-1")
+    ]
+    trays += [{"tray_type": "PLA"}, {"id": "0", "tray_type": "PETG"}]
+    unit_ids = ("0", "3", "4", "127", "128", "135", "136", "255", "-1", "x", "0")
+    units: list[dict[str, Any]] = [{"id": i, "tray": trays} for i in unit_ids]
+    units.append({"humidity": "2", "tray": trays})
+    spools = [
+        {"id": spool_id, "tray_type": "PLA"} for spool_id in ("0", "253", "254", "255")
+    ]
+    spools += [{"tray_type": "PLA"}, {"id": "254", "tray_type": "PETG"}]
+    printer = state_of(
+        {
+            "print": {
+                "command": "push_status",
+                "msg": 0,
+                "ams": {"ams": units},
+                "vir_slot": spools,
+            }
+        }
+    )
+    assert _tray_ids(printer) == {unit: [0, 3] for unit in (0, 3, 128, 135)}
+    assert {tray.type for unit in printer.ams_units for tray in unit.trays} == {"PLA"}
+    assert [(spool.id, spool.type) for spool in printer.external_spools] == [
+        (254, "PLA"),
+        (255, "PLA"),
+    ]
+    vt_tray_without_id = {"print": {"vt_tray": {"tray_type": "PLA"}}}
+    assert state_of(vt_tray_without_id).external_spools == ()
+
+
+def test_deltas_cannot_grow_the_ams_list() -> None:
+    """Units or trays without a known id are never stored, delta after delta."""
+    printer = state_of(p1s_full())
+    for i in range(200):
+        unit = {"id": "0", "tray": [{"remain": 5}, {"id": str(4 + i)}, {"id": "2"}]}
+        printer.merge(
+            p1s_delta(ams={"ams": [{"humidity": "1"}, {"id": str(136 + i)}, unit]})
+        )
+    stored = printer.diagnostics()["print"]["ams"]["ams"]
+    assert [unit["id"] for unit in stored] == ["0"]
+    assert [tray["id"] for tray in stored[0]["tray"]] == ["0", "1", "2", "3"]
+    assert _tray_ids(printer) == {0: [0, 1, 2, 3]}
+
+
 def test_nan_and_infinity_read_as_null() -> None:
     printer = state_of(b'{"print": {"nozzle_temper": NaN, "bed_temper": Infinity}}')
     assert printer.nozzle_temperature is None

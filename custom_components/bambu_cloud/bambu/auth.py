@@ -18,8 +18,14 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 MIN_RSA_BITS = 2048
+# Signing runs on the event loop for every signed request and command; a
+# larger key would make each signature cost tens of milliseconds or more.
+MAX_RSA_BITS = 4096
+# A 4096-bit key with its certificate and a short chain is well under this.
+MAX_PEM_CHARS = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +74,8 @@ def _jwt_claims(token: str) -> dict[str, Any] | None:
     segment = parts[1] + "=" * (-len(parts[1]) % 4)
     try:
         claims = json.loads(base64.urlsafe_b64decode(segment))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
+        # RecursionError: a hostile payload nested deeper than the parser goes.
         return None
     return claims if isinstance(claims, dict) else None
 
@@ -82,7 +89,28 @@ class CertificateError(ValueError):
         self.reason = reason
 
 
-_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.DOTALL)
+# One BEGIN or END marker; the label is bounded so each match costs O(1).
+_PEM_MARKER = re.compile(r"-----(BEGIN|END) ([A-Z0-9 ]{1,64})-----")
+
+
+def _pem_blocks(pem: str) -> dict[str, str]:
+    """The first complete block of each label, found in one pass.
+
+    Markers are visited once, in order, so the cost is linear in the text: a
+    paste with thousands of unterminated BEGIN lines cannot make the search
+    rescan the rest of the text for each of them.
+    """
+    blocks: dict[str, str] = {}
+    open_label: str | None = None
+    start = 0
+    for marker in _PEM_MARKER.finditer(pem):
+        kind, label = marker.groups()
+        if kind == "BEGIN":
+            open_label, start = label, marker.start()
+        elif label == open_label:
+            blocks.setdefault(label, pem[start : marker.end()])
+            open_label = None
+    return blocks
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,27 +124,22 @@ class AppCertificate:
     def from_pem(cls, certificate_id: str | None, pem: str) -> AppCertificate:
         """Load and check a PEM holding the key alone, or key and certificate.
 
-        Raises CertificateError with reasons: no_private_key, invalid_pem,
-        encrypted_key, not_rsa, key_too_small, invalid_certificate,
-        key_mismatch, certificate_id_required.
+        Raises CertificateError with reasons: too_large, no_private_key,
+        invalid_pem, encrypted_key, not_rsa, key_too_small, key_too_large,
+        invalid_certificate, key_mismatch, certificate_id_required.
         """
+        if len(pem) > MAX_PEM_CHARS:
+            raise CertificateError("too_large")
         # The first block of each kind wins: a pasted chain lists the leaf first.
-        blocks: dict[str, str] = {}
-        for match in _PEM_BLOCK.finditer(pem):
-            blocks.setdefault(match.group(1), match.group(0))
+        blocks = _pem_blocks(pem)
         key_block = next((b for k, b in blocks.items() if "PRIVATE KEY" in k), None)
         if key_block is None:
             raise CertificateError("no_private_key")
-        try:
-            key = serialization.load_pem_private_key(key_block.encode(), None)
-        except TypeError as err:
-            raise CertificateError("encrypted_key") from err
-        except (ValueError, UnsupportedAlgorithm) as err:
-            raise CertificateError("invalid_pem") from err
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise CertificateError("not_rsa")
-        if key.key_size < MIN_RSA_BITS:
-            raise CertificateError("key_too_small")
+        data = key_block.encode()
+        # Type and size first, unvalidated: checking the primes of a huge key
+        # would burn seconds of CPU on a key that is refused anyway.
+        _checked_rsa(_load_key(data, validate=False))
+        key = _checked_rsa(_load_key(data, validate=True))
         derived_id = None
         if (cert_block := blocks.get("CERTIFICATE")) is not None:
             try:
@@ -146,6 +169,28 @@ class AppCertificate:
             "x-bbl-app-certification-id": self.certificate_id,
             "x-bbl-device-security-sign": self.sign(str(now_ms).encode()),
         }
+
+
+def _load_key(data: bytes, *, validate: bool) -> PrivateKeyTypes:
+    try:
+        return serialization.load_pem_private_key(
+            data, None, unsafe_skip_rsa_key_validation=not validate
+        )
+    except TypeError as err:
+        raise CertificateError("encrypted_key") from err
+    except (ValueError, UnsupportedAlgorithm) as err:
+        raise CertificateError("invalid_pem") from err
+
+
+def _checked_rsa(key: PrivateKeyTypes) -> rsa.RSAPrivateKey:
+    """The key when it is RSA of an accepted size (signing stays cheap)."""
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise CertificateError("not_rsa")
+    if key.key_size < MIN_RSA_BITS:
+        raise CertificateError("key_too_small")
+    if key.key_size > MAX_RSA_BITS:
+        raise CertificateError("key_too_large")
+    return key
 
 
 def _certificate_id(cert: x509.Certificate) -> str | None:

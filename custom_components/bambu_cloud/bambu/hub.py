@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -35,12 +36,17 @@ MIN_PUSHALL_SPACING = 300.0
 LAN_PROBE_RETRY = 60.0
 COMMAND_TIMEOUT = 10.0
 AVAILABILITY = "availability"
+_PORT = re.compile(r"[0-9]{1,5}")
 
 
 def split_host_port(value: str) -> tuple[str, int]:
-    """A LAN address as host and port; "host:port" overrides the MQTT port."""
+    """A LAN address as host and port; "host:port" overrides the MQTT port.
+
+    Only one to five ASCII digits count as a port: ``str.isdigit`` also
+    accepts characters such as "²" that ``int`` refuses.
+    """
     host, sep, port = value.rpartition(":")
-    if sep and port.isdigit() and host and ":" not in host:
+    if sep and _PORT.fullmatch(port) and host and ":" not in host:
         return host, int(port)
     return value, LAN_PORT
 
@@ -105,7 +111,7 @@ class PrinterSpec:
     serial: str
     model: PrinterModel
     name: str = ""
-    access_code: str | None = None
+    access_code: str | None = field(default=None, repr=False)
     lan_host: str | None = None
 
 
@@ -116,7 +122,7 @@ class CloudSpec:
     host: str
     port: int
     uid: str
-    token: str
+    token: str = field(repr=False)
     ssl_context: ssl.SSLContext
 
 

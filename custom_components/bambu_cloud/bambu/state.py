@@ -57,8 +57,16 @@ type Payload = bytes | bytearray | str | Mapping[str, Any]
 
 _PUSH_STATUS: Final = "push_status"
 _ENVELOPE: Final = frozenset({"command", "msg", "sequence_id"})
-_MERGE_BY_ID: Final = frozenset({("ams", "ams"), ("ams", "ams", "tray")})
+# The ids a printer can report: AMS, AMS lite and AMS 2 Pro units 0-3, AMS HT
+# units 128-135, four slots per unit, external spool holders 254 and 255.
+# Anything else (or an item without an id) is dropped, so a hostile report
+# cannot grow the state or the entity list without bound.
+_AMS_UNIT_IDS: Final = frozenset((*range(4), *range(128, 136)))
+_TRAY_IDS: Final = frozenset(range(4))
+_EXTERNAL_SPOOL_IDS: Final = frozenset({254, 255})
+_UNIT_PATH: Final = ("ams", "ams")
 _TRAY_PATH: Final = ("ams", "ams", "tray")
+_MERGE_BY_ID: Final = {_UNIT_PATH: _AMS_UNIT_IDS, _TRAY_PATH: _TRAY_IDS}
 _EMPTY_TRAY_KEYS: Final = frozenset({"id", "state"})
 _PRESENCE: Final = {"client.connected": True, "client.disconnected": False}
 _REDACTED_KEYS: Final = frozenset(
@@ -413,8 +421,9 @@ def _snow_tray(value: object) -> int | None:
 
 
 def _tray(data: Mapping[str, Any], ams_id: int | None) -> Tray | None:
-    slot = _in_range(as_int(data.get("id")), 0, 255)
-    if slot is None:
+    """An AMS tray (slot 0-3) or an external spool (``ams_id`` None, 254/255)."""
+    slot = as_int(data.get("id"))
+    if slot not in (_TRAY_IDS if ams_id is not None else _EXTERNAL_SPOOL_IDS):
         return None
     global_id = _global_tray_id(ams_id, slot)
     kind = as_str(data.get("tray_type"))
@@ -434,6 +443,15 @@ def _tray(data: Mapping[str, Any], ams_id: int | None) -> Tray | None:
         nozzle_temp_min=as_int(data.get("nozzle_temp_min")),
         nozzle_temp_max=as_int(data.get("nozzle_temp_max")),
     )
+
+
+def _trays(items: Iterable[Mapping[str, Any]], ams_id: int | None) -> tuple[Tray, ...]:
+    """The valid trays of a list, the first of each id (ids are unique)."""
+    found: dict[int, Tray] = {}
+    for item in items:
+        if (tray := _tray(item, ams_id)) is not None:
+            found.setdefault(tray.id, tray)
+    return tuple(found.values())
 
 
 def _hms_entry(attr: int, code: int) -> HmsEntry:
@@ -540,15 +558,24 @@ def _item_id(item: object) -> int | None:
 
 
 def _merge_by_id(old: list[Any], new: list[Any], path: tuple[str, ...]) -> list[Any]:
-    merged = list(old)
-    where = {
-        key: i for i, item in enumerate(old) if (key := _item_id(item)) is not None
-    }
+    """Merge units or trays by id; items without a known id are dropped.
+
+    A full report may list an id twice: the first one wins, as in the views.
+    """
+    known = _MERGE_BY_ID[path]
+    merged: list[Any] = []
+    where: dict[int, int] = {}
+    for item in old:
+        key = _item_id(item)
+        if key is not None and key in known and key not in where:
+            where[key] = len(merged)
+            merged.append(item)
     for item in new:
         key = _item_id(item)
-        if key is None or key not in where:
-            if key is not None:
-                where[key] = len(merged)
+        if key is None or key not in known:
+            continue
+        if key not in where:
+            where[key] = len(merged)
             merged.append(item)
         elif path == _TRAY_PATH and item.keys() <= _EMPTY_TRAY_KEYS:
             merged[where[key]] = item  # slot emptied: forget the old spool
@@ -1184,13 +1211,14 @@ class PrinterState:
         """AMS units with their trays; ids 128+ are AMS HT units."""
         modules = self._ams_modules()
         units = []
+        seen: set[int] = set()
         for unit in dicts(_path(self._print, "ams", "ams")):
-            ams_id = _in_range(as_int(unit.get("id")), 0, 255)
-            if ams_id is None:
+            ams_id = as_int(unit.get("id"))
+            if ams_id is None or ams_id not in _AMS_UNIT_IDS or ams_id in seen:
                 continue
+            seen.add(ams_id)
             fallback = "ams_ht" if ams_id >= _AMS_HT_FIRST_ID else "ams"
             kind, firmware = modules.get(ams_id, (fallback, None))
-            trays = (_tray(tray, ams_id) for tray in dicts(unit.get("tray")))
             units.append(
                 AmsUnit(
                     id=ams_id,
@@ -1202,7 +1230,7 @@ class PrinterState:
                         as_int(unit.get("dry_time")), 0, _MAX_MINUTES
                     ),
                     firmware_version=firmware,
-                    trays=tuple(tray for tray in trays if tray is not None),
+                    trays=_trays(dicts(unit.get("tray")), ams_id),
                 )
             )
         return tuple(units)
@@ -1214,8 +1242,7 @@ class PrinterState:
         slots = dicts(self._print.get("vir_slot"))
         if not slots and isinstance(self._print.get("vt_tray"), dict):
             slots = [self._print["vt_tray"]]
-        spools = (_tray(slot, None) for slot in slots)
-        return tuple(spool for spool in spools if spool is not None)
+        return _trays(slots, None)
 
     @property
     @_uses("ams")
