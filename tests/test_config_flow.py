@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -13,6 +15,8 @@ from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.const import CONF_PASSWORD
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResult, FlowResultType
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.bambu_cloud.bambu import tls
@@ -23,6 +27,7 @@ from custom_components.bambu_cloud.const import (
     CONF_CA_BUNDLE,
     CONF_CERTIFICATE_ID,
     CONF_CODE,
+    CONF_EXPIRES_AT,
     CONF_HOST,
     CONF_POLL_INTERVAL,
     CONF_PRINTER,
@@ -49,6 +54,7 @@ from .cloud_server import (
 
 pytestmark = pytest.mark.usefixtures("cloud")
 
+NOW = "2026-03-04T05:06:07.890+00:00"
 CLOUDFLARE_HTML = "<html><title>Attention Required! | Cloudflare</title></html>"
 
 
@@ -237,15 +243,82 @@ async def test_duplicate_aborts(
 SIGN_IN = {CONF_REGION: "global", CONF_ACCOUNT: f" {ACCOUNT} ", CONF_PASSWORD: PASSWORD}
 
 
+def _expires_in(seconds: int) -> str:
+    """The expiry sign-in stores for an expiresIn, at the frozen time."""
+    return (
+        dt_util.utcnow().replace(microsecond=0) + timedelta(seconds=seconds)
+    ).isoformat()
+
+
+def _signed_in() -> dict[str, str]:
+    """The data of a signed-in entry: the fake cloud's expiresIn is 90 days."""
+    return {
+        CONF_REGION: "global",
+        CONF_ACCESS_TOKEN: TOKEN,
+        CONF_EXPIRES_AT: _expires_in(7776000),
+    }
+
+
+@pytest.mark.freeze_time(NOW)
 async def test_sign_in_direct_token(hass: HomeAssistant, cloud: FakeCloud) -> None:
-    """A password login that returns a token creates the entry."""
+    """A password login that returns a token creates the entry, with its expiry."""
     result = await _start(hass, "sign_in")
     result = await _submit(hass, result, SIGN_IN)
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"] == {CONF_REGION: "global", CONF_ACCESS_TOKEN: TOKEN}
+    assert result["data"] == _signed_in()
     assert PASSWORD not in str(result["data"])
 
 
+@pytest.mark.freeze_time(NOW)
+@pytest.mark.parametrize(
+    ("expires_in", "stored"),
+    [
+        (864000, True),
+        ("864000", True),
+        (315360000, True),  # ten years: the longest believed
+        (315360001, False),
+        (10**30, False),
+        (0, False),
+        (-5, False),
+        (None, False),
+        ("soon", False),
+        (True, False),
+    ],
+)
+async def test_sign_in_expiry_shapes(
+    hass: HomeAssistant, cloud: FakeCloud, expires_in: object, stored: bool
+) -> None:
+    """Only a sane expiresIn is stored; without one the token has no expiry."""
+    body = {"accessToken": TOKEN, "loginType": ""}
+    if expires_in is not None:
+        body["expiresIn"] = expires_in
+    cloud.fail("/v1/user-service/user/login", Failure(200, json.dumps(body)))
+    result = await _start(hass, "sign_in")
+    result = await _submit(hass, result, SIGN_IN)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    expected = {CONF_REGION: "global", CONF_ACCESS_TOKEN: TOKEN}
+    if stored:
+        expected[CONF_EXPIRES_AT] = _expires_in(int(str(expires_in)))
+    assert result["data"] == expected
+
+
+async def test_signed_in_opaque_token_gets_expiry_repair(
+    hass: HomeAssistant, cloud: FakeCloud, issue_registry: ir.IssueRegistry
+) -> None:
+    """A sign-in whose opaque token expires in 10 days raises the repair at once."""
+    body = {"accessToken": TOKEN, "expiresIn": 864000, "loginType": ""}
+    cloud.fail("/v1/user-service/user/login", Failure(200, json.dumps(body)))
+    result = await _start(hass, "sign_in")
+    result = await _submit(hass, result, SIGN_IN)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+    assert entry.state is ConfigEntryState.LOADED
+    issue = issue_registry.async_get_issue(DOMAIN, f"token_expiring_{entry.entry_id}")
+    assert issue is not None
+    assert issue.translation_key == "token_expiring"
+
+
+@pytest.mark.freeze_time(NOW)
 async def test_sign_in_with_code(hass: HomeAssistant, cloud: FakeCloud) -> None:
     """verifyCode: a code is e-mailed; wrong, expired, then right code."""
     cloud.login_type = "verifyCode"
@@ -265,7 +338,7 @@ async def test_sign_in_with_code(hass: HomeAssistant, cloud: FakeCloud) -> None:
 
     result = await _submit(hass, result, {CONF_CODE: f" {CODE} "})
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"] == {CONF_REGION: "global", CONF_ACCESS_TOKEN: TOKEN}
+    assert result["data"] == _signed_in()
 
 
 async def test_sign_in_phone_uses_sms(hass: HomeAssistant, cloud: FakeCloud) -> None:
@@ -365,6 +438,7 @@ async def test_reauth_token(
             CONF_REGION: "global",
             CONF_ACCESS_TOKEN: "expired",
             CONF_PRIVATE_KEY: cert.key_pem + cert.cert_pem,
+            CONF_EXPIRES_AT: "2020-01-01T00:00:00+00:00",
         },
     )
     result = await _reauth(hass, mock_config_entry, "token")
@@ -378,6 +452,8 @@ async def test_reauth_token(
         mock_config_entry.data[CONF_PRIVATE_KEY]
         == (cert.key_pem + cert.cert_pem).strip()
     )
+    # The old token's expiry went with it; a pasted token records none.
+    assert CONF_EXPIRES_AT not in mock_config_entry.data
     _, _, headers, _ = cloud.requests[-1]
     assert headers["x-bbl-app-certification-id"] == cert.certificate_id
 
@@ -394,13 +470,19 @@ async def test_reauth_wrong_account(
     assert mock_config_entry.data[CONF_ACCESS_TOKEN] == TOKEN
 
 
+@pytest.mark.freeze_time(NOW)
 async def test_reauth_sign_in(
     hass: HomeAssistant, mock_config_entry: MockConfigEntry, cloud: FakeCloud
 ) -> None:
-    """Signing in again stores the new token, in the entry's region."""
+    """Signing in again stores the new token and its expiry, in the entry's region."""
     mock_config_entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(
-        mock_config_entry, data={CONF_REGION: "china", CONF_ACCESS_TOKEN: "old"}
+        mock_config_entry,
+        data={
+            CONF_REGION: "china",
+            CONF_ACCESS_TOKEN: "old",
+            CONF_EXPIRES_AT: "2020-01-01T00:00:00+00:00",
+        },
     )
     result = await _reauth(hass, mock_config_entry, "sign_in")
     result = await _submit(
@@ -408,7 +490,7 @@ async def test_reauth_sign_in(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
-    assert mock_config_entry.data == {CONF_REGION: "china", CONF_ACCESS_TOKEN: TOKEN}
+    assert mock_config_entry.data == {**_signed_in(), CONF_REGION: "china"}
 
 
 async def test_reauth_sign_in_wrong_account(
@@ -453,6 +535,26 @@ async def test_reconfigure(
     result = await _submit(hass, result, {CONF_REGION: "global"})
     assert result["reason"] == "reconfigure_successful"
     assert mock_config_entry.data == {CONF_REGION: "global", CONF_ACCESS_TOKEN: TOKEN}
+
+
+async def test_reconfigure_keeps_token_expiry(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, cloud: FakeCloud
+) -> None:
+    """The token stays, so its recorded expiry stays too."""
+    mock_config_entry.add_to_hass(hass)
+    expires = "2031-05-06T07:08:09+00:00"
+    hass.config_entries.async_update_entry(
+        mock_config_entry,
+        data={**mock_config_entry.data, CONF_EXPIRES_AT: expires},
+    )
+    result = await mock_config_entry.start_reconfigure_flow(hass)
+    result = await _submit(hass, result, {CONF_REGION: "china"})
+    assert result["reason"] == "reconfigure_successful"
+    assert mock_config_entry.data == {
+        CONF_REGION: "china",
+        CONF_ACCESS_TOKEN: TOKEN,
+        CONF_EXPIRES_AT: expires,
+    }
 
 
 async def test_reconfigure_wrong_account(hass: HomeAssistant, cloud: FakeCloud) -> None:

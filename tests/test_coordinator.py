@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.config_entries import SOURCE_REAUTH
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import area_registry as ar
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.update_coordinator import UpdateFailed
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
 )
 
 from custom_components.bambu_cloud.const import DOMAIN
+from custom_components.bambu_cloud.firmware import BambuFirmwareCoordinator
 
-from .cloud_server import X1C, Failure, FakeCloud
+from .cloud_server import P1S, X1C, Failure, FakeCloud
 
 BIND = "/v1/iot-service/api/user/bind"
 PROFILE = "/v1/user-service/my/profile"
+VERSION = "/v1/iot-service/api/user/device/version"
 ONLINE = "binary_sensor.workshop_x1c_online"
+P1S_ONLINE = "binary_sensor.garage_p1s_online"
 
 
 async def _tick(
@@ -136,3 +144,127 @@ async def test_unbound_entity_unavailable_until_removed(
     status = hass.states.get("sensor.workshop_x1c_cloud_print_status")
     assert status is not None
     assert status.state == "running"
+
+
+DEEP = 100_000
+MALFORMED_BINDS = {
+    "error envelope": '{"message": "system busy", "code": 500}',
+    "error with list": json.dumps({"code": 500, "devices": [X1C, P1S]}),
+    "missing": '{"message": "success", "code": null, "error": null}',
+    "null": '{"message": "success", "devices": null}',
+    "object": json.dumps({"devices": {"dev_id": X1C["dev_id"]}}),
+    "string": '{"devices": "none"}',
+    "entry not an object": json.dumps({"devices": [X1C, None]}),
+    "entry without dev_id": json.dumps({"devices": [X1C, {"name": "Garage P1S"}]}),
+    "not an object": "[]",
+    "deeply nested": '{"devices": ' + "[" * DEEP + "]" * DEEP + "}",
+}
+
+
+@pytest.mark.parametrize("body", MALFORMED_BINDS.values(), ids=MALFORMED_BINDS)
+async def test_malformed_bind_keeps_everything(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    cloud: FakeCloud,
+    freezer: FrozenDateTimeFactory,
+    device_registry: dr.DeviceRegistry,
+    entity_registry: er.EntityRegistry,
+    area_registry: ar.AreaRegistry,
+    body: str,
+) -> None:
+    """A 200 bind answer without a good list fails the poll and removes nothing."""
+    entry = init_integration
+    # What a user configured: a device name and area, an entity renamed, one
+    # disabled (which reloads the entry after 30 s).
+    area = area_registry.async_get_or_create("Workshop")
+    p1s = device_registry.async_get_device(identifiers={(DOMAIN, P1S["dev_id"])})
+    assert p1s is not None
+    device_registry.async_update_device(p1s.id, name_by_user="Big P1S", area_id=area.id)
+    renamed = entity_registry.async_update_entity(ONLINE, name="X1C is up")
+    disabled = entity_registry.async_update_entity(
+        P1S_ONLINE, disabled_by=er.RegistryEntryDisabler.USER
+    )
+    await _tick(hass, freezer, 1)
+    assert entry.state is ConfigEntryState.LOADED
+    coordinator = entry.runtime_data.coordinator
+    assert coordinator.last_update_success
+    devices = {
+        d.id for d in dr.async_entries_for_config_entry(device_registry, entry.entry_id)
+    }
+    entities = {
+        e.entity_id: e
+        for e in er.async_entries_for_config_entry(entity_registry, entry.entry_id)
+    }
+
+    cloud.fail(BIND, Failure(200, body))
+    await _tick(hass, freezer, 6)
+
+    assert not coordinator.last_update_success
+    assert "bind" in str(coordinator.last_exception)
+    assert set(coordinator.data.printers) == {X1C["dev_id"], P1S["dev_id"]}
+    assert set(entry.runtime_data.hub.printers) == {X1C["dev_id"], P1S["dev_id"]}
+    assert {
+        d.id for d in dr.async_entries_for_config_entry(device_registry, entry.entry_id)
+    } == devices
+    assert {
+        e.entity_id: e
+        for e in er.async_entries_for_config_entry(entity_registry, entry.entry_id)
+    } == entities
+    p1s = device_registry.async_get(p1s.id)
+    assert p1s is not None
+    assert (p1s.name_by_user, p1s.area_id) == ("Big P1S", area.id)
+    assert entity_registry.async_get(ONLINE) == renamed
+    assert entity_registry.async_get(P1S_ONLINE) == disabled
+    # Entities keep their last good value.
+    state = hass.states.get(ONLINE)
+    assert state is not None
+    assert state.state == "on"
+    assert state.name == "X1C is up"
+
+    # The next good answer recovers, still without losing anything.
+    await _tick(hass, freezer, 6)
+    assert coordinator.last_update_success
+    assert {
+        d.id for d in dr.async_entries_for_config_entry(device_registry, entry.entry_id)
+    } == devices
+    assert entity_registry.async_get(ONLINE) == renamed
+
+
+async def test_malformed_bind_error_names_the_problem(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    cloud: FakeCloud,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The coordinator's failure is the translated cannot_connect error."""
+    coordinator = init_integration.runtime_data.coordinator
+    cloud.fail(BIND, Failure(200, MALFORMED_BINDS["error envelope"]))
+    await _tick(hass, freezer, 6)
+    assert isinstance(coordinator.last_exception, UpdateFailed)
+    assert coordinator.last_exception.translation_key == "cannot_connect"
+    placeholders = coordinator.last_exception.translation_placeholders
+    assert placeholders == {"error": "bind answer: error (code 500)"}
+
+
+async def test_malformed_firmware_keeps_offers(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    cloud: FakeCloud,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """An error envelope from the version endpoint is a failed firmware poll."""
+    del init_integration
+    coordinator = BambuFirmwareCoordinator(
+        hass,
+        hass.config_entries.async_entries(DOMAIN)[0],
+        hass.config_entries.async_entries(DOMAIN)[0].runtime_data.cloud,
+    )
+    cloud.versions = [
+        {"dev_id": X1C["dev_id"], "version": "01.07.00.00", "firmware": []}
+    ]
+    await coordinator.async_refresh()
+    assert coordinator.last_update_success
+    cloud.fail(VERSION, Failure(200, MALFORMED_BINDS["error envelope"]))
+    await coordinator.async_refresh()
+    assert not coordinator.last_update_success
+    assert set(coordinator.data) == {X1C["dev_id"]}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import timedelta
+from collections.abc import AsyncIterator
+from datetime import UTC, timedelta
 
+import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.repairs import issue_handler, repairs_flow_manager
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
@@ -24,13 +26,28 @@ from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 from custom_components.bambu_cloud.const import (
     CONF_ACCESS_TOKEN,
     CONF_CERTIFICATE_ID,
+    CONF_EXPIRES_AT,
     CONF_PRIVATE_KEY,
     CONF_REGION,
     DOMAIN,
 )
+from tools.virtual_printer.broker import MqttBroker
+from tools.virtual_printer.printer import VirtualPrinter
 
 from .app_certs import rsa_cert
-from .cloud_server import A1MINI, P1S, UID, X1C, Failure, FakeCloud
+from .cloud_server import (
+    A1MINI,
+    P1S,
+    TOKEN,
+    UID,
+    X1C,
+    Failure,
+    FakeCloud,
+    MqttEndpoint,
+    bind_entry,
+    running_cloud,
+)
+from .helpers import state_of, wait_for
 
 
 def jwt(claims: dict[str, object]) -> str:
@@ -261,3 +278,259 @@ async def test_token_far_from_expiry(
     entry.add_to_hass(hass)
     await hass.config_entries.async_setup(entry.entry_id)
     assert not issue_registry.issues
+
+
+def _config_entry_devices(
+    device_registry: dr.DeviceRegistry, entry: MockConfigEntry
+) -> dict[str, dr.DeviceEntry]:
+    """The entry's devices by their (first) identifier."""
+    return {
+        next(key for domain, key in device.identifiers if domain == DOMAIN): device
+        for device in dr.async_entries_for_config_entry(device_registry, entry.entry_id)
+    }
+
+
+def _unique_ids(
+    entity_registry: er.EntityRegistry, entry: MockConfigEntry, prefix: str
+) -> set[str]:
+    return {
+        e.unique_id
+        for e in er.async_entries_for_config_entry(entity_registry, entry.entry_id)
+        if e.unique_id.startswith(prefix)
+    }
+
+
+@pytest.mark.parametrize(
+    ("bound", "kept"),
+    [
+        ([X1C], {X1C["dev_id"]}),
+        ([P1S], {P1S["dev_id"]}),
+        ([], set()),
+    ],
+    ids=["p1s unbound", "x1c unbound", "all unbound"],
+)
+async def test_well_formed_list_removes_exactly_the_missing(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    cloud: FakeCloud,
+    device_registry: dr.DeviceRegistry,
+    entity_registry: er.EntityRegistry,
+    bound: list[dict[str, object]],
+    kept: set[str],
+) -> None:
+    """Only a printer a well-formed list no longer names loses its device."""
+    entry = init_integration
+    for serial in (X1C["dev_id"], P1S["dev_id"]):
+        device = device_registry.async_get_device(identifiers={(DOMAIN, serial)})
+        assert device is not None
+        device_registry.async_update_device(device.id, name_by_user=f"Mine {serial}")
+    before = _config_entry_devices(device_registry, entry)
+    entities = {
+        serial: _unique_ids(entity_registry, entry, serial)
+        for serial in (X1C["dev_id"], P1S["dev_id"])
+    }
+
+    cloud.devices = bound
+    await entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+
+    after = _config_entry_devices(device_registry, entry)
+    assert set(after) == {f"account_{UID}", *kept}
+    for serial in kept:
+        assert after[serial] == before[serial]
+        assert after[serial].name_by_user == f"Mine {serial}"
+        assert _unique_ids(entity_registry, entry, serial) == entities[serial]
+    for serial in {X1C["dev_id"], P1S["dev_id"]} - kept:
+        assert not _unique_ids(entity_registry, entry, serial)
+    assert set(entry.runtime_data.hub.printers) == kept
+
+
+async def test_rebind_restores_device_and_cloud_entities(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    cloud: FakeCloud,
+    device_registry: dr.DeviceRegistry,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """A printer unbound and bound again gets its device and every entity back."""
+    entry = init_integration
+    coordinator = entry.runtime_data.coordinator
+    serial = P1S["dev_id"]
+    before = _unique_ids(entity_registry, entry, serial)
+    assert len(before) > 20
+
+    for rounds in range(2):  # the second round proves nothing was left behind
+        cloud.devices = [X1C]
+        await coordinator.async_refresh()
+        await hass.async_block_till_done()
+        assert serial not in _config_entry_devices(device_registry, entry)
+        assert not _unique_ids(entity_registry, entry, serial), rounds
+
+        cloud.devices = [X1C, P1S]
+        await coordinator.async_refresh()
+        await hass.async_block_till_done()
+        assert serial in _config_entry_devices(device_registry, entry)
+        assert _unique_ids(entity_registry, entry, serial) == before, rounds
+        state = hass.states.get("binary_sensor.garage_p1s_online")
+        assert state is not None
+        assert state.state == "on"
+
+
+@pytest.fixture
+async def live_cloud(
+    broker_endpoint: MqttEndpoint, printers: dict[str, VirtualPrinter]
+) -> AsyncIterator[FakeCloud]:
+    """The fake cloud with its broker up and both virtual printers attached."""
+    async with running_cloud(mqtt=broker_endpoint) as fake:
+        yield fake
+
+
+async def test_rebind_restores_live_entities(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    live_cloud: FakeCloud,
+    broker: MqttBroker,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """Live and AMS entities come back too, fed by a new subscription."""
+    entry = mock_config_entry
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    serial = P1S["dev_id"]
+    topic = f"device/{serial}/report"
+    nozzle = "sensor.garage_p1s_nozzle_temperature"
+    await wait_for(hass, lambda: state_of(hass, nozzle) not in (None, "unavailable"))
+    await wait_for(
+        hass,
+        lambda: any(
+            "_ams_" in uid for uid in _unique_ids(entity_registry, entry, serial)
+        ),
+    )
+    before = _unique_ids(entity_registry, entry, serial)
+    coordinator = entry.runtime_data.coordinator
+
+    live_cloud.devices = [X1C]
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    await wait_for(hass, lambda: topic not in broker.connected_clients[0].subscriptions)
+    assert not _unique_ids(entity_registry, entry, serial)
+
+    live_cloud.devices = [X1C, P1S]
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    await broker.wait_for_client(subscribed_to=topic)
+    await wait_for(hass, lambda: _unique_ids(entity_registry, entry, serial) == before)
+    await wait_for(hass, lambda: state_of(hass, nozzle) not in (None, "unavailable"))
+    for registered in er.async_entries_for_config_entry(
+        entity_registry, entry.entry_id
+    ):
+        if registered.unique_id.startswith(serial) and not registered.disabled:
+            assert hass.states.get(registered.entity_id) is not None
+
+
+INVALID_SERIALS = ("+", "#", "00M09A35010000+", "ABCDEFGH/#", "01P00A45160000\u00e9")
+
+
+async def test_invalid_serial_never_reaches_mqtt(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    live_cloud: FakeCloud,
+    broker: MqttBroker,
+    printers: dict[str, VirtualPrinter],
+    device_registry: dr.DeviceRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An invalid bound serial: one warning, no device, topic or publish."""
+    published: list[str] = []
+    broker.add_publish_hook(lambda topic, payload, client: published.append(topic))
+    live_cloud.devices = [
+        X1C,
+        *(bind_entry(serial, "Odd", "P1S", "C12") for serial in INVALID_SERIALS),
+        P1S,
+    ]
+    entry = mock_config_entry
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    # Both real printers were greeted, so every subscription has been made.
+    await wait_for(hass, lambda: all(len(p.received) >= 2 for p in printers.values()))
+    for _ in range(3):
+        await entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+
+    valid = {X1C["dev_id"], P1S["dev_id"]}
+    (client,) = broker.connected_clients
+    assert set(client.subscriptions) == {f"device/{s}/report" for s in valid}
+    assert {topic.split("/")[1] for topic in published} == valid
+    assert set(entry.runtime_data.hub.printers) == valid
+    assert set(entry.runtime_data.coordinator.data.printers) == valid
+    devices = set(_config_entry_devices(device_registry, entry))
+    assert {key.split("_ams_")[0] for key in devices} == {f"account_{UID}", *valid}
+    warnings = [r for r in caplog.records if "invalid serial" in r.getMessage()]
+    assert len(warnings) == len(INVALID_SERIALS)
+
+
+@pytest.mark.parametrize(
+    ("stored", "issue"),
+    [
+        ((dt_util.utcnow() + timedelta(days=10)).isoformat(), True),
+        # Naive timestamps are read as UTC.
+        (
+            (dt_util.utcnow() + timedelta(days=10)).replace(tzinfo=None).isoformat(),
+            True,
+        ),
+        ((dt_util.utcnow() + timedelta(days=60)).isoformat(), False),
+        ("not a date", False),
+        (1234567890, False),
+    ],
+)
+async def test_signed_in_token_expiry(
+    hass: HomeAssistant,
+    cloud: FakeCloud,
+    issue_registry: ir.IssueRegistry,
+    stored: object,
+    issue: bool,
+) -> None:
+    """An opaque token's expiry comes from what sign-in stored."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Maker",
+        unique_id=UID,
+        data={CONF_REGION: "global", CONF_ACCESS_TOKEN: TOKEN, CONF_EXPIRES_AT: stored},
+    )
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    issue_id = f"token_expiring_{entry.entry_id}"
+    assert (issue_registry.async_get_issue(DOMAIN, issue_id) is not None) is issue
+    token = entry.runtime_data.token
+    assert token.value == TOKEN
+    if isinstance(stored, str) and stored != "not a date":
+        expected = dt_util.parse_datetime(stored)
+        assert expected is not None
+        assert token.expires_at == expected.replace(tzinfo=expected.tzinfo or UTC)
+        state = hass.states.get("sensor.maker_access_token_expires")
+        assert state is not None
+        assert dt_util.parse_datetime(state.state) == token.expires_at.replace(
+            microsecond=0
+        )
+    else:
+        assert token.expires_at is None
+
+
+async def test_jwt_expiry_wins_over_stored(
+    hass: HomeAssistant, cloud: FakeCloud, issue_registry: ir.IssueRegistry
+) -> None:
+    """A JWT states its own expiry; a stored one does not override it."""
+    expires = dt_util.utcnow() + timedelta(days=60)
+    token = jwt({"exp": int(expires.timestamp())})
+    cloud.tokens[token] = UID
+    soon = (dt_util.utcnow() + timedelta(days=3)).isoformat()
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=UID,
+        data={CONF_REGION: "global", CONF_ACCESS_TOKEN: token, CONF_EXPIRES_AT: soon},
+    )
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    assert not issue_registry.issues
+    assert entry.runtime_data.token.expires_at == expires.replace(microsecond=0)

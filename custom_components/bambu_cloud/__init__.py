@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
+from datetime import UTC
 from typing import Any
 
 from homeassistant.core import HomeAssistant, callback
@@ -11,6 +13,7 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
+from homeassistant.util import dt as dt_util
 
 from .bambu import const as bambu_const
 from .bambu.auth import AccessToken, AppCertificate, CertificateError
@@ -22,6 +25,7 @@ from .const import (
     CONF_ACCESS_TOKEN,
     CONF_CA_BUNDLE,
     CONF_CERTIFICATE_ID,
+    CONF_EXPIRES_AT,
     CONF_HOST,
     CONF_PRINTERS,
     CONF_PRIVATE_KEY,
@@ -51,7 +55,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> bool:
     """Connect to the account and set up its printers."""
-    token = AccessToken.parse(entry.data[CONF_ACCESS_TOKEN])
+    token = entry_token(entry.data)
     certificate = None
     if private_key := entry.data.get(CONF_PRIVATE_KEY):
         try:
@@ -174,6 +178,24 @@ def _printer_follower(
             )
 
     return follow
+
+
+def entry_token(data: Mapping[str, Any]) -> AccessToken:
+    """The entry's token, with the expiry sign-in recorded for opaque tokens.
+
+    A JWT states its own expiry; an opaque token's is known only from the
+    login answer's ``expiresIn``, stored by the config flow.
+    """
+    token = AccessToken.parse(data[CONF_ACCESS_TOKEN])
+    if token.expires_at is not None:
+        return token
+    stored = data.get(CONF_EXPIRES_AT)
+    expires_at = dt_util.parse_datetime(stored) if isinstance(stored, str) else None
+    if expires_at is None:
+        return token
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)
+    return dataclasses.replace(token, expires_at=expires_at)
 
 
 def printer_specs(

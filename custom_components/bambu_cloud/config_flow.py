@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import voluptuous as vol
@@ -31,6 +32,7 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+from homeassistant.util import dt as dt_util
 
 from .bambu import tls
 from .bambu.auth import MAX_PEM_CHARS, AccessToken, AppCertificate, CertificateError
@@ -52,6 +54,7 @@ from .const import (
     CONF_CA_BUNDLE,
     CONF_CERTIFICATE_ID,
     CONF_CODE,
+    CONF_EXPIRES_AT,
     CONF_HOST,
     CONF_POLL_INTERVAL,
     CONF_PRINTER,
@@ -156,6 +159,22 @@ def _certificate_data(user_input: Mapping[str, Any]) -> dict[str, str]:
         for key in CERTIFICATE_KEYS
         if (value := str(user_input.get(key) or "").strip())
     }
+
+
+# A login's expiresIn beyond this is not believed (Bambu's are 90 days to a year).
+MAX_TOKEN_LIFETIME = timedelta(days=3650)
+
+
+def _expiry_data(expires_in: int | None) -> dict[str, str]:
+    """The entry data recording when a signed-in token expires.
+
+    Bambu's newer tokens are opaque, so the login's ``expiresIn`` is the only
+    way the expiry repair can warn before such a token stops working.
+    """
+    if expires_in is None or not 0 < expires_in <= MAX_TOKEN_LIFETIME.total_seconds():
+        return {}
+    expires_at = dt_util.utcnow().replace(microsecond=0) + timedelta(seconds=expires_in)
+    return {CONF_EXPIRES_AT: expires_at.isoformat()}
 
 
 def _too_long(user_input: Mapping[str, Any]) -> dict[str, str]:
@@ -272,7 +291,9 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
                     return await self.async_step_code()
                 if result.kind is LoginKind.TFA or not result.access_token:
                     raise _FlowError("tfa_unsupported")
-                return await self._async_login_with_token(result.access_token)
+                return await self._async_login_with_token(
+                    result.access_token, result.expires_in
+                )
             except _FlowError as err:
                 errors["base"] = err.key
         fields: dict[vol.Marker, Any] = {}
@@ -312,7 +333,9 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
                     raise _flow_error(err) from err
                 if not result.access_token:
                     raise _FlowError("invalid_code")
-                return await self._async_login_with_token(result.access_token)
+                return await self._async_login_with_token(
+                    result.access_token, result.expires_in
+                )
             except _FlowError as err:
                 errors["base"] = err.key
             except BambuError as err:
@@ -344,6 +367,9 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
                 placeholders = err.placeholders
             else:
                 data = {CONF_REGION: region, CONF_ACCESS_TOKEN: token, **certificate}
+                # Same token, same expiry.
+                if expires_at := entry.data.get(CONF_EXPIRES_AT):
+                    data[CONF_EXPIRES_AT] = expires_at
                 return await self._async_finish(profile, data)
         schema = self.add_suggested_values_to_schema(
             vol.Schema(
@@ -358,13 +384,20 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
             description_placeholders=placeholders,
         )
 
-    async def _async_login_with_token(self, token: str) -> ConfigFlowResult:
+    async def _async_login_with_token(
+        self, token: str, expires_in: int | None
+    ) -> ConfigFlowResult:
         """Finish a sign-in: check the new token like a pasted one."""
         certificate = (
             self._entry_certificate_data() if self.source == SOURCE_REAUTH else {}
         )
         profile = await self._async_profile(self._region, token, certificate)
-        data = {CONF_REGION: self._region, CONF_ACCESS_TOKEN: token, **certificate}
+        data = {
+            CONF_REGION: self._region,
+            CONF_ACCESS_TOKEN: token,
+            **certificate,
+            **_expiry_data(expires_in),
+        }
         return await self._async_finish(profile, data)
 
     async def _async_profile(
@@ -392,9 +425,11 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
         await self.async_set_unique_id(profile.uid)
         if self.source == SOURCE_REAUTH:
             self._abort_if_unique_id_mismatch(reason="wrong_account")
-            return self.async_update_reload_and_abort(
-                self._get_reauth_entry(), data_updates=data
-            )
+            entry = self._get_reauth_entry()
+            # The old token's expiry must not outlive it (a pasted token has
+            # none recorded; a signed-in one brings its own).
+            kept = {k: v for k, v in entry.data.items() if k != CONF_EXPIRES_AT}
+            return self.async_update_reload_and_abort(entry, data={**kept, **data})
         if self.source == SOURCE_RECONFIGURE:
             self._abort_if_unique_id_mismatch(reason="wrong_account")
             return self.async_update_reload_and_abort(

@@ -13,6 +13,9 @@ LOGGER = logging.getLogger(__package__)
 
 CONF_REGION: Final = "region"
 CONF_ACCESS_TOKEN: Final = "access_token"
+# When a signed-in token expires (ISO 8601, UTC), from the login's expiresIn:
+# opaque tokens carry no expiry of their own.
+CONF_EXPIRES_AT: Final = "expires_at"
 CONF_CERTIFICATE_ID: Final = "certificate_id"
 CONF_PRIVATE_KEY: Final = "private_key"
 CONF_ACCOUNT: Final = "account"

@@ -144,12 +144,18 @@ def track_printers(
     add_entities: AddConfigEntryEntitiesCallback,
     make_entities: Callable[[str], Iterable[Entity]],
 ) -> None:
-    """Add a printer's entities now and whenever a printer is bound later."""
+    """Add a printer's entities now and whenever a printer is bound later.
+
+    A printer that leaves the bind list loses its device, and its entities go
+    with it; forgetting it here lets a printer bound again get them all back.
+    A failed poll keeps the coordinator's last good list, so it changes nothing.
+    """
     coordinator = entry.runtime_data.coordinator
     known: set[str] = set()
 
     @callback
     def _add_new() -> None:
+        known.intersection_update(coordinator.data.printers)
         new = coordinator.data.printers.keys() - known
         if not new:
             return

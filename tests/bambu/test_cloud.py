@@ -35,6 +35,7 @@ from custom_components.bambu_cloud.bambu.models import (
     FirmwareInfo,
     FirmwareRelease,
     LoginKind,
+    valid_serial,
 )
 from tests.app_certs import rsa_cert
 from tests.cloud_server import (
@@ -298,12 +299,6 @@ async def test_bound_printers_lenient_parsing(
             "dev_access_code": "\n",
             "nozzle_diameter": "wide",
         },
-        {"name": "no serial", "online": True},
-        {"dev_id": None, "name": "null serial"},
-        {"dev_id": "", "name": "empty serial"},
-        {"dev_id": True, "name": "bool serial"},
-        "not a dict",
-        None,
     ]
     fake.fail(BIND, answer({"message": "success", "devices": devices}))
     printers = await client.get_bound_printers()
@@ -334,17 +329,118 @@ async def test_bound_printers_lenient_parsing(
 @pytest.mark.parametrize(
     "body",
     [
-        {"message": "success"},
-        {"devices": None},
-        {"devices": {"dev_id": "00M"}},
+        {"message": "success", "code": None, "error": None, "devices": []},
         {"devices": []},
+        {"code": 0, "devices": []},
+        {"code": "0", "error": "", "devices": []},
     ],
 )
 async def test_bound_printers_empty(
     client: BambuCloud, fake: FakeCloud, body: dict[str, Any]
 ) -> None:
+    """Only a well-formed empty list means "no printers bound"."""
     fake.fail(BIND, answer(body))
     assert await client.get_bound_printers() == []
+
+
+X1C_ENTRY = {"dev_id": "00M09A350100001", "name": "X1C", "online": True}
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ({"message": "success"}, "without a device list"),
+        ({"message": "success", "code": None, "devices": None}, "without a device"),
+        ({"devices": {"dev_id": "00M09A350100001"}}, "without a device list"),
+        ({"devices": "00M09A350100001"}, "without a device list"),
+        ({"message": "system busy", "code": 500}, r"error \(code 500\)"),
+        ({"message": "busy", "code": 500, "devices": [X1C_ENTRY]}, "error"),
+        ({"code": "oops", "devices": [X1C_ENTRY]}, r"error \(code None\)"),
+        ({"error": "internal", "devices": [X1C_ENTRY]}, "error"),
+        ({"devices": [X1C_ENTRY, None]}, "entry without dev_id"),
+        ({"devices": [X1C_ENTRY, "01P00A451600002"]}, "entry without dev_id"),
+        ({"devices": [X1C_ENTRY, {"name": "no serial"}]}, "entry without dev_id"),
+        ({"devices": [X1C_ENTRY, {"dev_id": None}]}, "entry without dev_id"),
+        ({"devices": [X1C_ENTRY, {"dev_id": 12345678}]}, "entry without dev_id"),
+        ({"devices": [X1C_ENTRY, {"dev_id": True}]}, "entry without dev_id"),
+    ],
+)
+async def test_bound_printers_malformed(
+    client: BambuCloud, fake: FakeCloud, body: dict[str, Any], match: str
+) -> None:
+    """A bad answer is a failure, never a shorter list (which removes devices)."""
+    fake.fail(BIND, answer(body))
+    with pytest.raises(BambuConnectionError, match=match) as info:
+        await client.get_bound_printers()
+    assert type(info.value) is BambuConnectionError
+
+
+@pytest.mark.parametrize(
+    "serial",
+    [
+        "",
+        "0309DA4",  # too short
+        "0" * 33,  # too long
+        "00M09A35010000+",
+        "00M09A35010000#",
+        "00M09A35/report",
+        "00M09A350100001 ",
+        "00M09A350100001\n",
+        "00M09A35010000\x00",
+        "00M09Ä350100001",
+        "00M09A\uff1350100001",  # fullwidth digit: a digit, but not ASCII
+    ],
+)
+async def test_bound_printers_invalid_serial_skipped(
+    client: BambuCloud,
+    fake: FakeCloud,
+    serial: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An invalid serial is skipped with one warning, whatever the poll count."""
+    devices = [X1C_ENTRY, {"dev_id": serial, "name": "Odd", "online": True}]
+    fake.fail(BIND, answer({"devices": devices}), times=3)
+    for _ in range(3):
+        printers = await client.get_bound_printers()
+        assert [p.serial for p in printers] == ["00M09A350100001"]
+    warnings = [r for r in caplog.records if "invalid serial" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].levelname == "WARNING"
+
+
+async def test_bound_printers_rejected_serials_bounded(
+    client: BambuCloud, fake: FakeCloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ever new junk serials cannot grow the memory of warnings for ever."""
+    junk = [{"dev_id": f"bad-{index:04d}"} for index in range(100)]
+    fake.fail(BIND, answer({"devices": junk}), times=2)
+    assert await client.get_bound_printers() == []
+    assert await client.get_bound_printers() == []
+    warnings = [r for r in caplog.records if "invalid serial" in r.getMessage()]
+    # The first 64 are remembered; the others warn again on the next poll.
+    assert len(warnings) == 100 + 36
+
+
+@pytest.mark.parametrize(
+    ("serial", "valid"),
+    [
+        ("00M09A350100001", True),
+        ("01P00A451600002", True),
+        ("22E8BJ5B1001755", True),
+        ("abcdEFGH", True),
+        ("A" * 32, True),
+        ("A" * 7, False),
+        ("A" * 33, False),
+        ("00M09A35010000/", False),
+        ("00M09A35010000+", False),
+        ("00M09A350100001\n", False),
+        ("٠١٢٣٤٥٦٧٨", False),  # Arabic-Indic digits
+        (None, False),
+        (12345678, False),
+    ],
+)
+def test_valid_serial(serial: object, valid: bool) -> None:
+    assert valid_serial(serial) is valid
 
 
 # --------------------------------------------------------------------------
@@ -522,6 +618,31 @@ async def test_firmware_entries_without_serial_skipped(
         answer({"devices": [{"version": "1"}, {"dev_id": ""}, {"dev_id": "X"}, 3]}),
     )
     assert await client.get_firmware() == [FirmwareInfo(serial="X", installed=None)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"message": "success"},
+        {"devices": None},
+        {"devices": {"dev_id": "00M09A350100001"}},
+        {"message": "system busy", "code": 500},
+        {"code": 500, "devices": [VERSION_P1S]},
+        {"error": "internal", "devices": [VERSION_P1S]},
+    ],
+)
+async def test_firmware_malformed(
+    client: BambuCloud, fake: FakeCloud, body: dict[str, Any]
+) -> None:
+    """An answer without the list is a failure, not "nothing offered"."""
+    fake.fail(VERSION, answer(body))
+    with pytest.raises(BambuConnectionError):
+        await client.get_firmware()
+
+
+async def test_firmware_empty_list(client: BambuCloud, fake: FakeCloud) -> None:
+    fake.fail(VERSION, answer({"message": "success", "code": None, "devices": []}))
+    assert await client.get_firmware() == []
 
 
 @pytest.mark.parametrize(
@@ -850,6 +971,33 @@ async def test_unusable_bodies(
     with pytest.raises(BambuConnectionError, match="not a JSON object") as info:
         await client.get_profile()
     assert type(info.value) is BambuConnectionError
+
+
+@pytest.mark.parametrize("path", [PROFILE, BIND, TASKS, VERSION])
+@pytest.mark.parametrize("opener", ["[", '{"a":'])
+async def test_deeply_nested_answer(
+    client: BambuCloud, fake: FakeCloud, path: str, opener: str
+) -> None:
+    """Nesting deeper than the stack is a malformed answer, not a RecursionError."""
+    depth = 200_000
+    closer = "]" if opener == "[" else "}"
+    fake.fail(path, Failure(200, opener * depth + "1" + closer * depth))
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
+        PROFILE: client.get_profile,
+        BIND: client.get_bound_printers,
+        TASKS: client.get_tasks,
+        VERSION: client.get_firmware,
+    }
+    with pytest.raises(BambuConnectionError, match="not a JSON object"):
+        await calls[path]()
+
+
+async def test_deeply_nested_error_answer(client: BambuCloud, fake: FakeCloud) -> None:
+    """The error paths parse the body too (403 reads the code)."""
+    fake.fail(PROFILE, Failure(403, "[" * 200_000))
+    with pytest.raises(BambuForbiddenError) as info:
+        await client.get_profile()
+    assert info.value.cloudflare is True
 
 
 async def test_bodies_not_utf8(

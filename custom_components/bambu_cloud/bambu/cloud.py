@@ -3,7 +3,10 @@
 The aiohttp session is injected (Home Assistant shares one), every answer is
 parsed into the typed results of `models`, and every failure becomes one of the
 typed errors of `errors`. Parsing is lenient: unknown fields are ignored and a
-field of the wrong type reads as missing.
+field of the wrong type reads as missing. The lists that decide what exists
+are not: a bind or firmware answer without a well-formed device list (or an
+error envelope in a 200) is a BambuConnectionError, so a caller never mistakes
+a bad answer for "no printers" and removes what the user configured.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from .errors import (
     BambuRateLimitedError,
 )
 from .models import (
+    SERIAL_MAX_LENGTH,
+    SERIAL_MIN_LENGTH,
     BoundPrinter,
     FirmwareInfo,
     FirmwareRelease,
@@ -35,6 +40,7 @@ from .models import (
     LoginResult,
     PrintTask,
     Profile,
+    valid_serial,
 )
 from .values import as_float, as_int, dicts
 
@@ -49,6 +55,10 @@ PATH_VERSION = "/v1/iot-service/api/user/device/version"
 PATH_LOGIN = "/v1/user-service/user/login"
 PATH_EMAIL_CODE = "/v1/user-service/user/sendemail/code"
 PATH_SMS_CODE = "/api/v1/user-service/user/sendsmscode"
+
+# Invalid serials already warned about, per client: one warning each, not one
+# per poll; bounded so a cloud sending ever new junk cannot grow it for ever.
+MAX_REJECTED_SERIALS = 64
 
 type Json = dict[str, Any]
 
@@ -73,6 +83,7 @@ class BambuCloud:
         self._certificate = certificate
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
+        self._rejected_serials: set[str] = set()
 
     @property
     def _api_url(self) -> str:
@@ -94,11 +105,23 @@ class BambuCloud:
         )
 
     async def get_bound_printers(self) -> list[BoundPrinter]:
-        """Printers bound to the account."""
+        """Printers bound to the account.
+
+        Raises BambuConnectionError unless the answer is a well-formed list of
+        objects each naming its printer: callers remove the devices of
+        printers missing from this list, so a partial list must never pass.
+        A serial that cannot be one (see ``valid_serial``) is skipped with one
+        warning: it must never reach a topic, a TLS server name or a device.
+        """
         data = await self._request("GET", PATH_BIND)
         printers: list[BoundPrinter] = []
-        for item in dicts(data.get("devices")):
-            if not (serial := _str(item.get("dev_id"))):
+        for item in _device_list(data, "bind"):
+            if not isinstance(item, dict) or not isinstance(
+                serial := item.get("dev_id"), str
+            ):
+                raise BambuConnectionError("bind answer: entry without dev_id")
+            if not valid_serial(serial):
+                self._reject_serial(serial)
                 continue
             access_code = (_str(item.get("dev_access_code")) or "").strip()
             printers.append(
@@ -150,7 +173,9 @@ class BambuCloud:
         params = {"dev_id": serial} if serial else None
         data = await self._request("GET", PATH_VERSION, params=params)
         infos: list[FirmwareInfo] = []
-        for item in dicts(data.get("devices")):
+        # Entries are read leniently (an unusable one only lacks an offer),
+        # but an answer without the list is a failure, not "no firmware".
+        for item in dicts(_device_list(data, "firmware")):
             if not (dev_id := _str(item.get("dev_id"))):
                 continue
             releases = tuple(
@@ -199,6 +224,20 @@ class BambuCloud:
         except _BadRequestError as err:
             raise BambuCodeError(expired=err.code == 1) from err
         return _login_result(data)
+
+    def _reject_serial(self, serial: str) -> None:
+        """Warn once per invalid serial the bind list names."""
+        if serial in self._rejected_serials:
+            return
+        if len(self._rejected_serials) < MAX_REJECTED_SERIALS:
+            self._rejected_serials.add(serial)
+        _LOGGER.warning(
+            "Ignoring a bound printer with an invalid serial %r: it must be"
+            " %s to %s ASCII letters and digits",
+            serial[:40],
+            SERIAL_MIN_LENGTH,
+            SERIAL_MAX_LENGTH,
+        )
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json", "Content-Type": "application/json"}
@@ -278,7 +317,8 @@ def _check(
 def _parse_json(text: str) -> Json | None:
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: nesting deeper than the interpreter's stack allows.
         return None
     return data if isinstance(data, dict) else None
 
@@ -297,6 +337,23 @@ def _retry_after(value: str | None, now: float) -> float | None:
     if when.tzinfo is None:  # "-0000": UTC without a stated zone
         when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - now)
+
+
+def _device_list(data: Json, what: str) -> list[Any]:
+    """The ``devices`` list of an iot-service answer, or a connection error.
+
+    These answers come in the envelope ``{"message", "code", "error", ...}``;
+    success has ``code`` null (or 0) and no ``error``. A 200 carrying an error
+    (``{"message":"system busy","code":500}``) or a missing, null or non-list
+    ``devices`` is a failed request, never an empty account.
+    """
+    code = data.get("code")
+    if (code is not None and as_int(code) != 0) or _str(data.get("error")):
+        raise BambuConnectionError(f"{what} answer: error (code {as_int(code)})")
+    devices = data.get("devices")
+    if not isinstance(devices, list):
+        raise BambuConnectionError(f"{what} answer without a device list")
+    return devices
 
 
 def _login_result(data: Json) -> LoginResult:

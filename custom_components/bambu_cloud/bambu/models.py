@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Final
+
+SERIAL_MIN_LENGTH: Final = 8
+SERIAL_MAX_LENGTH: Final = 32
+_SERIAL = re.compile(rf"[A-Za-z0-9]{{{SERIAL_MIN_LENGTH},{SERIAL_MAX_LENGTH}}}")
+
+
+def valid_serial(value: object) -> bool:
+    """Whether a value can be a printer serial (ASCII letters and digits).
+
+    A serial becomes an MQTT topic level, the TLS server name and a device
+    identifier: anything else (wildcards, slashes, spaces, non-ASCII, absurd
+    lengths) must never get that far, whoever supplied it.
+    """
+    return isinstance(value, str) and _SERIAL.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
