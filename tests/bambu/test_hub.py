@@ -39,7 +39,7 @@ from custom_components.bambu_cloud.bambu.hub import (
     TrustError,
     split_host_port,
 )
-from custom_components.bambu_cloud.bambu.mqtt import Backoff, MqttSession
+from custom_components.bambu_cloud.bambu.mqtt import MqttSession, RetryPolicy
 from custom_components.bambu_cloud.bambu.state import ChangeSet
 from tests.cloud_server import P1S, TOKEN, UID, X1C
 from tools.virtual_printer.broker import MqttBroker
@@ -113,15 +113,10 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture(autouse=True)
-def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every session the hub creates reconnects within a fraction of a second."""
-
-    def session(*args: Any, **kwargs: Any) -> MqttSession:
-        kwargs.setdefault("backoff", Backoff(0.05, 0.2))
-        return MqttSession(*args, **kwargs)
-
-    monkeypatch.setattr(hub_module, "MqttSession", session)
+# Every session the hub creates reconnects within a fraction of a second, and
+# a printer's chain is looked at again just as fast.
+FAST = RetryPolicy(minimum=0.05, maximum=0.2, stable_after=1.0)
+SLOW = RetryPolicy(minimum=30.0, maximum=30.0)
 
 
 @pytest.fixture
@@ -144,7 +139,9 @@ class Lan:
     def host(self) -> str:
         return f"127.0.0.1:{self.broker.port}"
 
-    async def factory(self, serial: str, host: str) -> ssl.SSLContext:
+    async def factory(
+        self, serial: str, host: str, *, refresh: bool = False
+    ) -> ssl.SSLContext:
         self.factory_calls.append((serial, host))
         return self.context
 
@@ -188,6 +185,7 @@ class HubFactory:
         token: str = TOKEN,
         context: ssl.SSLContext | None = None,
         clock: Callable[[], float] | None = None,
+        probe_retry: RetryPolicy = FAST,
     ) -> BambuHub:
         extra: dict[str, Any] = {} if clock is None else {"clock": clock}
         hub = BambuHub(
@@ -201,6 +199,8 @@ class HubFactory:
             ),
             printer_context=printer_context,
             on_problem=self.calls.problems.append,
+            retry=FAST,
+            probe_retry=probe_retry,
             **extra,
         )
         self.hubs.append(hub)
@@ -760,10 +760,12 @@ async def test_lan_trust_error(
 ) -> None:
     """No trust anchor: Problem(TLS, kind), no LAN connection, cloud serves."""
 
-    async def untrusted(serial: str, host: str) -> ssl.SSLContext:
+    async def untrusted(
+        serial: str, host: str, *, refresh: bool = False
+    ) -> ssl.SSLContext:
         raise TrustError("unknown_ca")
 
-    hub = make_hub(printer_context=untrusted)
+    hub = make_hub(printer_context=untrusted, probe_retry=SLOW)
     hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
     await hub.start()
     link = hub.printers[X1_SERIAL]
@@ -774,7 +776,9 @@ async def test_lan_trust_error(
     assert link.tls_problem == "unknown_ca"
     assert link.lan is None
     assert link.lan_task is None
-    assert link.retry is None
+    # A new look at the chain is scheduled (after the probe back-off).
+    assert link.retry is not None
+    assert link.reprobe
     await until(lambda: link.available)
     assert lan.broker.connected_clients == []
     assert not lan.broker.sni_names_seen
@@ -798,7 +802,6 @@ async def test_lan_probe_oserror_retries(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """An unreachable printer during the trust probe is retried later."""
-    monkeypatch.setattr(hub_module, "LAN_PROBE_RETRY", 0.05)
     attempts: list[str] = []
 
     async def flaky(serial: str, host: str) -> ssl.SSLContext:
@@ -823,12 +826,11 @@ async def test_lan_retry_pending_on_stop(
     make_hub: HubFactory, lan: Lan, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """stop() cancels a scheduled probe retry (no lingering timer)."""
-    monkeypatch.setattr(hub_module, "LAN_PROBE_RETRY", 30.0)
 
     async def unreachable(serial: str, host: str) -> ssl.SSLContext:
         raise OSError("host unreachable")
 
-    hub = make_hub(printer_context=unreachable)
+    hub = make_hub(printer_context=unreachable, probe_retry=SLOW)
     hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
     await hub.start()
     link = hub.printers[X1_SERIAL]
@@ -844,12 +846,11 @@ async def test_lan_retry_cancelled_on_unbind(
     make_hub: HubFactory, lan: Lan, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Unbinding cancels a scheduled probe retry; a late retry does nothing."""
-    monkeypatch.setattr(hub_module, "LAN_PROBE_RETRY", 30.0)
 
     async def unreachable(serial: str, host: str) -> ssl.SSLContext:
         raise OSError("host unreachable")
 
-    hub = make_hub(printer_context=unreachable)
+    hub = make_hub(printer_context=unreachable, probe_retry=SLOW)
     hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
     await hub.start()
     link = hub.printers[X1_SERIAL]
@@ -1087,3 +1088,316 @@ async def test_async_command_not_connected(make_hub: HubFactory) -> None:
     with pytest.raises(NotConnectedError):
         await hub.async_command(X1_SERIAL, commands.print_action("pause"))
     assert hub._pending == {}
+
+
+# ----------------------------------------------------------- supervision
+
+
+def error_records(
+    caplog: pytest.LogCaptureFixture, module: str = hub_module.__name__
+) -> list[str]:
+    """Messages of ERROR records a module logged."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == module and r.levelno >= logging.ERROR
+    ]
+
+
+async def test_failing_listener_is_isolated(
+    make_hub: HubFactory,
+    broker: MqttBroker,
+    x1c: VirtualPrinter,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A listener raising on every report: logged once, the others still hear."""
+    hub = make_hub()
+    calls = make_hub.calls
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+
+    def broken(changed: ChangeSet) -> None:
+        raise RuntimeError("entity bug")
+
+    hub.listen(X1_SERIAL, broken)
+    hub.listen(X1_SERIAL, calls.listener(X1_SERIAL))
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.available)
+    client_id = cloud_client_id(hub)
+    for value in (101.0, 102.0, 103.0):
+        x1c.update({"nozzle_temper": value})
+        await until(
+            lambda v=value: (  # type: ignore[misc]
+                link.state.diagnostics()["print"].get("nozzle_temper") == v
+            )
+        )
+    assert sum("nozzle_temper" in c for c in calls.changes[X1_SERIAL]) >= 4
+    assert cloud_client_id(hub) == client_id
+    assert [c.client_id for c in broker.connected_clients] == [client_id]
+    errors = error_records(caplog)
+    assert errors == [f"{X1_SERIAL}: a state listener failed"]
+
+
+async def test_stop_never_raises_and_tears_everything_down(
+    make_hub: HubFactory,
+    broker: MqttBroker,
+    x1c: VirtualPrinter,
+    lan: Lan,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Failing session stops, listeners and background work: stop completes."""
+    hub = make_hub(printer_context=lan.factory)
+    tasks_before = asyncio.all_tasks()
+    hub.set_printers(
+        {X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host), P1_SERIAL: spec(P1_SERIAL)}
+    )
+
+    def broken(changed: ChangeSet) -> None:
+        if AVAILABILITY in changed:
+            raise RuntimeError("entity bug")
+
+    hub.listen(X1_SERIAL, broken)
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.lan_connected and hub.cloud.connected)
+    session = link.lan
+    assert session is not None
+
+    def stop_then_fail(target: MqttSession) -> Callable[[], Awaitable[None]]:
+        real_stop = target.stop
+
+        async def stop() -> None:
+            await real_stop()
+            raise RuntimeError("session stop bug")
+
+        return stop
+
+    monkeypatch.setattr(session, "stop", stop_then_fail(session))
+    monkeypatch.setattr(hub.cloud, "stop", stop_then_fail(hub.cloud))
+
+    async def failing_work() -> None:
+        raise RuntimeError("background bug")
+
+    hub._background(failing_work())
+    await hub.stop()  # does not raise
+    assert session.status == "stopped"
+    assert hub.cloud.status == "stopped"
+    assert link.lan is None
+    assert not hub._tasks
+    assert hub_tasks(asyncio.all_tasks() - tasks_before) == []
+    await until(lambda: not lan.broker.connected_clients)
+    await until(lambda: not broker.connected_clients)
+    errors = error_records(caplog)
+    assert f"{X1_SERIAL}: stopping the LAN session failed" in errors
+    assert "Stopping the cloud session failed" in errors
+    assert "Background work failed" in errors
+
+
+@pytest.mark.parametrize("slow_probe", [False, True])
+async def test_no_lan_session_after_stop(
+    make_hub: HubFactory,
+    broker: MqttBroker,
+    x1c: VirtualPrinter,
+    lan: Lan,
+    slow_probe: bool,
+) -> None:
+    """An access-code change racing the unload starts no LAN session later."""
+    gate = asyncio.Event()
+
+    async def factory(serial: str, host: str) -> ssl.SSLContext:
+        if lan.factory_calls and slow_probe:
+            await gate.wait()  # the new trust probe is still running
+        return await lan.factory(serial, host)
+
+    hub = make_hub(printer_context=factory)
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.lan_connected)
+    lan.broker.users = {"bblp": "87654321"}
+    hub.set_printers(
+        {X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host, access_code="87654321")}
+    )
+    await hub.stop()
+    gate.set()
+    await until(lambda: not lan.broker.connected_clients)
+    await asyncio.sleep(0.3)  # anything started late would have connected
+    assert lan.broker.connected_clients == []
+    assert link.lan is None
+    assert link.lan_task is None
+    assert hub_tasks(asyncio.all_tasks()) == []
+    hub.set_printers(
+        {X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host, access_code="11111111")}
+    )  # after stop: ignored
+    assert link.lan_task is None
+    assert link.spec.access_code == "87654321"
+
+
+async def test_trust_answer_after_stop_starts_nothing(
+    make_hub: HubFactory, lan: Lan
+) -> None:
+    """A LAN start whose probe returns after stop() creates no session."""
+    hub = make_hub(printer_context=lan.factory)
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
+    link = hub.printers[X1_SERIAL]
+    assert link.lan_task is not None
+    await hub.stop()
+    await hub._start_lan(link)
+    assert link.lan is None
+    assert link.lan_task is None
+    hub._retry_lan(link)
+    assert link.lan_task is None
+    hub.retry_cloud()
+    assert hub.cloud._task is None
+
+
+async def test_watchdog_survives_a_failing_round(
+    make_hub: HubFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An exception in a watchdog round is logged once; the rounds go on."""
+    monkeypatch.setattr(hub_module, "WATCHDOG_INTERVAL", 0.01)
+    hub = make_hub()
+    rounds: list[int] = []
+
+    def broken() -> None:
+        rounds.append(1)
+        raise RuntimeError("watchdog bug")
+
+    monkeypatch.setattr(hub, "_watch_once", broken)
+    await hub.start()
+    await until(lambda: len(rounds) >= 5)
+    assert hub._watchdog is not None
+    assert not hub._watchdog.done()
+    assert error_records(caplog) == ["Watchdog round failed"]
+
+
+async def test_cloud_refusal_retried_on_request(
+    make_hub: HubFactory,
+    broker: MqttBroker,
+    x1c: VirtualPrinter,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A refused login waits for retry_cloud (the owner's HTTP check)."""
+    caplog.set_level(logging.WARNING, logger=hub_module.__name__)
+    hub = make_hub(token="refused-for-now")
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+    await hub.start()
+    problem = Problem(ProblemKind.CLOUD_AUTH, None, active=True)
+    await until(lambda: make_hub.calls.problems == [problem])
+    await asyncio.sleep(0.3)
+    assert len(broker.refused) == 1  # nothing until the owner decides
+
+    hub.retry_cloud()
+    await until(lambda: make_hub.calls.problems == [problem, problem])
+    assert len(broker.refused) == 2
+    warnings = [
+        r for r in caplog.records if "refused the access token" in r.getMessage()
+    ]
+    assert len(warnings) == 1  # once until connected again
+
+    broker.users = {f"u_{UID}": "refused-for-now"}
+    hub.retry_cloud()
+    await until(lambda: hub.printers[X1_SERIAL].available)
+    assert hub._cloud_auth_logged is False
+
+
+# -------------------------------------------------- re-probe after unknown CA
+
+
+@pytest.fixture
+def other_ca(tmp_path: Path, lan: Lan, monkeypatch: pytest.MonkeyPatch) -> IssuedCert:
+    """Another pinned CA, which the real printer does not chain to."""
+    other = TestPKI(tmp_path / "other").root("Other Pinned CA")
+    monkeypatch.setattr(tls, "BBL_CA_SHA256", lan.pki.pins | {other.sha256})
+    return other
+
+
+async def test_unknown_ca_on_connect_reprobes(
+    make_hub: HubFactory,
+    x1c: VirtualPrinter,
+    lan: Lan,
+    other_ca: IssuedCert,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Anchors learned from an impostor: refused, looked at again, connected."""
+    learned_wrong = tls.build_printer_context([other_ca.der])
+    refreshes: list[bool] = []
+
+    async def factory(
+        serial: str, host: str, *, refresh: bool = False
+    ) -> ssl.SSLContext:
+        refreshes.append(refresh)
+        if not refresh:
+            return learned_wrong  # what the first probe stored
+        return await lan.factory(serial, host)
+
+    hub = make_hub(printer_context=factory)
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.lan_connected)
+    assert refreshes == [False, True]
+    assert make_hub.calls.problems[:2] == [
+        Problem(ProblemKind.TLS, X1_SERIAL, active=True, detail="unknown_ca"),
+        Problem(ProblemKind.TLS, X1_SERIAL, active=False),
+    ]
+    assert link.tls_problem is None
+    assert not lan.broker.refused  # the access code only after verification
+    assert len(error_records(caplog)) == 1
+
+
+async def test_untrusted_printer_reprobed_with_backoff(
+    make_hub: HubFactory,
+    x1c: VirtualPrinter,
+    lan: Lan,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No pinned anchor yet: looked at again and again, reported once."""
+    refreshes: list[bool] = []
+
+    async def factory(
+        serial: str, host: str, *, refresh: bool = False
+    ) -> ssl.SSLContext:
+        refreshes.append(refresh)
+        if len(refreshes) < 4:
+            raise TrustError("unknown_ca")
+        return await lan.factory(serial, host)
+
+    hub = make_hub(printer_context=factory)
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.lan_connected)
+    assert refreshes == [False, True, True, True]
+    assert make_hub.calls.problems[:2] == [
+        Problem(ProblemKind.TLS, X1_SERIAL, active=True, detail="unknown_ca"),
+        Problem(ProblemKind.TLS, X1_SERIAL, active=False),
+    ]
+    assert len(error_records(caplog)) == 1
+
+
+async def test_probe_failure_retried_with_backoff(
+    make_hub: HubFactory,
+    x1c: VirtualPrinter,
+    lan: Lan,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A probe that fails unexpectedly is logged and tried again later."""
+    attempts: list[str] = []
+
+    async def flaky(serial: str, host: str) -> ssl.SSLContext:
+        attempts.append(host)
+        if len(attempts) == 1:
+            raise RuntimeError("probe bug")
+        return await lan.factory(serial, host)
+
+    hub = make_hub(printer_context=flaky)
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.lan_connected)
+    assert len(attempts) == 2
+    assert error_records(caplog) == [f"{X1_SERIAL}: establishing trust failed"]

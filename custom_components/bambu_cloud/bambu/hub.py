@@ -4,6 +4,11 @@ The cloud session (one per account) carries every bound printer; a printer
 with a LAN host also gets its own LAN session, which is preferred while it is
 connected. Reports from the cloud are ignored for a printer whose LAN session
 is up, so there is one source of state at a time.
+
+One fault never stops the hub for good: a failing listener is logged once and
+the others still run, a refused cloud login is retried once the owner found
+it transient (``retry_cloud``), a printer refused for an unknown CA is probed
+again with back-off, and ``stop`` always completes.
 """
 
 from __future__ import annotations
@@ -17,12 +22,12 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from . import commands
 from .auth import AppCertificate
 from .const import PrinterModel
-from .mqtt import MqttSession, SessionConfig, SessionStatus
+from .mqtt import Backoff, MqttSession, RetryPolicy, SessionConfig, SessionStatus
 from .state import ChangeSet, CommandAck, PrinterState, affected_views
 from .tls import classify_tls_error
 
@@ -34,6 +39,7 @@ WATCHDOG_INTERVAL = 10.0
 SILENCE_BEFORE_PUSHALL = 60.0
 MIN_PUSHALL_SPACING = 300.0
 LAN_PROBE_RETRY = 60.0
+LAN_PROBE_RETRY_MAX = 3600.0
 COMMAND_TIMEOUT = 10.0
 AVAILABILITY = "availability"
 _PORT = re.compile(r"[0-9]{1,5}")
@@ -127,7 +133,25 @@ class CloudSpec:
 
 
 type StateListener = Callable[[ChangeSet], None]
-type ContextFactory = Callable[[str, str], Awaitable[ssl.SSLContext]]
+
+
+class ContextFactory(Protocol):
+    """The verifying TLS context of a printer, from its trust anchors.
+
+    ``refresh`` asks for a new look at the chain the printer presents: after
+    it failed verification with an unknown CA, a first probe may have been
+    answered by another device, and newly presented pinned certificates may
+    join the anchors (never anything that is not pinned).
+    """
+
+    def __call__(
+        self, serial: str, host: str, *, refresh: bool = ...
+    ) -> Awaitable[ssl.SSLContext]:
+        """Return the context; raise TrustError or OSError."""
+
+
+def _probe_backoff() -> Backoff:
+    return RetryPolicy(minimum=LAN_PROBE_RETRY, maximum=LAN_PROBE_RETRY_MAX).backoff()
 
 
 @dataclass(slots=True, eq=False)
@@ -146,8 +170,11 @@ class PrinterLink:
     last_pushall: float = float("-inf")
     tls_problem: str | None = None
     retry: asyncio.TimerHandle | None = None
+    reprobe: bool = False
+    probe_backoff: Backoff = field(default_factory=_probe_backoff)
     lan_up: bool = False
     available: bool = False
+    failed_listeners: set[int] = field(default_factory=set)
 
     @property
     def serial(self) -> str:
@@ -171,10 +198,32 @@ class PrinterLink:
 
 
 def _notify(link: PrinterLink, changed: ChangeSet) -> None:
-    """Hand a change set to the listeners interested in it."""
+    """Hand a change set to the listeners interested in it.
+
+    A failing listener is logged (in full once, then briefly) and the others
+    still hear the change.
+    """
     for listener, views in list(link.listeners):
         if views is None or not changed.isdisjoint(views):
-            listener(changed)
+            try:
+                listener(changed)
+            except Exception:
+                if id(listener) in link.failed_listeners:
+                    _LOGGER.debug("%s: listener failed again", link.serial)
+                else:
+                    link.failed_listeners.add(id(listener))
+                    _LOGGER.exception("%s: a state listener failed", link.serial)
+
+
+async def _settle(task: asyncio.Future[Any], what: str) -> None:
+    """Wait for a (cancelled) task; its failure is logged, never raised."""
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise  # the waiter itself is being cancelled
+    except Exception:
+        _LOGGER.exception("%s failed", what)
 
 
 class BambuHub:
@@ -189,11 +238,22 @@ class BambuHub:
         on_problem: Callable[[Problem], None],
         certificate: AppCertificate | None = None,
         clock: Callable[[], float] = time.monotonic,
+        retry: RetryPolicy | None = None,
+        probe_retry: RetryPolicy | None = None,
     ) -> None:
-        """Prepare the cloud session; `start` connects."""
+        """Prepare the cloud session; `start` connects.
+
+        ``retry`` times the reconnects of every MQTT session; ``probe_retry``
+        the new looks at a printer's chain after a probe or trust failure.
+        """
         self._loop = loop
         self._printer_context = printer_context
         self._on_problem = on_problem
+        self._retry = retry or RetryPolicy()
+        self._probe_retry = probe_retry or RetryPolicy(
+            minimum=LAN_PROBE_RETRY, maximum=LAN_PROBE_RETRY_MAX
+        )
+        self._stopped = False
         self.certificate = certificate
         self._clock = clock
         self._pending: dict[tuple[str, str], asyncio.Future[CommandAck]] = {}
@@ -210,11 +270,14 @@ class BambuHub:
             on_message=self._cloud_message,
             on_status=self._cloud_status,
             on_connected=self._cloud_connected,
+            retry=self._retry,
             name="cloud",
         )
         self._watchdog: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._cloud_tls_logged = False
+        self._cloud_auth_logged = False
+        self._watch_failed = False
 
     async def start(self) -> None:
         """Connect the cloud session and the watchdog."""
@@ -222,25 +285,56 @@ class BambuHub:
         self._watchdog = self._loop.create_task(self._watch(), name="bambu watchdog")
 
     async def stop(self) -> None:
-        """Stop every session and task; nothing lingers afterwards."""
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
-            self._watchdog = None
+        """Stop every session and task; nothing lingers, nothing is raised.
+
+        Once stopping, nothing new starts (a LAN restart racing the unload
+        finds the hub stopped); whatever fails on the way is logged and the
+        rest is still torn down, so an unload always completes.
+        """
+        self._stopped = True
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.cancel()
+            await _settle(watchdog, "The watchdog")
         for link in list(self.printers.values()):
+            await self._stop_lan_logged(link)
+        while self._tasks:
+            tasks = list(self._tasks)
+            self._tasks.difference_update(tasks)
+            for task in tasks:
+                await _settle(task, "Background work")
+        # A restart that was running may have left a session behind.
+        for link in list(self.printers.values()):
+            await self._stop_lan_logged(link)
+        try:
+            await self.cloud.stop()
+        except Exception:
+            _LOGGER.exception("Stopping the cloud session failed")
+
+    async def _stop_lan_logged(self, link: PrinterLink) -> None:
+        try:
             await self._stop_lan(link)
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.cloud.stop()
+        except Exception:
+            _LOGGER.exception("%s: stopping the LAN session failed", link.serial)
+
+    def retry_cloud(self) -> None:
+        """Log in to the cloud broker again after its refusal, with back-off.
+
+        The owner calls this once it has found the refusal transient (the
+        cloud API still accepts the token); nothing happens after `stop`.
+        """
+        if not self._stopped:
+            self.cloud.retry()
 
     def set_printers(self, specs: Mapping[str, PrinterSpec]) -> None:
         """Follow the bind list and LAN options: add, update, remove.
 
         Synchronous so entities of a new printer can attach right after;
-        LAN sessions start and stop in background tasks.
+        LAN sessions start and stop in background tasks. Ignored once the
+        hub is stopping.
         """
+        if self._stopped:
+            return
         for serial in list(self.printers.keys() - specs.keys()):
             link = self.printers.pop(serial)
             self.cloud.unsubscribe(link.report_topic)
@@ -248,7 +342,9 @@ class BambuHub:
         for serial, spec in specs.items():
             existing = self.printers.get(serial)
             if existing is None:
-                link = self.printers[serial] = PrinterLink(spec)
+                link = self.printers[serial] = PrinterLink(
+                    spec, probe_backoff=self._probe_retry.backoff()
+                )
                 self.cloud.subscribe(link.report_topic)
                 if self.cloud.connected:
                     self._greet(link)
@@ -257,8 +353,8 @@ class BambuHub:
                 if (old.lan_host, old.access_code) != (spec.lan_host, spec.access_code):
                     self._background(self._restart_lan(link))
                     continue
-            # After a trust failure the printer is not probed again until the
-            # entry reloads (options changed): no error on every bind poll.
+            # After a trust failure only the scheduled new look (unknown CA)
+            # or new LAN options start the link again: no error per bind poll.
             if (
                 spec.lan_host
                 and spec.access_code
@@ -271,12 +367,27 @@ class BambuHub:
 
     async def _restart_lan(self, link: PrinterLink) -> None:
         await self._stop_lan(link)
-        self._retry_lan(link)
+        # New options: start over as for a new printer.
+        link.probe_backoff.reset()
+        link.reprobe = False
+        self._retry_lan(link)  # does nothing once the hub is stopping
 
     def _background(self, coro: Coroutine[Any, Any, None]) -> None:
         task = self._loop.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (err := task.exception()) is not None:
+            _LOGGER.error("Background work failed", exc_info=err)
+
+    def _problem(self, problem: Problem) -> None:
+        """Tell the owner; its failure must not break the session reporting."""
+        try:
+            self._on_problem(problem)
+        except Exception:
+            _LOGGER.exception("Handling %s failed", problem)
 
     def listen(
         self,
@@ -368,13 +479,18 @@ class BambuHub:
 
     def _cloud_status(self, status: SessionStatus, error: BaseException | None) -> None:
         if status is SessionStatus.AUTH_FAILED:
-            _LOGGER.warning("The cloud MQTT broker refused the access token")
-            self._on_problem(Problem(ProblemKind.CLOUD_AUTH, None, active=True))
+            # The owner confirms over HTTP: reauth on a 401 there, otherwise
+            # retry_cloud. Logged once until the broker accepts us again.
+            if not self._cloud_auth_logged:
+                self._cloud_auth_logged = True
+                _LOGGER.warning("The cloud MQTT broker refused the access token")
+            self._problem(Problem(ProblemKind.CLOUD_AUTH, None, active=True))
         elif status is SessionStatus.TLS_FAILED and not self._cloud_tls_logged:
             self._cloud_tls_logged = True
             _LOGGER.warning("The cloud MQTT broker failed TLS verification: %s", error)
         elif status is SessionStatus.CONNECTED:
             self._cloud_tls_logged = False
+            self._cloud_auth_logged = False
             _LOGGER.debug("Cloud MQTT connected")
         self._refresh_availability()
 
@@ -386,23 +502,40 @@ class BambuHub:
     # ------------------------------------------------------------- LAN side
 
     async def _start_lan(self, link: PrinterLink) -> None:
-        """Establish trust (probe once), then run the LAN session."""
+        """Establish trust (probe if needed), then run the LAN session."""
         spec = link.spec
         if not spec.lan_host or not spec.access_code:
             link.lan_task = None
             return
         host, port = split_host_port(spec.lan_host)
         code = spec.access_code
+        refresh, link.reprobe = link.reprobe, False
         try:
-            context = await self._printer_context(spec.serial, spec.lan_host)
+            if refresh:
+                context = await self._printer_context(
+                    spec.serial, spec.lan_host, refresh=True
+                )
+            else:
+                context = await self._printer_context(spec.serial, spec.lan_host)
         except TrustError as err:
-            self._tls_failed(link, err.kind)
             link.lan_task = None
+            self._tls_failed(link, err.kind)
+            if err.kind == "unknown_ca":
+                self._schedule_probe(link, refresh=True)
             return
         except OSError as err:
             _LOGGER.debug("%s: trust probe failed: %r", spec.serial, err)
             link.lan_task = None
-            link.retry = self._loop.call_later(LAN_PROBE_RETRY, self._retry_lan, link)
+            self._schedule_probe(link, refresh=refresh)
+            return
+        except Exception:
+            _LOGGER.exception("%s: establishing trust failed", spec.serial)
+            link.lan_task = None
+            self._schedule_probe(link, refresh=refresh)
+            return
+        if self._stopped or self.printers.get(link.serial) is not link:
+            # The hub stopped (or the printer left) while the probe ran.
+            link.lan_task = None
             return
         session = MqttSession(
             SessionConfig(
@@ -417,18 +550,34 @@ class BambuHub:
             on_message=lambda topic, payload: self._lan_message(link, topic, payload),
             on_status=lambda status, error: self._lan_status(link, status, error),
             on_connected=lambda: self._greet(link),
+            retry=self._retry,
             name=f"lan {spec.serial}",
         )
         session.subscribe(link.report_topic)
         link.lan = session
         session.start()
 
+    def _schedule_probe(self, link: PrinterLink, *, refresh: bool) -> None:
+        """Start the LAN link again after the probe back-off."""
+        if self._stopped or self.printers.get(link.serial) is not link:
+            return
+        if link.retry is not None:
+            link.retry.cancel()
+        link.reprobe = refresh
+        link.retry = self._loop.call_later(
+            link.probe_backoff.next(), self._retry_lan, link
+        )
+
     def _retry_lan(self, link: PrinterLink) -> None:
         link.retry = None
+        if self._stopped:
+            return
         if self.printers.get(link.serial) is link and link.lan_task is None:
             spec = link.spec
             if spec.lan_host and spec.access_code:
-                link.lan_task = self._loop.create_task(self._start_lan(link))
+                link.lan_task = self._loop.create_task(
+                    self._start_lan(link), name=f"bambu lan {link.serial}"
+                )
 
     async def _stop_lan(self, link: PrinterLink) -> None:
         if link.retry is not None:
@@ -437,12 +586,20 @@ class BambuHub:
         task, link.lan_task = link.lan_task, None
         if task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _settle(task, f"{link.serial}: the LAN start")
         session, link.lan = link.lan, None
         if session is not None:
             await session.stop()
         self._refresh_availability()
+
+    async def _reprobe_after_unknown_ca(self, link: PrinterLink) -> None:
+        """Stop the refused session, then look at the chain again later.
+
+        A first probe answered by another device must not lock the printer
+        out for ever; the back-off keeps the looks rare.
+        """
+        await self._stop_lan(link)
+        self._schedule_probe(link, refresh=True)
 
     def _lan_status(
         self, link: PrinterLink, status: SessionStatus, error: BaseException | None
@@ -452,16 +609,21 @@ class BambuHub:
         was_connected = link.lan_up
         link.lan_up = status is SessionStatus.CONNECTED
         if status is SessionStatus.CONNECTED:
+            link.probe_backoff.reset()
             if link.tls_problem is not None:
                 link.tls_problem = None
-                self._on_problem(Problem(ProblemKind.TLS, link.serial, active=False))
-            self._on_problem(Problem(ProblemKind.LAN_AUTH, link.serial, active=False))
+                self._problem(Problem(ProblemKind.TLS, link.serial, active=False))
+            self._problem(Problem(ProblemKind.LAN_AUTH, link.serial, active=False))
         elif status is SessionStatus.AUTH_FAILED:
             _LOGGER.warning("%s: the printer refused the LAN access code", link.serial)
-            self._on_problem(Problem(ProblemKind.LAN_AUTH, link.serial, active=True))
+            self._problem(Problem(ProblemKind.LAN_AUTH, link.serial, active=True))
         elif status is SessionStatus.TLS_FAILED and isinstance(error, ssl.SSLError):
-            self._tls_failed(link, classify_tls_error(error))
-            self._background(self._stop_lan(link))
+            kind = classify_tls_error(error)
+            self._tls_failed(link, kind)
+            if kind == "unknown_ca":
+                self._background(self._reprobe_after_unknown_ca(link))
+            else:
+                self._background(self._stop_lan(link))
         self._refresh_availability()
         if was_connected and not link.lan_connected and self.cloud.connected:
             # The cloud takes over: its reports were ignored, so ask for a
@@ -469,15 +631,17 @@ class BambuHub:
             self.request_full_report(link.serial, force=True)
 
     def _tls_failed(self, link: PrinterLink, kind: str) -> None:
+        if link.tls_problem == kind:
+            # Still the same refusal after a new look: already reported.
+            _LOGGER.debug("%s: TLS certificate still refused (%s)", link.serial, kind)
+            return
         _LOGGER.error(
             "%s: refusing the printer's TLS certificate (%s); not connecting over LAN",
             link.serial,
             kind,
         )
         link.tls_problem = kind
-        self._on_problem(
-            Problem(ProblemKind.TLS, link.serial, active=True, detail=kind)
-        )
+        self._problem(Problem(ProblemKind.TLS, link.serial, active=True, detail=kind))
 
     def _lan_message(self, link: PrinterLink, topic: str, payload: bytes) -> None:
         if topic == link.report_topic:
@@ -532,7 +696,17 @@ class BambuHub:
         """Ask a silent printer for a full report (rate limited per printer)."""
         while True:
             await asyncio.sleep(WATCHDOG_INTERVAL)
-            now = self._clock()
-            for link in list(self.printers.values()):
-                if link.available and now - link.last_report > SILENCE_BEFORE_PUSHALL:
-                    self.request_full_report(link.serial)
+            try:
+                self._watch_once()
+            except Exception:
+                if self._watch_failed:
+                    _LOGGER.debug("Watchdog round failed again", exc_info=True)
+                else:
+                    self._watch_failed = True
+                    _LOGGER.exception("Watchdog round failed")
+
+    def _watch_once(self) -> None:
+        now = self._clock()
+        for link in list(self.printers.values()):
+            if link.available and now - link.last_report > SILENCE_BEFORE_PUSHALL:
+                self.request_full_report(link.serial)
