@@ -15,10 +15,13 @@ Waits for the farm's state file (``python -m tools.virtual_farm
 2. points every region of ``bambu.const.REGIONS`` at the farm (API, web,
    MQTT host/port and the broker's CA);
 3. replaces ``bambu.tls.BBL_CA_SHA256`` with the farm's printer CA
-   fingerprint, so LAN connections and cameras pin the farm's Bambu-shaped CA.
+   fingerprint, so LAN connections and cameras pin the farm's Bambu-shaped CA;
+4. sets ``bambu.camera.JPEG_PORT`` (6000 on real printers) to the port of the
+   farm's first P1/A1 camera, so its camera plays even when 6000 is taken
+   (the e2e tests use a free port; the demo serves it on 6000 anyway).
 
 Then it runs ``homeassistant.__main__.main()`` in this process. Production
-code has no redirect knob: only this launcher patches the two constants.
+code has no redirect knob: only this launcher patches these constants.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ def write_bundle(path: Path, cloud_ca_pem: str) -> Path:
 def patch_integration(state: dict[str, Any]) -> None:
     """Point the region table and the CA pins at the farm (demo only)."""
     from custom_components.bambu_cloud.bambu import (  # noqa: PLC0415
+        camera,
         const,
         tls,
     )
@@ -97,6 +101,9 @@ def patch_integration(state: dict[str, Any]) -> None:
         const.REGIONS[region] = endpoints
     tls.BBL_CA_SHA256 = frozenset({state["printer_ca_sha256"]})
     tls.clear_context_cache()
+    camera_ports = [p["camera_port"] for p in state["printers"] if p.get("camera_port")]
+    if camera_ports:
+        camera.JPEG_PORT = int(camera_ports[0])
 
 
 def instructions(state: dict[str, Any]) -> str:

@@ -19,9 +19,13 @@ def auto_enable_custom_integrations() -> None:
 
 @pytest.fixture
 async def farm(socket_enabled: None, tmp_path: Path) -> AsyncIterator[VirtualFarm]:
-    """Two busy printers (X1C full reports, P1S deltas) on fast jobs."""
+    """Two busy printers (X1C full reports, P1S deltas) on fast jobs.
+
+    The P1S has its port-6000 style JPEG camera (on a free port: the launcher
+    points the integration at it).
+    """
     async with VirtualFarm(
-        printers=2, speed=4.0, job_seconds=60, idle_seconds=4, cameras=False
+        printers=2, speed=4.0, job_seconds=60, idle_seconds=4, cameras=True
     ) as farm:
         farm.write_state(tmp_path / "farm.json")
         yield farm

@@ -11,36 +11,44 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from tools.hass_config import configuration
+from tools.virtual_farm.farm import FarmPrinter, VirtualFarm
+
 ROOT = Path(__file__).resolve().parents[2]
 BOOT_TIMEOUT = float(os.environ.get("BAMBU_E2E_BOOT_TIMEOUT", "900"))
 USERNAME = "e2e"
 PASSWORD = "e2e-password-123"
 
-# What the UI needs, without default_config's extras that want binaries this
-# machine lacks (ffmpeg, go2rtc) and so log errors unrelated to the integration.
-CONFIGURATION = """\
-frontend:
-config:
-history:
+# A log line of Home Assistant's: "2026-01-31 12:00:00.123 ERROR (MainThread) [...]".
+LOG_ERROR = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+ (ERROR|CRITICAL) ", re.MULTILINE)
 
-http:
-  server_host: 127.0.0.1
-  server_port: {port}
 
-logger:
-  default: warning
-  logs:
-    custom_components.bambu_cloud: debug
-"""
+def log_problems(text: str) -> list[str]:
+    """Every ERROR or CRITICAL line, blocking call or traceback, with context.
+
+    From any logger, not only the integration's: the configuration is a real
+    user's (``default_config`` minus go2rtc, see tools/hass_config.py), and
+    it must start clean.
+    """
+    lines = text.splitlines()
+    return [
+        "\n".join(lines[max(0, index - 2) : index + 12])
+        for index, line in enumerate(lines)
+        if LOG_ERROR.match(line)
+        or "Detected blocking call" in line
+        or "Traceback" in line
+    ]
 
 
 def free_port() -> int:
@@ -77,7 +85,7 @@ class HassProcess:
         if not link.exists():
             link.symlink_to(ROOT / "custom_components" / "bambu_cloud")
         (self.config / "configuration.yaml").write_text(
-            CONFIGURATION.format(port=self.port)
+            configuration(port=self.port, log_level="warning")
         )
         output = (self.config / "process.log").open("wb")
         self.process = await asyncio.create_subprocess_exec(
@@ -107,6 +115,11 @@ class HassProcess:
                         if response.status == 200:
                             return
                 await asyncio.sleep(1)
+
+    def log_problems(self) -> list[str]:
+        """The problems in Home Assistant's log so far (see ``log_problems``)."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return log_problems(text)
 
     def output_tail(self, lines: int = 60) -> str:
         """The end of the process output, for failure messages."""
@@ -215,6 +228,30 @@ class HassProcess:
                     return
                 await asyncio.sleep(1)
 
+    async def entry_id(self, domain: str = "bambu_cloud") -> str:
+        """The id of the (first) config entry of a domain."""
+        entries = await self.get("/api/config/config_entries/entry")
+        return str(next(e["entry_id"] for e in entries if e["domain"] == domain))
+
+    async def set_printer_host(self, serial: str, host: str) -> None:
+        """Give a printer its LAN address through the options flow (as the UI)."""
+        base = "/api/config/config_entries/options/flow"
+        flow = await self.post(base, {"handler": await self.entry_id()})
+        assert flow["type"] == "menu", flow
+        assert "printer" in flow["menu_options"], flow
+        flow = await self.post(f"{base}/{flow['flow_id']}", {"next_step_id": "printer"})
+        flow = await self.post(f"{base}/{flow['flow_id']}", {"printer": serial})
+        assert flow["step_id"] == "printer_host", flow
+        result = await self.post(f"{base}/{flow['flow_id']}", {"host": host})
+        assert result["type"] == "create_entry", result
+
+    async def camera_image(self, entity_id: str) -> tuple[int, str, bytes]:
+        """Status, content type and body of the camera's still (the proxy)."""
+        async with self.session.get(
+            f"{self.url}/api/camera_proxy/{entity_id}", headers=self.headers
+        ) as response:
+            return response.status, response.content_type, await response.read()
+
     @property
     def headers(self) -> dict[str, str]:
         """Bearer authorisation for the REST API."""
@@ -251,3 +288,40 @@ class HassProcess:
             reply = await ws.receive_json()
             assert reply["success"], reply
             return reply["result"]
+
+
+async def until(
+    probe: Callable[[], Any], within: float = 60.0, every: float = 0.5
+) -> Any:
+    """Poll an async probe until it returns something truthy."""
+    async with asyncio.timeout(within):
+        while not (result := await probe()):  # noqa: ASYNC110 - remote state
+            await asyncio.sleep(every)
+    return result
+
+
+def jpeg_printer(farm: VirtualFarm) -> FarmPrinter:
+    """The farm printer with the port-6000 style JPEG camera (the P1S)."""
+    return next(p for p in farm.printers if p.camera is not None)
+
+
+async def enable_jpeg_camera(hass: HassProcess, farm: VirtualFarm) -> str:
+    """Give the JPEG-camera printer its LAN address; its camera's entity id."""
+    printer = jpeg_printer(farm)
+    assert printer.lan_host is not None
+    await hass.set_printer_host(printer.serial, printer.lan_host)
+
+    async def camera() -> str | None:
+        states = await hass.states()
+        return next(
+            (
+                entity_id
+                for entity_id, state in states.items()
+                if entity_id.startswith("camera.")
+                and state["state"] not in ("unavailable", "unknown")
+            ),
+            None,
+        )
+
+    entity_id: str = await until(camera)
+    return entity_id

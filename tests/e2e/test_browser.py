@@ -12,7 +12,7 @@ import pytest
 
 from tools.virtual_farm.farm import VirtualFarm
 
-from .hass_process import HassProcess
+from .hass_process import HassProcess, enable_jpeg_camera, jpeg_printer
 
 pytestmark = pytest.mark.e2e
 
@@ -121,17 +121,24 @@ async def _dialog_text(page: object) -> str:
 async def test_add_account_in_the_ui(
     hass_process: HassProcess, farm: VirtualFarm, browser: object
 ) -> None:
-    """Onboard, add the account with the token form, open the printer's page."""
+    """Onboard, add the account, open the printer's page, watch its camera.
+
+    Home Assistant runs a real user's configuration (default_config minus
+    go2rtc) and must log no error at all meanwhile.
+    """
     hass = hass_process
     page = await browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
     # Home Assistant may still be installing what onboarding set up.
     page.set_default_timeout(120_000)
     try:
         await _add_account(page, hass, farm)
+        await _watch_camera(page, hass, farm)
     except Exception:
         SCREENSHOT_DIR.mkdir(exist_ok=True)
         await page.screenshot(path=str(SCREENSHOT_DIR / "failure.png"))
         raise
+    problems = hass.log_problems()
+    assert not problems, "\n\n".join(problems)
 
 
 async def _add_account(page: Any, hass: HassProcess, farm: VirtualFarm) -> None:
@@ -198,3 +205,54 @@ async def hass_device_id(hass: HassProcess, serial: str) -> str:
         for d in devices
         if ["bambu_cloud", serial] in [list(i) for i in d["identifiers"]]
     )
+
+
+# The size of every camera picture (img) or video in the page, through shadow
+# roots: [tag, source, width, height], 0 x 0 until a frame has been decoded.
+CAMERA_MEDIA = """(entityId) => {
+  const found = [];
+  const walk = (node) => {
+    if (node.shadowRoot) walk(node.shadowRoot);
+    for (const child of node.children) {
+      if (child.tagName === "IMG" && child.src.includes(entityId)) {
+        found.push(["img", child.src, child.naturalWidth, child.naturalHeight]);
+      } else if (child.tagName === "VIDEO") {
+        found.push(["video", child.src, child.videoWidth, child.videoHeight]);
+      }
+      walk(child);
+    }
+  };
+  walk(document.body);
+  return found;
+}"""
+
+# What the frontend's entity rows do on a click: ask the app for the
+# more-info dialog of an entity.
+OPEN_MORE_INFO = """(entityId) => {
+  document.querySelector("home-assistant").dispatchEvent(
+    new CustomEvent("hass-more-info", {
+      detail: { entityId }, bubbles: true, composed: true,
+    })
+  );
+}"""
+
+
+async def _watch_camera(page: Any, hass: HassProcess, farm: VirtualFarm) -> None:
+    """The P1S camera's more-info dialog shows decoded frames (live MJPEG)."""
+    camera = await enable_jpeg_camera(hass, farm)
+    printer = jpeg_printer(farm)
+    device = await hass_device_id(hass, printer.serial)
+    await page.goto(f"{hass.url}/config/devices/device/{device}")
+    await page.get_by_text(printer.name).first.wait_for()
+    await page.evaluate(OPEN_MORE_INFO, camera)
+    media: list[list[Any]] = []
+    for _ in range(120):  # the first frame arrives within seconds
+        media = await page.evaluate(CAMERA_MEDIA, camera)
+        if any(width > 0 and height > 0 for _, _, width, height in media):
+            break
+        await page.wait_for_timeout(500)
+    SCREENSHOT_DIR.mkdir(exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOT_DIR / "camera.png"))
+    assert any(width > 0 and height > 0 for _, _, width, height in media), media
+    # The live view is the MJPEG stream the integration relays from the printer.
+    assert any("camera_proxy_stream" in source for _, source, _, _ in media), media
