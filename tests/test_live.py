@@ -20,12 +20,13 @@ from tools.virtual_printer.broker import MqttBroker
 from tools.virtual_printer.printer import VirtualPrinter
 
 from .bambu.certs import IssuedCert, TestPKI, server_context
-from .cloud_server import UID, X1C, FakeCloud, MqttEndpoint
+from .cloud_server import TOKEN, UID, X1C, Failure, FakeCloud, MqttEndpoint
 from .helpers import state_of, wait_for
 
 NOZZLE_X1C = "sensor.workshop_x1c_nozzle_temperature"
 NOZZLE_P1S = "sensor.garage_p1s_nozzle_temperature"
 TIMEOUT = 10.0
+PROFILE = "/v1/user-service/my/profile"
 
 
 @pytest.fixture
@@ -131,24 +132,53 @@ async def test_broker_restart_recovers(
     assert integration_errors == []
 
 
-async def test_cloud_broker_refuses_token(
+async def test_cloud_broker_refusal_confirmed_by_api_starts_reauth(
     hass: HomeAssistant,
+    live: dict[str, VirtualPrinter],
     broker: MqttBroker,
-    mock_config_entry: MockConfigEntry,
     cloud: FakeCloud,
 ) -> None:
-    """CONNACK "not authorised" starts reauth instead of retrying forever."""
+    """CONNACK "not authorised" and a 401 from the API: reauth, no retries."""
+    profiles = cloud.calls(PROFILE)
+    cloud.tokens.clear()  # the token was revoked
     broker.users = {f"u_{UID}": "another token"}
-    mock_config_entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await broker.disconnect_all()
     await wait_for(
         hass, lambda: bool(hass.config_entries.flow.async_progress_by_handler(DOMAIN))
     )
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+    assert cloud.calls(PROFILE) == profiles + 1  # confirmed over HTTP first
     refused = len(broker.refused)
+    assert refused == 1
     await asyncio.sleep(1.5)
     assert len(broker.refused) == refused
+
+
+@pytest.mark.parametrize("api_answer", [200, 503])
+async def test_cloud_broker_refusal_without_api_401_is_retried(
+    hass: HomeAssistant,
+    live: dict[str, VirtualPrinter],
+    broker: MqttBroker,
+    cloud: FakeCloud,
+    api_answer: int,
+) -> None:
+    """A refusal the API does not confirm backs off and logs in again."""
+    profiles = cloud.calls(PROFILE)
+    if api_answer != 200:
+        cloud.fail(PROFILE, Failure(api_answer, '{"message":"busy"}'))
+    broker.users = {f"u_{UID}": "token the broker forgot"}
+    await broker.disconnect_all()
+    await wait_for(hass, lambda: len(broker.refused) >= 2)
+    assert cloud.calls(PROFILE) >= profiles + 1
+    assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert state_of(hass, NOZZLE_X1C) == STATE_UNAVAILABLE
+
+    broker.users = {f"u_{UID}": TOKEN}
+    await wait_for(
+        hass, lambda: state_of(hass, NOZZLE_X1C) not in (None, STATE_UNAVAILABLE)
+    )
+    assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
 
 
 # ------------------------------------------------------------------ LAN

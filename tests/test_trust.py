@@ -1,26 +1,47 @@
-"""Printer trust anchors: probed once, stored, reused; cloud broker context."""
+"""Printer trust anchors: probed, stored per entry, refreshed; cloud context."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
 import socket
 import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from unittest.mock import patch
 
 import pytest
 from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.bambu_cloud.bambu import tls
-from custom_components.bambu_cloud.bambu.const import RegionEndpoints
-from custom_components.bambu_cloud.bambu.hub import TrustError
-from custom_components.bambu_cloud.trust import PrinterTrust, async_cloud_context
+from custom_components.bambu_cloud.bambu.const import RegionEndpoints, lookup_model
+from custom_components.bambu_cloud.bambu.hub import (
+    BambuHub,
+    CloudSpec,
+    PrinterSpec,
+    Problem,
+    ProblemKind,
+    TrustError,
+)
+from custom_components.bambu_cloud.bambu.mqtt import RetryPolicy
+from custom_components.bambu_cloud.const import DOMAIN
+from custom_components.bambu_cloud.trust import (
+    PrinterTrust,
+    async_cloud_context,
+    storage_key,
+)
+from tools.virtual_printer.broker import MqttBroker
 
-from .bambu.certs import PrinterPKI, TestPKI
+from .bambu.certs import IssuedCert, PrinterPKI, TestPKI, server_context
+from .cloud_server import TOKEN, UID
 
 SERIAL = "01P00A000000001"
+ENTRY_ID = "01JBAMBUCLOUDTESTENTRY0001"
+ACCESS_CODE = "12345678"
 
 
 @pytest.fixture
@@ -28,10 +49,9 @@ def printer_pki(tmp_path: Path) -> PrinterPKI:
     return PrinterPKI.create(tmp_path, SERIAL)
 
 
-@pytest.fixture
-def tls_server(socket_enabled: None, printer_pki: PrinterPKI) -> Iterator[int]:
+@contextlib.contextmanager
+def serve_tls(context: ssl.SSLContext) -> Iterator[int]:
     """A printer-like TLS endpoint that presents its chain, then closes."""
-    context = printer_pki.server_context()
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(5)
     stop = threading.Event()
@@ -50,12 +70,69 @@ def tls_server(socket_enabled: None, printer_pki: PrinterPKI) -> Iterator[int]:
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    with contextlib.suppress(OSError):
-        listener.shutdown(socket.SHUT_RDWR)
-    listener.close()
-    thread.join(5)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+        thread.join(5)
+
+
+@pytest.fixture
+def tls_server(socket_enabled: None, printer_pki: PrinterPKI) -> Iterator[int]:
+    """The real printer's TLS endpoint."""
+    with serve_tls(printer_pki.server_context()) as port:
+        yield port
+
+
+@pytest.fixture
+def other_ca(tmp_path: Path) -> IssuedCert:
+    """A second pinned CA (think BBL CA2), which the printer does not use."""
+    return TestPKI(tmp_path / "other").root("Other Pinned CA")
+
+
+@pytest.fixture
+def impostor(tmp_path: Path, other_ca: IssuedCert) -> tuple[IssuedCert, IssuedCert]:
+    """A device claiming the serial: its own CA, plus a pinned CA as padding.
+
+    Certificates are public, so anyone can present a pinned one; nobody
+    without its key can present a leaf that chains to it.
+    """
+    pki = TestPKI(tmp_path / "impostor")
+    own_ca = pki.root("Impostor CA")
+    leaf = pki.server(own_ca, SERIAL, chain=[own_ca, other_ca])
+    return own_ca, leaf
+
+
+@pytest.fixture
+def pins(
+    printer_pki: PrinterPKI, other_ca: IssuedCert, monkeypatch: pytest.MonkeyPatch
+) -> frozenset[str]:
+    """Pin the printer's CA and the other CA (never the impostor's own)."""
+    value = printer_pki.pins | {other_ca.sha256}
+    monkeypatch.setattr(tls, "BBL_CA_SHA256", value)
+    tls.clear_context_cache()
+    return value
+
+
+def stored(hass_storage: dict[str, Any], entry_id: str = ENTRY_ID) -> list[bytes]:
+    """The anchors stored for SERIAL in an entry's store."""
+    data = hass_storage[storage_key(entry_id)]["data"]
+    return [base64.b64decode(a) for a in data[SERIAL]]
+
+
+def verifies(context: ssl.SSLContext, port: int) -> bool:
+    """Whether a handshake with SNI = serial verifies against context."""
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname=SERIAL),
+        ):
+            return True
+    except ssl.SSLCertVerificationError:
+        return False
 
 
 async def test_probe_once_then_reuse(
@@ -67,12 +144,12 @@ async def test_probe_once_then_reuse(
     """The chain is probed on first use, stored, and reused afterwards."""
     monkeypatch.setattr(tls, "BBL_CA_SHA256", printer_pki.pins)
     tls.clear_context_cache()
-    trust = PrinterTrust(hass)
+    trust = PrinterTrust(hass, ENTRY_ID)
     context = await trust.context_for(SERIAL, f"127.0.0.1:{tls_server}")
     assert context.verify_mode is ssl.CERT_REQUIRED
     assert context.check_hostname
 
-    again = PrinterTrust(hass)
+    again = PrinterTrust(hass, ENTRY_ID)
     with patch.object(tls, "probe_printer_chain", side_effect=AssertionError):
         assert await again.context_for(SERIAL, f"127.0.0.1:{tls_server}") is context
 
@@ -83,7 +160,9 @@ async def test_unpinned_chain_refused(
     """A chain without a pinned certificate gives no context at all."""
     monkeypatch.setattr(tls, "BBL_CA_SHA256", frozenset({"00" * 32}))
     with pytest.raises(TrustError) as err:
-        await PrinterTrust(hass).context_for(SERIAL, f"127.0.0.1:{tls_server}")
+        await PrinterTrust(hass, ENTRY_ID).context_for(
+            SERIAL, f"127.0.0.1:{tls_server}"
+        )
     assert err.value.kind == "unknown_ca"
 
 
@@ -99,9 +178,195 @@ async def test_stale_bundle_refused(
     tls.clear_context_cache()
     stranger = TestPKI(tmp_path / "other").root("Stranger")
     with pytest.raises(TrustError):
-        await PrinterTrust(hass, stranger.pem).context_for(
+        await PrinterTrust(hass, ENTRY_ID, stranger.pem).context_for(
             SERIAL, f"127.0.0.1:{tls_server}"
         )
+
+
+# ------------------------------------------------- a new look at the chain
+
+
+@pytest.mark.usefixtures("pins")
+async def test_refresh_adds_pinned_anchors_presented_now(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    printer_pki: PrinterPKI,
+    other_ca: IssuedCert,
+    impostor: tuple[IssuedCert, IssuedCert],
+    tls_server: int,
+) -> None:
+    """First probe answered by an impostor; a refresh learns the real CA."""
+    impostor_ca, impostor_leaf = impostor
+    trust = PrinterTrust(hass, ENTRY_ID)
+    with serve_tls(server_context(impostor_leaf)) as impostor_port:
+        first = await trust.context_for(SERIAL, f"127.0.0.1:{impostor_port}")
+        assert stored(hass_storage) == [other_ca.der]  # never the impostor's CA
+        assert not await hass.async_add_executor_job(verifies, first, impostor_port)
+    # Without a refresh the stored anchors are used as they are.
+    same = await trust.context_for(SERIAL, f"127.0.0.1:{tls_server}")
+    assert not await hass.async_add_executor_job(verifies, same, tls_server)
+
+    fresh = await trust.context_for(SERIAL, f"127.0.0.1:{tls_server}", refresh=True)
+    assert stored(hass_storage) == [other_ca.der, printer_pki.root.der]
+    assert await hass.async_add_executor_job(verifies, fresh, tls_server)
+    # Another look at the impostor adds nothing: its own CA is not pinned.
+    with serve_tls(server_context(impostor_leaf)) as impostor_port:
+        await trust.context_for(SERIAL, f"127.0.0.1:{impostor_port}", refresh=True)
+    assert stored(hass_storage) == [other_ca.der, printer_pki.root.der]
+    assert impostor_ca.der not in stored(hass_storage)
+
+
+@pytest.mark.usefixtures("pins")
+async def test_refresh_after_no_pinned_anchor(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    printer_pki: PrinterPKI,
+    tmp_path: Path,
+    tls_server: int,
+) -> None:
+    """An impostor without any pinned certificate stores nothing at all."""
+    pki = TestPKI(tmp_path / "bare")
+    own_ca = pki.root("Bare Impostor CA")
+    leaf = pki.server(own_ca, SERIAL)
+    trust = PrinterTrust(hass, ENTRY_ID)
+    with serve_tls(server_context(leaf)) as port, pytest.raises(TrustError):
+        await trust.context_for(SERIAL, f"127.0.0.1:{port}")
+    assert storage_key(ENTRY_ID) not in hass_storage
+    context = await trust.context_for(SERIAL, f"127.0.0.1:{tls_server}", refresh=True)
+    assert stored(hass_storage) == [printer_pki.root.der]
+    assert await hass.async_add_executor_job(verifies, context, tls_server)
+
+
+@pytest.mark.parametrize("impostor_pinned", [True, False])
+@pytest.mark.usefixtures("pins")
+async def test_hub_recovers_from_an_impostor_first_probe(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    broker: MqttBroker,
+    ca: IssuedCert,
+    printer_pki: PrinterPKI,
+    impostor: tuple[IssuedCert, IssuedCert],
+    tmp_path: Path,
+    impostor_pinned: bool,
+) -> None:
+    """End to end: impostor at the first probe, then the printer is accepted.
+
+    The hub gets TLS ``unknown_ca`` (or no anchor at all), looks at the chain
+    again with back-off, and connects once the real printer answers; the
+    access code never reaches the impostor.
+    """
+    if impostor_pinned:
+        impostor_context = server_context(impostor[1])
+    else:
+        pki = TestPKI(tmp_path / "bare")
+        impostor_context = server_context(pki.server(pki.root("Bare CA"), SERIAL))
+    fake = MqttBroker(impostor_context, users={"bblp": ACCESS_CODE})
+    await fake.start()
+    port = fake.port
+    real = MqttBroker(
+        printer_pki.server_context(), port=port, users={"bblp": ACCESS_CODE}
+    )
+    problems: list[Problem] = []
+    trust = PrinterTrust(hass, ENTRY_ID)
+    fast = RetryPolicy(minimum=0.05, maximum=0.2, stable_after=1.0)
+    hub = BambuHub(
+        hass.loop,
+        CloudSpec(
+            host="127.0.0.1",
+            port=broker.port,
+            uid=UID,
+            token=TOKEN,
+            ssl_context=ssl.create_default_context(cadata=ca.pem),
+        ),
+        printer_context=trust.context_for,
+        on_problem=problems.append,
+        retry=fast,
+        probe_retry=fast,
+    )
+    try:
+        hub.set_printers(
+            {
+                SERIAL: PrinterSpec(
+                    serial=SERIAL,
+                    model=lookup_model(serial=SERIAL),
+                    access_code=ACCESS_CODE,
+                    lan_host=f"127.0.0.1:{port}",
+                )
+            }
+        )
+        await hub.start()
+        link = hub.printers[SERIAL]
+        refused = Problem(ProblemKind.TLS, SERIAL, active=True, detail="unknown_ca")
+        async with asyncio.timeout(10):
+            while refused not in problems:  # noqa: ASYNC110 - other tasks' effect
+                await asyncio.sleep(0.02)
+        assert fake.connected_clients == []
+        assert not fake.refused  # no credential went to the impostor
+        await fake.stop()
+        await real.start()
+        async with asyncio.timeout(10):
+            while not link.lan_connected:  # noqa: ASYNC110 - other tasks' effect
+                await asyncio.sleep(0.02)
+        assert Problem(ProblemKind.TLS, SERIAL, active=False) in problems
+        assert printer_pki.root.der in stored(hass_storage)
+        assert impostor[0].der not in stored(hass_storage)
+    finally:
+        await hub.stop()
+        await fake.stop()
+        await real.stop()
+
+
+# -------------------------------------------------------- per config entry
+
+
+async def test_anchors_are_stored_per_entry(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    printer_pki: PrinterPKI,
+    tls_server: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each entry has its own store; the old shared store is dropped."""
+    monkeypatch.setattr(tls, "BBL_CA_SHA256", printer_pki.pins)
+    tls.clear_context_cache()
+    hass_storage[f"{DOMAIN}.trust"] = {"version": 1, "data": {SERIAL: []}}
+    host = f"127.0.0.1:{tls_server}"
+    await PrinterTrust(hass, "entry_a").context_for(SERIAL, host)
+    assert storage_key("entry_a") == f"{DOMAIN}.trust.entry_a"
+    assert stored(hass_storage, "entry_a") == [printer_pki.root.der]
+    assert f"{DOMAIN}.trust" not in hass_storage
+    assert storage_key("entry_b") not in hass_storage
+
+    # Another entry does not see entry_a's anchors: it probes for itself.
+    with patch.object(
+        tls, "probe_printer_chain", wraps=tls.probe_printer_chain
+    ) as probe:
+        await PrinterTrust(hass, "entry_b").context_for(SERIAL, host)
+    assert probe.call_count == 1
+    assert stored(hass_storage, "entry_b") == [printer_pki.root.der]
+
+
+async def test_anchors_removed_with_the_entry(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    printer_pki: PrinterPKI,
+    tls_server: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deleting a config entry deletes its anchors, and only its own."""
+    monkeypatch.setattr(tls, "BBL_CA_SHA256", printer_pki.pins)
+    tls.clear_context_cache()
+    entry = MockConfigEntry(domain=DOMAIN, entry_id=ENTRY_ID, unique_id=UID)
+    entry.add_to_hass(hass)
+    host = f"127.0.0.1:{tls_server}"
+    await PrinterTrust(hass, ENTRY_ID).context_for(SERIAL, host)
+    await PrinterTrust(hass, "another_entry").context_for(SERIAL, host)
+    assert storage_key(ENTRY_ID) in hass_storage
+
+    await hass.config_entries.async_remove(ENTRY_ID)
+    await hass.async_block_till_done()
+    assert storage_key(ENTRY_ID) not in hass_storage
+    assert storage_key("another_entry") in hass_storage
 
 
 async def test_cloud_context(hass: HomeAssistant, tmp_path: Path) -> None:

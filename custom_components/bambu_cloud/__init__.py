@@ -42,7 +42,7 @@ from .issues import (
     sync_token_issue,
 )
 from .services import async_setup_services
-from .trust import PrinterTrust, async_cloud_context
+from .trust import PrinterTrust, async_cloud_context, async_remove_trust
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -77,7 +77,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
     profile = coordinator.data.profile
 
     endpoints = bambu_const.REGIONS[region]
-    trust = PrinterTrust(hass, entry.options.get(CONF_CA_BUNDLE))
+    trust = PrinterTrust(hass, entry.entry_id, entry.options.get(CONF_CA_BUNDLE))
     hub = BambuHub(
         hass.loop,
         CloudSpec(
@@ -132,8 +132,9 @@ async def async_unload_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> bo
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> None:
-    """Drop the entry's repair issues when the entry is deleted."""
+    """Drop the entry's repair issues and stored trust anchors with it."""
     async_delete_entry_issues(hass, entry)
+    await async_remove_trust(hass, entry.entry_id)
 
 
 async def async_remove_config_entry_device(

@@ -9,8 +9,9 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
 from .bambu.auth import AccessToken
+from .bambu.errors import BambuAuthError, BambuError
 from .bambu.hub import Problem, ProblemKind
-from .const import DOMAIN, TOKEN_EXPIRY_WARNING
+from .const import DOMAIN, LOGGER, TOKEN_EXPIRY_WARNING
 from .coordinator import BambuConfigEntry
 
 TLS_CAUSES = ("unknown_ca", "serial_mismatch", "expired", "other")
@@ -60,7 +61,11 @@ def problem_handler(
     def handle(problem: Problem) -> None:
         if problem.kind is ProblemKind.CLOUD_AUTH:
             if problem.active:
-                entry.async_start_reauth(hass)
+                entry.async_create_background_task(
+                    hass,
+                    _confirm_cloud_refusal(hass, entry),
+                    f"{DOMAIN} confirm cloud refusal",
+                )
             return
         serial = problem.serial or ""
         issue_id = _printer_issue_id(problem.kind, serial)
@@ -96,6 +101,25 @@ def problem_handler(
         )
 
     return handle
+
+
+async def _confirm_cloud_refusal(hass: HomeAssistant, entry: BambuConfigEntry) -> None:
+    """Reauth only when the API agrees the token is bad; else retry later.
+
+    The cloud broker answers "not authorised" for more than a revoked token
+    (it has refused valid ones during outages). A 401 from the profile
+    endpoint is proof; anything else is treated as transient, and the hub
+    logs in again after its back-off.
+    """
+    runtime = entry.runtime_data
+    try:
+        await runtime.cloud.get_profile()
+    except BambuAuthError:
+        entry.async_start_reauth(hass)
+        return
+    except BambuError as err:
+        LOGGER.debug("Cannot confirm the broker's refusal over HTTP: %s", err)
+    runtime.hub.retry_cloud()
 
 
 SIGNATURE_ISSUE = "signature"

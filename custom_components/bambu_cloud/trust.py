@@ -1,8 +1,14 @@
-"""Trust anchors of printers, learned once per printer and stored.
+"""Trust anchors of printers, learned from the presented chain and stored.
 
 The first LAN connection to a printer reads the chain it presents (no
 credential sent) and keeps only the certificates whose fingerprints are pinned
-in `bambu.tls.BBL_CA_SHA256`; later connections reuse them. Building contexts
+in `bambu.tls.BBL_CA_SHA256`; later connections reuse them. After the printer
+failed verification with an unknown CA the hub asks for a new look
+(``refresh``): pinned certificates presented now join the stored ones, so a
+first probe answered by another device cannot lock the printer out for ever,
+while trust still never reaches beyond the pins.
+
+Anchors are stored per config entry and removed with it. Building contexts
 and probing are blocking, so both run in the executor.
 """
 
@@ -22,31 +28,56 @@ from .const import DOMAIN
 
 STORAGE_VERSION = 1
 PROBE_TIMEOUT = 10.0
+# Before anchors were kept per entry, every entry shared this store.
+_LEGACY_STORAGE_KEY = f"{DOMAIN}.trust"
+
+
+def storage_key(entry_id: str) -> str:
+    """Where one config entry keeps its printers' anchors."""
+    return f"{DOMAIN}.trust.{entry_id}"
+
+
+async def async_remove_trust(hass: HomeAssistant, entry_id: str) -> None:
+    """Forget the anchors of a deleted config entry."""
+    await Store[dict[str, list[str]]](
+        hass, STORAGE_VERSION, storage_key(entry_id)
+    ).async_remove()
 
 
 class PrinterTrust:
-    """Anchors per printer serial, persisted in Home Assistant storage."""
+    """Anchors per printer serial, persisted in the entry's HA storage."""
 
-    def __init__(self, hass: HomeAssistant, extra_pem: str | None = None) -> None:
-        """Use HA storage; extra_pem is the user's optional CA bundle."""
+    def __init__(
+        self, hass: HomeAssistant, entry_id: str, extra_pem: str | None = None
+    ) -> None:
+        """Use the entry's storage; extra_pem is the user's optional CA bundle."""
         self._hass = hass
         self._store: Store[dict[str, list[str]]] = Store(
-            hass, STORAGE_VERSION, f"{DOMAIN}.trust"
+            hass, STORAGE_VERSION, storage_key(entry_id)
         )
         self._anchors: dict[str, list[str]] | None = None
         self._extra_pem = extra_pem
 
-    async def context_for(self, serial: str, host: str) -> ssl.SSLContext:
-        """A verifying context for the printer; probes its chain the first time."""
+    async def context_for(
+        self, serial: str, host: str, *, refresh: bool = False
+    ) -> ssl.SSLContext:
+        """A verifying context for the printer.
+
+        The chain is probed when nothing is stored yet or when ``refresh``
+        asks for a new look; only pinned certificates are ever kept.
+        """
         anchors = await self._stored(serial)
-        if not anchors:
+        if refresh or not anchors:
             chain = await self._hass.async_add_executor_job(
                 tls.probe_printer_chain, *split_host_port(host), serial, PROBE_TIMEOUT
             )
-            anchors = tls.pinned_anchors(chain)
-            if not anchors and not self._extra_pem:
+            # Keep what was learned before: the new look only adds.
+            learned = tls.pinned_anchors([*anchors, *chain])
+            if not learned and not self._extra_pem:
                 raise TrustError("unknown_ca")
-            await self._save(serial, anchors)
+            if learned != anchors:
+                await self._save(serial, learned)
+            anchors = learned
         try:
             return await self._hass.async_add_executor_job(
                 tls.printer_context, anchors, self._extra_pem
@@ -66,7 +97,14 @@ class PrinterTrust:
 
     async def _load(self) -> dict[str, list[str]]:
         if self._anchors is None:
-            self._anchors = await self._store.async_load() or {}
+            stored = await self._store.async_load()
+            if stored is None:
+                # First use of the per-entry store: the shared one of older
+                # versions is dropped; printers are probed again (pins only).
+                await Store[dict[str, list[str]]](
+                    self._hass, STORAGE_VERSION, _LEGACY_STORAGE_KEY
+                ).async_remove()
+            self._anchors = stored or {}
         return self._anchors
 
 
