@@ -1401,3 +1401,72 @@ async def test_probe_failure_retried_with_backoff(
     await until(lambda: link.lan_connected)
     assert len(attempts) == 2
     assert error_records(caplog) == [f"{X1_SERIAL}: establishing trust failed"]
+
+
+async def test_failing_problem_handler_is_contained(
+    make_hub: HubFactory, lan: Lan, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The owner's problem handler raising: logged, the link still recovers."""
+
+    async def untrusted(
+        serial: str, host: str, *, refresh: bool = False
+    ) -> ssl.SSLContext:
+        raise TrustError("unknown_ca")
+
+    hub = make_hub(printer_context=untrusted, probe_retry=SLOW)
+
+    def broken(problem: Problem) -> None:
+        raise RuntimeError("handler bug")
+
+    hub._on_problem = broken
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.retry is not None)
+    assert link.tls_problem == "unknown_ca"
+    assert any(m.startswith("Handling Problem(") for m in error_records(caplog))
+
+    # A second schedule replaces the first; none after stop.
+    first = link.retry
+    assert first is not None
+    hub._schedule_probe(link, refresh=True)
+    assert first.cancelled()
+    await hub.stop()
+    hub._schedule_probe(link, refresh=True)
+    assert link.retry is None
+
+
+async def test_settle_logs_failures_and_passes_cancellation_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A failed task is logged; cancelling the waiter still cancels it."""
+    loop = asyncio.get_running_loop()
+
+    async def fails_when_cancelled() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise RuntimeError("cleanup bug") from None
+
+    task = loop.create_task(fails_when_cancelled())
+    await asyncio.sleep(0)
+    task.cancel()
+    await hub_module._settle(task, "Cleanup")
+    assert error_records(caplog) == ["Cleanup failed"]
+
+    release = asyncio.Event()
+
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            await release.wait()
+
+    inner = loop.create_task(slow())
+    await asyncio.sleep(0)
+    waiter = loop.create_task(hub_module._settle(inner, "Slow"))
+    await asyncio.sleep(0.01)
+    waiter.cancel()
+    await asyncio.sleep(0.01)
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter

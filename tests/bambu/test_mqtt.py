@@ -1206,3 +1206,25 @@ async def test_retry_after_auth_refusal(cloud: Cloud) -> None:
         await session.stop()
     session.retry()
     assert session._task is None
+
+
+async def test_stop_can_be_cancelled(cloud: Cloud) -> None:
+    """Cancelling stop() itself is not swallowed."""
+    session, _ = make_session(cloud.client_context, cloud.broker.port)
+    release = asyncio.Event()
+
+    async def slow_to_stop() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            await release.wait()
+
+    session._task = asyncio.get_running_loop().create_task(slow_to_stop())
+    await asyncio.sleep(0)
+    stopping = asyncio.get_running_loop().create_task(session.stop())
+    await asyncio.sleep(0.01)
+    stopping.cancel()
+    await asyncio.sleep(0.01)
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping

@@ -150,10 +150,6 @@ class ContextFactory(Protocol):
         """Return the context; raise TrustError or OSError."""
 
 
-def _probe_backoff() -> Backoff:
-    return RetryPolicy(minimum=LAN_PROBE_RETRY, maximum=LAN_PROBE_RETRY_MAX).backoff()
-
-
 @dataclass(slots=True, eq=False)
 class PrinterLink:
     """A printer's state, its listeners and which session feeds it."""
@@ -171,7 +167,8 @@ class PrinterLink:
     tls_problem: str | None = None
     retry: asyncio.TimerHandle | None = None
     reprobe: bool = False
-    probe_backoff: Backoff = field(default_factory=_probe_backoff)
+    # When to look at the chain again; the hub passes its probe policy.
+    probe_backoff: Backoff = field(default_factory=Backoff)
     lan_up: bool = False
     available: bool = False
     failed_listeners: set[int] = field(default_factory=set)
@@ -220,7 +217,8 @@ async def _settle(task: asyncio.Future[Any], what: str) -> None:
     try:
         await task
     except asyncio.CancelledError:
-        if not task.cancelled():
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
             raise  # the waiter itself is being cancelled
     except Exception:
         _LOGGER.exception("%s failed", what)

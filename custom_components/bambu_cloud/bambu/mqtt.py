@@ -221,7 +221,8 @@ class MqttSession:
             try:
                 await task
             except asyncio.CancelledError:
-                if not task.cancelled():
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
                     raise  # stop() itself was cancelled
             except Exception:
                 _LOGGER.exception("%s: session task failed", self.name)
