@@ -15,6 +15,13 @@ go2rtc docker binary" as an ERROR. Outside a container the integration stays
 off without a binary anyway. Cameras play without it: the P1/A1 JPEG camera
 as MJPEG, RTSP(S) through the stream integration and FFmpeg.
 
+With ``--offline`` (the demo and the e2e tests, whose every server is on
+127.0.0.1 and which must dial nothing else) the members that reach beyond
+this machine are left out as well: ``homeassistant_alerts`` fetches
+alerts.home-assistant.io (an ERROR without the internet), ``dhcp`` sniffs the
+LAN and looks its neighbours up in DNS, ``ssdp`` and ``zeroconf`` send
+multicast discovery to every interface.
+
 The file is written when missing, and rewritten while its first line is
 :data:`MARKER` (so it follows Home Assistant upgrades); delete that line to
 keep your own edits. A file that is exactly what earlier versions wrote
@@ -35,6 +42,9 @@ MARKER = "# Written by tools/hass_config.py; delete this line to keep your edits
 EXCLUDED = {"go2rtc"}
 """``default_config`` members left out (see the module docstring)."""
 
+ONLINE_ONLY = {"homeassistant_alerts", "dhcp", "ssdp", "zeroconf"}
+"""Members that reach beyond this machine, left out of offline configurations."""
+
 # What scripts/develop wrote before: replaced, as it fails in a container.
 LEGACY = """\
 default_config:
@@ -54,6 +64,13 @@ HEADER = """\
 # Cameras play without it (MJPEG directly, RTSP through stream and FFmpeg).
 """
 
+OFFLINE_HEADER = """\
+#
+# Offline: every server of the demo is on 127.0.0.1 and nothing else is
+# dialled, so also without homeassistant_alerts (fetches from the internet),
+# dhcp, ssdp and zeroconf (discovery on the LAN).
+"""
+
 
 def default_config_integrations() -> list[str]:
     """``default_config``'s dependencies in the installed Home Assistant.
@@ -71,13 +88,18 @@ def default_config_integrations() -> list[str]:
     return sorted(dependencies)
 
 
-def configuration(*, port: int | None = None, log_level: str = "info") -> str:
+def configuration(
+    *, port: int | None = None, log_level: str = "info", offline: bool = False
+) -> str:
     """The configuration.yaml text."""
+    excluded = EXCLUDED | ONLINE_ONLY if offline else EXCLUDED
     lines = [HEADER.format(marker=MARKER)]
+    if offline:
+        lines.append(OFFLINE_HEADER)
     lines += [
         f"{domain}:\n"
         for domain in default_config_integrations()
-        if domain not in EXCLUDED
+        if domain not in excluded
     ]
     if port is not None:
         lines.append(f"\nhttp:\n  server_host: 127.0.0.1\n  server_port: {port}\n")
@@ -91,7 +113,11 @@ def configuration(*, port: int | None = None, log_level: str = "info") -> str:
 
 
 def write_configuration(
-    config_dir: Path, *, port: int | None = None, log_level: str = "info"
+    config_dir: Path,
+    *,
+    port: int | None = None,
+    log_level: str = "info",
+    offline: bool = False,
 ) -> bool:
     """Write ``configuration.yaml`` unless the user owns it; True if written."""
     path = config_dir / "configuration.yaml"
@@ -100,7 +126,7 @@ def write_configuration(
         if not (current.startswith(MARKER) or current == LEGACY):
             return False
     config_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(configuration(port=port, log_level=log_level))
+    path.write_text(configuration(port=port, log_level=log_level, offline=offline))
     return True
 
 
@@ -110,9 +136,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("config_dir", type=Path)
     parser.add_argument("--port", type=int, help="HTTP port (127.0.0.1 only)")
     parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="leave out what needs the internet (demo, e2e)",
+    )
     args = parser.parse_args(argv)
     if not write_configuration(
-        args.config_dir, port=args.port, log_level=args.log_level
+        args.config_dir,
+        port=args.port,
+        log_level=args.log_level,
+        offline=args.offline,
     ):
         path = args.config_dir / "configuration.yaml"
         sys.stdout.write(f"[hass_config] keeping your {path}\n")

@@ -33,10 +33,16 @@ async def farm(socket_enabled: None, tmp_path: Path) -> AsyncIterator[VirtualFar
 
 @pytest.fixture
 async def hass_process(farm: VirtualFarm, tmp_path: Path) -> AsyncIterator[HassProcess]:
-    """A real Home Assistant pointed at the farm by the demo launcher."""
+    """A real Home Assistant pointed at the farm by the demo launcher.
+
+    It must also shut down without logging an error (the tests check the log
+    while running; this checks what the stop added).
+    """
     process = HassProcess(config=tmp_path / "config", port=free_port())
     try:
         await process.start(tmp_path / "farm.json")
         yield process
     finally:
         await process.stop()
+    problems = process.log_problems()
+    assert not problems, "\n\n".join(problems)
