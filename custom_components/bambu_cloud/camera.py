@@ -128,8 +128,8 @@ class BambuRtspsCamera(BambuCamera):
         if self.link.tls_problem is not None:
             return None
         relay = await self._async_relay(spec.lan_host)
-        if relay.tls_failure is not None:
-            # Until the entry reloads, like the hub's LAN session.
+        if relay.refusing:
+            # Tried again after a back-off, like the hub's re-probe.
             return None
         return bambu_camera.relay_url(await relay.start(), spec.access_code)
 

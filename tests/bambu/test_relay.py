@@ -325,6 +325,62 @@ async def test_trust_error_before_dialling(
     assert camera.sni_seen == []
 
 
+async def test_refused_printer_is_tried_again_after_backoff(
+    camera: RtspServer, make_relay: tuple[RelayFactory, Events]
+) -> None:
+    """A refusal is not for ever: after the back-off, trust is checked again.
+
+    The first contexts trust nothing (an impostor answered the first probe);
+    once the hub's re-probe recovered the anchors, the relay plays again
+    without a reload, and a second refusal waits twice as long.
+    """
+    make, events = make_relay
+    now = [1000.0]
+    trusted = [False]
+
+    async def context() -> ssl.SSLContext:
+        if not trusted[0]:
+            raise TrustError("unknown_ca")
+        return await real()
+
+    real = make(camera.port)._context_factory
+    relay = make(
+        camera.port,
+        context_factory=context,
+        refuse_for=(60.0, 100.0),
+        clock=lambda: now[0],
+    )
+    port = await relay.start()
+
+    async def attempt(request: bytes = b"") -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        data = b""
+        with contextlib.suppress(ConnectionResetError):
+            data = await asyncio.wait_for(reader.read(12), 5)
+        writer.close()
+        return data
+
+    assert await attempt() == b""
+    assert relay.refusing
+    assert events.failures == ["unknown_ca"]
+    now[0] += 59
+    assert await attempt() == b""
+    assert events.failures == ["unknown_ca"]  # not dialled: still waiting
+    now[0] += 2
+    assert not relay.refusing
+    assert await attempt() == b""  # tried again, still untrusted
+    assert events.failures == ["unknown_ca", "unknown_ca"]
+    now[0] += 99
+    assert relay.refusing  # the second wait is longer (capped at 100 s)
+    now[0] += 2
+    trusted[0] = True
+    assert await attempt(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n") == b"RTSP/1.0 200"
+    assert relay.tls_failure is None
+    assert not relay.refusing
+    assert events.verified == 1
+
+
 async def test_unreachable_printer_is_tried_again(
     make_relay: tuple[RelayFactory, Events], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -13,7 +13,11 @@ read a single byte from the local side. From then on it copies bytes both
 ways, with bounded buffers and back-pressure (``drain``); when either side
 ends, both are closed. A printer that fails verification never gets a byte:
 the local connection is closed, ``on_tls_failure`` is told why, and later
-local connections are refused without dialling (a new relay tries again).
+local connections are refused without dialling until a back-off has passed
+(60 s, doubling up to an hour, as the hub re-probes an untrusted printer);
+then the next local connection tries the printer again, with full
+verification, so a printer whose trust was recovered plays again without a
+reload.
 
 The relay does not look at the bytes and never sees the access code as such:
 the client authenticates to the printer itself, inside the verified TLS. That
@@ -30,6 +34,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -46,6 +51,10 @@ BUFFER_BYTES: Final = 256 * 1024
 MAX_CONNECTIONS: Final = 8
 CONNECT_TIMEOUT: Final = 10.0
 CLOSE_TIMEOUT: Final = 2.0
+# After a verification failure: refuse without dialling for this long,
+# doubling per failure up to the maximum; reset by a verified connection.
+REFUSE_MIN: Final = 60.0
+REFUSE_MAX: Final = 3600.0
 
 type SslContextFactory = Callable[[], Awaitable[ssl.SSLContext]]
 type TlsFailureCallback = Callable[[str], None]
@@ -65,6 +74,8 @@ class RtspRelay:
         on_verified: Callable[[], None] | None = None,
         connect_timeout: float = CONNECT_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        refuse_for: tuple[float, float] = (REFUSE_MIN, REFUSE_MAX),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Prepare the relay; nothing listens until ``start``."""
         self.host = host
@@ -79,6 +90,10 @@ class RtspRelay:
         self._start_lock = asyncio.Lock()
         self._handlers: set[asyncio.Task[object]] = set()
         self._port = 0
+        self._refuse_min, self._refuse_max = refuse_for
+        self._refuse_delay = 0.0
+        self._refused_until = 0.0
+        self._clock = clock
         self.tls_failure: str | None = None
         self.connections = 0
         self.forwarded = 0
@@ -94,6 +109,11 @@ class RtspRelay:
     def port(self) -> int | None:
         """The loopback port while listening, else None."""
         return self._port if self._server is not None else None
+
+    @property
+    def refusing(self) -> bool:
+        """Whether the printer failed verification and the back-off runs."""
+        return self.tls_failure is not None and self._clock() < self._refused_until
 
     @property
     def active(self) -> int:
@@ -135,7 +155,7 @@ class RtspRelay:
         """Serve one local connection; never raises into asyncio's server."""
         if (
             self._server is None
-            or self.tls_failure is not None
+            or self.refusing
             or len(self._handlers) >= self._max_connections
         ):
             _LOGGER.debug("%s: camera relay refused a connection", self.serial)
@@ -187,6 +207,8 @@ class RtspRelay:
                 "%s: camera relay cannot reach the printer: %r", self.serial, err
             )
             return None
+        self.tls_failure = None
+        self._refuse_delay = 0.0
         if self._on_verified is not None:
             self._on_verified()
         return reader, writer
@@ -199,6 +221,10 @@ class RtspRelay:
                 kind,
             )
         self.tls_failure = kind
+        self._refuse_delay = min(
+            max(self._refuse_delay * 2, self._refuse_min), self._refuse_max
+        )
+        self._refused_until = self._clock() + self._refuse_delay
         if self._on_tls_failure is not None:
             self._on_tls_failure(kind)
 
