@@ -336,6 +336,31 @@ async def test_greets_on_connect(
     assert calls.problems == []
 
 
+@pytest.mark.parametrize(
+    ("key", "serial"),
+    [("device/#", "device/#"), ("A+B", "A+B"), ("01S00C000000001", "00M09A350100001")],
+)
+async def test_set_printers_refuses_invalid_serials(
+    make_hub: HubFactory, caplog: pytest.LogCaptureFixture, key: str, serial: str
+) -> None:
+    """A malformed serial (or one that disagrees with its key) never gets a link.
+
+    The library defends itself whoever built the spec: no topic, no session.
+    """
+    hub = make_hub()
+    bad = {
+        key: PrinterSpec(
+            serial=serial, model=lookup_model(serial=serial), name="x", access_code=None
+        )
+    }
+    hub.set_printers(bad)
+    hub.set_printers(bad)
+    assert hub.printers == {}
+    assert caplog.text.count("invalid serial") == 1
+    with pytest.raises(KeyError):
+        hub.listen(key, lambda changed: None)
+
+
 async def test_set_printers_follows_bind_list_without_reconnect(
     make_hub: HubFactory,
     broker: MqttBroker,

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from . import commands
 from .auth import AppCertificate
 from .const import PrinterModel
+from .models import valid_serial
 from .mqtt import Backoff, MqttSession, RetryPolicy, SessionConfig, SessionStatus
 from .state import ChangeSet, CommandAck, PrinterState, affected_views
 from .tls import classify_tls_error
@@ -252,6 +253,7 @@ class BambuHub:
             minimum=LAN_PROBE_RETRY, maximum=LAN_PROBE_RETRY_MAX
         )
         self._stopped = False
+        self._rejected: set[str] = set()
         self.certificate = certificate
         self._clock = clock
         self._pending: dict[tuple[str, str], asyncio.Future[CommandAck]] = {}
@@ -338,6 +340,13 @@ class BambuHub:
             self.cloud.unsubscribe(link.report_topic)
             self._background(self._stop_lan(link))
         for serial, spec in specs.items():
+            if not valid_serial(serial) or spec.serial != serial:
+                # Whoever built the spec: a serial becomes a topic level and
+                # the TLS server name, so a malformed one never gets there.
+                if serial not in self._rejected:
+                    self._rejected.add(serial)
+                    _LOGGER.warning("Ignoring a printer with an invalid serial")
+                continue
             existing = self.printers.get(serial)
             if existing is None:
                 link = self.printers[serial] = PrinterLink(
