@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,23 @@ async def browser() -> AsyncIterator[object]:
             await browser.close()
 
 
+class _Quiet:
+    """When the page last started a request (map tiles included)."""
+
+    def __init__(self, page: Any) -> None:
+        self.last = time.monotonic()
+        page.on("request", self._request)
+
+    def _request(self, _request: object) -> None:
+        self.last = time.monotonic()
+
+    async def wait(self, page: Any, quiet: float = 1.0, within: float = 15.0) -> None:
+        """Until no request started for ``quiet`` seconds (at most ``within``)."""
+        deadline = time.monotonic() + within
+        while time.monotonic() - self.last < quiet and time.monotonic() < deadline:
+            await page.wait_for_timeout(200)
+
+
 async def _onboard(page: object, hass: HassProcess) -> None:
     await page.goto(hass.url)  # type: ignore[attr-defined]
     await page.get_by_text("Create my smart home").click()  # type: ignore[attr-defined]
@@ -67,11 +85,16 @@ async def _onboard(page: object, hass: HassProcess) -> None:
         if await create.is_enabled():
             break
         await page.wait_for_timeout(500)  # type: ignore[attr-defined]
+    quiet = _Quiet(page)
     await create.click()
     for _ in range(10):
         await page.wait_for_timeout(800)  # type: ignore[attr-defined]
         if "onboarding" not in page.url:  # type: ignore[attr-defined]
             return
+        # As a person would: the location step's map zooms in after it loads,
+        # and leaving it mid-animation makes Leaflet throw (a frontend error
+        # in Home Assistant's log).
+        await quiet.wait(page)
         for label in ("Next", "Finish"):
             button = page.get_by_role("button", name=label)  # type: ignore[attr-defined]
             if await button.count():
