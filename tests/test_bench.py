@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from homeassistant.const import EVENT_STATE_REPORTED
 from homeassistant.core import HomeAssistant
 
 from tools.bench import Plan, render, summarise, targets
-from tools.bench_ha import run_integration
+from tools.bench_ha import _Session, run_integration
 from tools.bench_workload import report_fields, run_publish_only
 
 
@@ -31,6 +32,8 @@ async def test_integration_run_measures(
     assert single["published"] == single["received"] == printers * 4
     assert single["writes_per_report"] == 1.0
     assert double["writes_per_report"] == 2.0
+    # No entity rewrites an unchanged state (state_reported costs CPU too).
+    assert single["reported_writes"] == double["reported_writes"] == 0
     assert single["unmatched_primary_writes"] == 0
     latency = single["latency"]
     assert latency["samples"] == printers * 4
@@ -40,6 +43,21 @@ async def test_integration_run_measures(
     assert single["handle_us_per_report"] > 0
     assert result["available_s"] >= result["setup_s"] > 0
     assert result["peak_rss_kib"] > 0
+
+
+async def test_unchanged_writes_are_counted(hass: HomeAssistant) -> None:
+    """A write of an unchanged state is a state_reported, counted apart."""
+    session = _Session(hass, fleet=None, models={})  # type: ignore[arg-type]
+    session.tracked = frozenset({"sensor.tracked"})
+    unlisten = hass.bus.async_listen(
+        EVENT_STATE_REPORTED, session.on_state_reported, event_filter=session.is_tracked
+    )
+    for entity_id in ("sensor.tracked", "sensor.other"):
+        for _ in range(3):
+            hass.states.async_set(entity_id, "20")
+    await hass.async_block_till_done()
+    unlisten()
+    assert session.counters.reported == 2
 
 
 async def test_publish_only_run(socket_enabled: None, tmp_path: Path) -> None:
@@ -71,6 +89,7 @@ def test_summary_and_targets() -> None:
         "received": 200,
         "reports_per_s": 100.0,
         "writes_per_report": 1.0,
+        "reported_writes_per_report": 0.0,
         "latency": {"p50_ms": 1.0, "p99_ms": 3.0, "max_ms": 4.0, "samples": 200},
         "cpu_us_per_report": 900.0,
         "read_callback_us_per_report": 300.0,
@@ -109,8 +128,14 @@ def test_summary_and_targets() -> None:
     assert row["cpu_integration_us_per_report"] == 400.0
     assert row["integration_core_percent"] == 4.0
     assert row["rss_per_printer_kib"] == 1000.0
+    assert row["reported_per_report"] == 0.0
     statuses = [t["status"] for t in targets(plan, raw, summary["rows"])]
     assert statuses == ["FAIL", "PASS", "PASS"]
     text = render(summary)
     assert "k sweep" in text
+    assert "unchanged/rep" in text
     assert "[FAIL] state writes per report" in text
+    # Exact changed writes but one unchanged write per report also fails.
+    run["windows"] = [{**window, "reported_writes_per_report": 1.0}]
+    statuses = [t["status"] for t in targets(plan, raw, summarise(plan, raw)["rows"])]
+    assert statuses[0] == "FAIL"

@@ -2,7 +2,8 @@
 
 The P1S (JPEG camera) has a LAN host: its own TLS MQTT broker and a port-6000
 style camera server share a Bambu-shaped test PKI (CA without key usage, leaf
-CN = serial, no SAN) pinned by monkeypatching ``tls.BBL_CA_SHA256``. In
+CN = serial, no SAN) whose CA is the integration's only pin (``configure_library``,
+which also points the camera ports at the test servers). In
 ``lan_entry`` the X1C (RTSPS camera) reports over the cloud broker and its LAN
 host is a closed port. The relay tests give the X1C a LAN broker and a TLS
 RTSP camera (tests/bambu/rtsp_server.py) on the port the relay dials, with a
@@ -15,7 +16,7 @@ import asyncio
 import base64
 import re
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.bambu_cloud.bambu import camera as bambu_camera
-from custom_components.bambu_cloud.bambu import tls
+from custom_components.bambu_cloud.bambu.config import BambuConfig, Ports
 from custom_components.bambu_cloud.const import CONF_HOST, CONF_PRINTERS, DOMAIN
 from tools.virtual_printer.broker import MqttBroker
 from tools.virtual_printer.printer import VirtualPrinter
@@ -78,18 +79,18 @@ class P1SLan:
 
 @pytest.fixture
 async def p1s_lan(
-    socket_enabled: None, pki: TestPKI, monkeypatch: pytest.MonkeyPatch
+    socket_enabled: None,
+    pki: TestPKI,
+    configure_library: Callable[..., BambuConfig],
 ) -> AsyncIterator[P1SLan]:
     """LAN broker + camera of the P1S, one pinned Bambu-shaped CA."""
     printer_ca = pki.root("Test Printer CA")
     leaf = pki.server(printer_ca, P1S_SERIAL)
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", frozenset({printer_ca.sha256}))
-    tls.clear_context_cache()
     broker = MqttBroker(server_context(leaf), users={"bblp": CODE})
     cam = CameraServer(server_context(leaf), CODE)
     await broker.start()
     await cam.start()
-    monkeypatch.setattr(bambu_camera, "JPEG_PORT", cam.port)
+    configure_library(pins=frozenset({printer_ca.sha256}), ports=Ports(jpeg=cam.port))
     printer = VirtualPrinter(broker, P1S_SERIAL, "P1S")
     printer.attach()
     yield P1SLan(broker, cam)
@@ -334,12 +335,9 @@ class X1CLan:
 
 
 @pytest.fixture
-def printer_ca(pki: TestPKI, monkeypatch: pytest.MonkeyPatch) -> IssuedCert:
-    """The pinned Bambu-shaped CA of the X1C."""
-    ca = pki.root("Test Printer CA")
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", frozenset({ca.sha256}))
-    tls.clear_context_cache()
-    return ca
+def printer_ca(pki: TestPKI) -> IssuedCert:
+    """The pinned Bambu-shaped CA of the X1C (pinned by ``x1c_lan``)."""
+    return pki.root("Test Printer CA")
 
 
 @pytest.fixture
@@ -380,16 +378,19 @@ def camera_leaf(
 @pytest.fixture
 async def x1c_lan(
     printers: dict[str, VirtualPrinter],
+    printer_ca: IssuedCert,
     broker_leaf: IssuedCert,
     camera_leaf: IssuedCert,
-    monkeypatch: pytest.MonkeyPatch,
+    configure_library: Callable[..., BambuConfig],
 ) -> AsyncIterator[X1CLan]:
     """LAN broker + RTSPS camera of the X1C on 127.0.0.1."""
     broker = MqttBroker(server_context(broker_leaf), users={"bblp": X1C_CODE})
     camera = RtspServer(server_context(camera_leaf), X1C_CODE, track=opaque_track())
     await broker.start()
     await camera.start()
-    monkeypatch.setattr(bambu_camera, "RTSPS_PORT", camera.port)
+    configure_library(
+        pins=frozenset({printer_ca.sha256}), ports=Ports(rtsps=camera.port)
+    )
     printers["x1c"].add_mirror(broker)
     yield X1CLan(broker, camera)
     await camera.stop()

@@ -20,7 +20,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.bambu_cloud.const import DOMAIN
-from custom_components.bambu_cloud.image import MAX_REDIRECTS
+from custom_components.bambu_cloud.image import MAX_COVER_BYTES, MAX_REDIRECTS
 from tools.virtual_printer.printer import VirtualPrinter
 
 from .bambu.certs import IssuedCert, TestPKI, server_context
@@ -30,6 +30,8 @@ from .helpers import state_of, wait_for
 TASKS = "/v1/user-service/my/tasks"
 PNG = b"\x89PNG\r\n\x1a\n" + b"benchy" * 10
 JPEG = b"\xff\xd8\xff\xdb" + b"cube" * 10
+# One byte more than a cover may have.
+TOO_LARGE = PNG + bytes(MAX_COVER_BYTES + 1 - len(PNG))
 
 
 @dataclass
@@ -362,8 +364,8 @@ async def test_content_type(
     [
         Cover(b"", status=404),
         Cover(b"<html>nope</html>", "text/html"),
-        Cover(PNG * 10),
-        Cover(PNG * 10, chunked=True),
+        Cover(TOO_LARGE),
+        Cover(TOO_LARGE, chunked=True),
     ],
     ids=["missing", "not_an_image", "too_large", "too_large_chunked"],
 )
@@ -378,20 +380,19 @@ async def test_bad_cover(
     """A cover that cannot be used shows no image; a later request retries."""
     covers.covers["benchy.png"] = cover
     mock_config_entry.add_to_hass(hass)
-    with patch("custom_components.bambu_cloud.image.MAX_COVER_BYTES", len(PNG) * 5):
-        await hass.config_entries.async_setup(mock_config_entry.entry_id)
-        await settle(hass)
-        x1c = image_entity(hass, X1C["dev_id"])
-        assert state_of(hass, x1c) == STATE_UNKNOWN
-        status, _, _ = await fetch(hass_client, x1c)
-        assert status == HTTPStatus.INTERNAL_SERVER_ERROR
-        assert covers.hits == {"benchy.png": 2}
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await settle(hass)
+    x1c = image_entity(hass, X1C["dev_id"])
+    assert state_of(hass, x1c) == STATE_UNKNOWN
+    status, _, _ = await fetch(hass_client, x1c)
+    assert status == HTTPStatus.INTERNAL_SERVER_ERROR
+    assert covers.hits == {"benchy.png": 2}
 
-        covers.covers["benchy.png"] = Cover(PNG)
-        status, body, _ = await fetch(hass_client, x1c)
-        assert (status, body) == (HTTPStatus.OK, PNG)
-        assert state_of(hass, x1c) not in (STATE_UNKNOWN, STATE_UNAVAILABLE)
-        assert covers.hits == {"benchy.png": 3}
+    covers.covers["benchy.png"] = Cover(PNG)
+    status, body, _ = await fetch(hass_client, x1c)
+    assert (status, body) == (HTTPStatus.OK, PNG)
+    assert state_of(hass, x1c) not in (STATE_UNKNOWN, STATE_UNAVAILABLE)
+    assert covers.hits == {"benchy.png": 3}
 
 
 async def _setup_and_fetch(

@@ -5,19 +5,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import socket
 import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from unittest.mock import patch
 
 import pytest
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.bambu_cloud.bambu import tls
+from custom_components.bambu_cloud.bambu.config import BambuConfig, Ports, Timeouts
 from custom_components.bambu_cloud.bambu.const import RegionEndpoints, lookup_model
 from custom_components.bambu_cloud.bambu.hub import (
     BambuHub,
@@ -49,9 +49,24 @@ def printer_pki(tmp_path: Path) -> PrinterPKI:
     return PrinterPKI.create(tmp_path, SERIAL)
 
 
+def trust_config(pins: frozenset[str], **changes: Any) -> BambuConfig:
+    """The library's configuration of these tests: its pins, no cloud."""
+    endpoints = RegionEndpoints(
+        api_url="http://127.0.0.1:1",
+        web_url="http://127.0.0.1:1",
+        mqtt_host="127.0.0.1",
+    )
+    return BambuConfig(endpoints=endpoints, pins=pins, **changes)
+
+
 @contextlib.contextmanager
-def serve_tls(context: ssl.SSLContext) -> Iterator[int]:
-    """A printer-like TLS endpoint that presents its chain, then closes."""
+def serve_tls(
+    context: ssl.SSLContext, accepted: list[None] | None = None
+) -> Iterator[int]:
+    """A printer-like TLS endpoint that presents its chain, then closes.
+
+    Every connection (a probe, here) is counted in ``accepted``.
+    """
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(5)
     stop = threading.Event()
@@ -62,6 +77,8 @@ def serve_tls(context: ssl.SSLContext) -> Iterator[int]:
                 conn, _ = listener.accept()
             except OSError:
                 return
+            if accepted is not None:
+                accepted.append(None)
             try:
                 with context.wrap_socket(conn, server_side=True) as tls_conn:
                     tls_conn.recv(1)
@@ -107,14 +124,9 @@ def impostor(tmp_path: Path, other_ca: IssuedCert) -> tuple[IssuedCert, IssuedCe
 
 
 @pytest.fixture
-def pins(
-    printer_pki: PrinterPKI, other_ca: IssuedCert, monkeypatch: pytest.MonkeyPatch
-) -> frozenset[str]:
+def pins(printer_pki: PrinterPKI, other_ca: IssuedCert) -> frozenset[str]:
     """Pin the printer's CA and the other CA (never the impostor's own)."""
-    value = printer_pki.pins | {other_ca.sha256}
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", value)
-    tls.clear_context_cache()
-    return value
+    return printer_pki.pins | {other_ca.sha256}
 
 
 def stored(hass_storage: dict[str, Any], entry_id: str = ENTRY_ID) -> list[bytes]:
@@ -136,31 +148,52 @@ def verifies(context: ssl.SSLContext, port: int) -> bool:
 
 
 async def test_probe_once_then_reuse(
-    hass: HomeAssistant,
-    printer_pki: PrinterPKI,
-    tls_server: int,
-    monkeypatch: pytest.MonkeyPatch,
+    hass: HomeAssistant, socket_enabled: None, printer_pki: PrinterPKI
 ) -> None:
     """The chain is probed on first use, stored, and reused afterwards."""
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", printer_pki.pins)
-    tls.clear_context_cache()
-    trust = PrinterTrust(hass, ENTRY_ID)
-    context = await trust.context_for(SERIAL, f"127.0.0.1:{tls_server}")
-    assert context.verify_mode is ssl.CERT_REQUIRED
-    assert context.check_hostname
+    config = trust_config(printer_pki.pins)
+    probes: list[None] = []
+    with serve_tls(printer_pki.server_context(), probes) as port:
+        trust = PrinterTrust(hass, ENTRY_ID, config)
+        context = await trust.context_for(SERIAL, f"127.0.0.1:{port}")
+        assert context.verify_mode is ssl.CERT_REQUIRED
+        assert context.check_hostname
+        assert len(probes) == 1
 
-    again = PrinterTrust(hass, ENTRY_ID)
-    with patch.object(tls, "probe_printer_chain", side_effect=AssertionError):
-        assert await again.context_for(SERIAL, f"127.0.0.1:{tls_server}") is context
+        again = PrinterTrust(hass, ENTRY_ID, config)
+        assert await again.context_for(SERIAL, f"127.0.0.1:{port}") is context
+        assert len(probes) == 1
 
 
-async def test_unpinned_chain_refused(
-    hass: HomeAssistant, tls_server: int, monkeypatch: pytest.MonkeyPatch
+async def test_probe_uses_configured_port_and_timeout(
+    hass: HomeAssistant, socket_enabled: None, printer_pki: PrinterPKI
 ) -> None:
+    """A host without a port is probed on the configured printer MQTT port."""
+    probes: list[None] = []
+    with serve_tls(printer_pki.server_context(), probes) as port:
+        config = trust_config(printer_pki.pins, ports=Ports(mqtt=port))
+        await PrinterTrust(hass, ENTRY_ID, config).context_for(SERIAL, "127.0.0.1")
+    assert len(probes) == 1
+
+    # A printer that accepts but never answers: the configured probe timeout.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        config = trust_config(
+            printer_pki.pins,
+            ports=Ports(mqtt=silent.getsockname()[1]),
+            timeouts=Timeouts(probe=0.2),
+        )
+        async with asyncio.timeout(5):
+            with pytest.raises(TimeoutError):
+                await PrinterTrust(hass, "another", config).context_for(
+                    SERIAL, "127.0.0.1"
+                )
+
+
+async def test_unpinned_chain_refused(hass: HomeAssistant, tls_server: int) -> None:
     """A chain without a pinned certificate gives no context at all."""
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", frozenset({"00" * 32}))
+    config = trust_config(frozenset({"00" * 32}))
     with pytest.raises(TrustError) as err:
-        await PrinterTrust(hass, ENTRY_ID).context_for(
+        await PrinterTrust(hass, ENTRY_ID, config).context_for(
             SERIAL, f"127.0.0.1:{tls_server}"
         )
     assert err.value.kind == "unknown_ca"
@@ -171,14 +204,12 @@ async def test_stale_bundle_refused(
     printer_pki: PrinterPKI,
     tls_server: int,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A stored CA bundle that is no longer acceptable is a trust error."""
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", printer_pki.pins)
-    tls.clear_context_cache()
+    config = trust_config(printer_pki.pins)
     stranger = TestPKI(tmp_path / "other").root("Stranger")
     with pytest.raises(TrustError):
-        await PrinterTrust(hass, ENTRY_ID, stranger.pem).context_for(
+        await PrinterTrust(hass, ENTRY_ID, config, stranger.pem).context_for(
             SERIAL, f"127.0.0.1:{tls_server}"
         )
 
@@ -186,9 +217,9 @@ async def test_stale_bundle_refused(
 # ------------------------------------------------- a new look at the chain
 
 
-@pytest.mark.usefixtures("pins")
 async def test_refresh_adds_pinned_anchors_presented_now(
     hass: HomeAssistant,
+    pins: frozenset[str],
     hass_storage: dict[str, Any],
     printer_pki: PrinterPKI,
     other_ca: IssuedCert,
@@ -197,7 +228,7 @@ async def test_refresh_adds_pinned_anchors_presented_now(
 ) -> None:
     """First probe answered by an impostor; a refresh learns the real CA."""
     impostor_ca, impostor_leaf = impostor
-    trust = PrinterTrust(hass, ENTRY_ID)
+    trust = PrinterTrust(hass, ENTRY_ID, trust_config(pins))
     with serve_tls(server_context(impostor_leaf)) as impostor_port:
         first = await trust.context_for(SERIAL, f"127.0.0.1:{impostor_port}")
         assert stored(hass_storage) == [other_ca.der]  # never the impostor's CA
@@ -216,9 +247,9 @@ async def test_refresh_adds_pinned_anchors_presented_now(
     assert impostor_ca.der not in stored(hass_storage)
 
 
-@pytest.mark.usefixtures("pins")
 async def test_refresh_after_no_pinned_anchor(
     hass: HomeAssistant,
+    pins: frozenset[str],
     hass_storage: dict[str, Any],
     printer_pki: PrinterPKI,
     tmp_path: Path,
@@ -228,7 +259,7 @@ async def test_refresh_after_no_pinned_anchor(
     pki = TestPKI(tmp_path / "bare")
     own_ca = pki.root("Bare Impostor CA")
     leaf = pki.server(own_ca, SERIAL)
-    trust = PrinterTrust(hass, ENTRY_ID)
+    trust = PrinterTrust(hass, ENTRY_ID, trust_config(pins))
     with serve_tls(server_context(leaf)) as port, pytest.raises(TrustError):
         await trust.context_for(SERIAL, f"127.0.0.1:{port}")
     assert storage_key(ENTRY_ID) not in hass_storage
@@ -238,9 +269,9 @@ async def test_refresh_after_no_pinned_anchor(
 
 
 @pytest.mark.parametrize("impostor_pinned", [True, False])
-@pytest.mark.usefixtures("pins")
 async def test_hub_recovers_from_an_impostor_first_probe(
     hass: HomeAssistant,
+    pins: frozenset[str],
     hass_storage: dict[str, Any],
     broker: MqttBroker,
     ca: IssuedCert,
@@ -267,21 +298,23 @@ async def test_hub_recovers_from_an_impostor_first_probe(
         printer_pki.server_context(), port=port, users={"bblp": ACCESS_CODE}
     )
     problems: list[Problem] = []
-    trust = PrinterTrust(hass, ENTRY_ID)
     fast = RetryPolicy(minimum=0.05, maximum=0.2, stable_after=1.0)
+    config = trust_config(pins, retry=fast, probe_retry=fast)
+    config = dataclasses.replace(
+        config,
+        endpoints=dataclasses.replace(config.endpoints, mqtt_port=broker.port),
+    )
+    trust = PrinterTrust(hass, ENTRY_ID, config)
     hub = BambuHub(
         hass.loop,
         CloudSpec(
-            host="127.0.0.1",
-            port=broker.port,
             uid=UID,
             token=TOKEN,
             ssl_context=ssl.create_default_context(cadata=ca.pem),
         ),
+        config=config,
         printer_context=trust.context_for,
         on_problem=problems.append,
-        retry=fast,
-        probe_retry=fast,
     )
     try:
         hub.set_printers(
@@ -323,26 +356,24 @@ async def test_anchors_are_stored_per_entry(
     hass: HomeAssistant,
     hass_storage: dict[str, Any],
     printer_pki: PrinterPKI,
-    tls_server: int,
-    monkeypatch: pytest.MonkeyPatch,
+    socket_enabled: None,
 ) -> None:
     """Each entry has its own store; the old shared store is dropped."""
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", printer_pki.pins)
-    tls.clear_context_cache()
+    config = trust_config(printer_pki.pins)
     hass_storage[f"{DOMAIN}.trust"] = {"version": 1, "data": {SERIAL: []}}
-    host = f"127.0.0.1:{tls_server}"
-    await PrinterTrust(hass, "entry_a").context_for(SERIAL, host)
-    assert storage_key("entry_a") == f"{DOMAIN}.trust.entry_a"
-    assert stored(hass_storage, "entry_a") == [printer_pki.root.der]
-    assert f"{DOMAIN}.trust" not in hass_storage
-    assert storage_key("entry_b") not in hass_storage
+    probes: list[None] = []
+    with serve_tls(printer_pki.server_context(), probes) as port:
+        host = f"127.0.0.1:{port}"
+        await PrinterTrust(hass, "entry_a", config).context_for(SERIAL, host)
+        assert storage_key("entry_a") == f"{DOMAIN}.trust.entry_a"
+        assert stored(hass_storage, "entry_a") == [printer_pki.root.der]
+        assert f"{DOMAIN}.trust" not in hass_storage
+        assert storage_key("entry_b") not in hass_storage
+        assert len(probes) == 1
 
-    # Another entry does not see entry_a's anchors: it probes for itself.
-    with patch.object(
-        tls, "probe_printer_chain", wraps=tls.probe_printer_chain
-    ) as probe:
-        await PrinterTrust(hass, "entry_b").context_for(SERIAL, host)
-    assert probe.call_count == 1
+        # Another entry does not see entry_a's anchors: it probes for itself.
+        await PrinterTrust(hass, "entry_b", config).context_for(SERIAL, host)
+    assert len(probes) == 2
     assert stored(hass_storage, "entry_b") == [printer_pki.root.der]
 
 
@@ -351,16 +382,14 @@ async def test_anchors_removed_with_the_entry(
     hass_storage: dict[str, Any],
     printer_pki: PrinterPKI,
     tls_server: int,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Deleting a config entry deletes its anchors, and only its own."""
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", printer_pki.pins)
-    tls.clear_context_cache()
+    config = trust_config(printer_pki.pins)
     entry = MockConfigEntry(domain=DOMAIN, entry_id=ENTRY_ID, unique_id=UID)
     entry.add_to_hass(hass)
     host = f"127.0.0.1:{tls_server}"
-    await PrinterTrust(hass, ENTRY_ID).context_for(SERIAL, host)
-    await PrinterTrust(hass, "another_entry").context_for(SERIAL, host)
+    await PrinterTrust(hass, ENTRY_ID, config).context_for(SERIAL, host)
+    await PrinterTrust(hass, "another_entry", config).context_for(SERIAL, host)
     assert storage_key(ENTRY_ID) in hass_storage
 
     await hass.config_entries.async_remove(ENTRY_ID)

@@ -5,7 +5,9 @@ integration connects to the in-process TLS broker exactly as it connects to
 the real cloud broker, and every figure is taken in this process:
 
 * reports received: calls of the hub's report handler;
-* state writes: ``state_changed`` events of the config entry's entities;
+* state writes: ``state_changed`` events of the config entry's entities,
+  and ``state_reported`` events (a write of an unchanged state: it floods
+  nothing, but costs almost as much CPU as a change);
 * latency: ``perf_counter_ns`` when the printer publishes, to the
   ``state_changed`` event of its nozzle temperature sensor;
 * CPU: process CPU over the window, plus the loop thread's CPU inside the
@@ -29,7 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from homeassistant.const import EVENT_STATE_CHANGED, STATE_UNAVAILABLE
+from homeassistant.const import (
+    EVENT_STATE_CHANGED,
+    EVENT_STATE_REPORTED,
+    STATE_UNAVAILABLE,
+)
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
@@ -69,6 +75,7 @@ class Counters:
 
     received: int = 0
     writes: int = 0
+    reported: int = 0
     other_writes: int = 0
     handle_ns: dict[str, int] = field(default_factory=dict)
     handled: dict[str, int] = field(default_factory=dict)
@@ -173,6 +180,15 @@ class _Session:
         model = self.models[serial]
         counters.latency_ns.setdefault(model, []).append(now - stamp)
 
+    @callback
+    def is_tracked(self, event_data: Any) -> bool:
+        """Event filter: the entry's entities only (required for reports)."""
+        return event_data["entity_id"] in self.tracked
+
+    @callback
+    def on_state_reported(self, event: Event[Any]) -> None:
+        self.counters.reported += 1
+
     def on_publish(self, member: BenchPrinter, seq: int, stamp: int) -> None:
         self.pending[(member.serial, report_key(seq))] = stamp
 
@@ -212,6 +228,10 @@ class _Session:
             "reports_per_s": received / driven.duration if driven.duration else None,
             "writes": counters.writes,
             "writes_per_report": counters.writes / received if received else None,
+            "reported_writes": counters.reported,
+            "reported_writes_per_report": (
+                counters.reported / received if received else None
+            ),
             "other_state_writes": counters.other_writes,
             "latency": latency_summary(samples),
             "latency_by_model": {
@@ -340,6 +360,9 @@ async def _measure(
 ) -> list[dict[str, Any]]:
     hass = session.hass
     unlisten = hass.bus.async_listen(EVENT_STATE_CHANGED, session.on_state_changed)
+    unlisten_reported = hass.bus.async_listen(
+        EVENT_STATE_REPORTED, session.on_state_reported, event_filter=session.is_tracked
+    )
     try:
         if warmup > 0 and ks:
             await drive(session.fleet, duration=warmup, rate=rate, k=max(ks))
@@ -369,6 +392,7 @@ async def _measure(
             windows.append(window)
     finally:
         unlisten()
+        unlisten_reported()
     return windows
 
 

@@ -41,6 +41,7 @@ from .issues import (
     sync_signature_issue,
     sync_token_issue,
 )
+from .library import library_config
 from .services import async_setup_services
 from .trust import PrinterTrust, async_cloud_context, async_remove_trust
 
@@ -70,23 +71,23 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
                 translation_key="invalid_certificate",
                 translation_placeholders={"reason": err.reason},
             ) from err
-    region = bambu_const.Region(entry.data[CONF_REGION])
-    cloud = BambuCloud(async_get_clientsession(hass), region, token.value, certificate)
+    config = library_config(entry.data[CONF_REGION])
+    cloud = BambuCloud(async_get_clientsession(hass), config, token.value, certificate)
     coordinator = BambuCloudCoordinator(hass, entry, cloud)
     await coordinator.async_config_entry_first_refresh()
     profile = coordinator.data.profile
 
-    endpoints = bambu_const.REGIONS[region]
-    trust = PrinterTrust(hass, entry.entry_id, entry.options.get(CONF_CA_BUNDLE))
+    trust = PrinterTrust(
+        hass, entry.entry_id, config, entry.options.get(CONF_CA_BUNDLE)
+    )
     hub = BambuHub(
         hass.loop,
         CloudSpec(
-            host=endpoints.mqtt_host,
-            port=endpoints.mqtt_port,
             uid=profile.uid,
             token=token.value,
-            ssl_context=await async_cloud_context(hass, endpoints),
+            ssl_context=await async_cloud_context(hass, config.endpoints),
         ),
+        config=config,
         printer_context=trust.context_for,
         on_problem=problem_handler(hass, entry),
         certificate=certificate,

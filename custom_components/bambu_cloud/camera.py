@@ -141,7 +141,7 @@ class BambuRtspsCamera(BambuCamera):
         self._relay_host = lan_host
         self._relay = RtspRelay(
             bambu_camera.lan_address(lan_host),
-            bambu_camera.RTSPS_PORT,
+            self.hub.config.ports.rtsps,
             self.serial,
             partial(self._trust.context_for, self.serial, lan_host),
             on_tls_failure=self._relay_tls_failed,
@@ -233,7 +233,7 @@ class BambuJpegCamera(BambuCamera):
             self.serial,
             spec.access_code,
             partial(self._trust.context_for, self.serial, spec.lan_host),
-            port=bambu_camera.JPEG_PORT,
+            port=self.hub.config.ports.jpeg,
         )
         if old is not None:
             await old.stop()

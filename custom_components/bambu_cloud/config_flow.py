@@ -6,6 +6,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import voluptuous as vol
@@ -67,6 +68,7 @@ from .const import (
     MIN_POLL_INTERVAL,
 )
 from .coordinator import BambuConfigEntry
+from .library import library_config
 
 CERTIFICATE_KEYS = (CONF_CERTIFICATE_ID, CONF_PRIVATE_KEY)
 
@@ -445,7 +447,10 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
         certificate: AppCertificate | None = None,
     ) -> BambuCloud:
         return BambuCloud(
-            async_get_clientsession(self.hass), region, token, certificate
+            async_get_clientsession(self.hass),
+            library_config(region),
+            token,
+            certificate,
         )
 
     def _entry_certificate_data(self) -> dict[str, str]:
@@ -505,8 +510,9 @@ class BambuOptionsFlow(OptionsFlowWithReload):
             bundle = str(user_input.get(CONF_CA_BUNDLE) or "").strip()
             try:
                 if bundle:
+                    pins = library_config(self.config_entry.data[CONF_REGION]).pins
                     await self.hass.async_add_executor_job(
-                        tls.validate_user_bundle, bundle
+                        partial(tls.validate_user_bundle, bundle, pins=pins)
                     )
             except tls.TlsBundleError as err:
                 errors[CONF_CA_BUNDLE] = "invalid_bundle"

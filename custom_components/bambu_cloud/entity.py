@@ -14,7 +14,6 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .bambu import hub as hub_module
 from .bambu.commands import Command
 from .bambu.const import PrinterModel, lookup_model
 from .bambu.hub import (
@@ -176,8 +175,7 @@ async def async_send_command(
     A signature refusal also raises the printer's signing repair issue.
     """
     try:
-        # Read at call time: the default argument binds at definition time.
-        await hub.async_command(serial, command, ack_within=hub_module.COMMAND_TIMEOUT)
+        await hub.async_command(serial, command)
     except NotConnectedError as err:
         raise HomeAssistantError(
             translation_domain=DOMAIN, translation_key="printer_not_connected"

@@ -4,16 +4,19 @@ Both entities compare each report with the previous one. The first state seen
 after Home Assistant starts, or after the printer comes back from being
 unavailable, is only remembered: a restart or reconnect fires nothing. After a
 reconnect the cached state may be older than the printer, so the first report
-that follows (within SETTLE_SECONDS) replaces the remembered state silently.
+that follows (within SETTLE_SECONDS, timed by Home Assistant's scheduler)
+replaces the remembered state silently.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Final
 
 from homeassistant.components.event import EventEntity, EventEntityDescription
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.event import async_call_later
 
 from .bambu.hub import AVAILABILITY
 from .bambu.state import ChangeSet, HmsEntry
@@ -83,12 +86,14 @@ class _BambuTransitionEvent(BambuPrinterEntity, EventEntity):
 
     _views: frozenset[str]
     _has_baseline = False
-    # While set (loop time), the next report replaces the baseline silently.
-    _settle_until: float | None = None
+    # Set while settling (the next report replaces the baseline silently):
+    # cancels the timer that ends the window.
+    _cancel_settling: CALLBACK_TYPE | None = None
 
     async def async_added_to_hass(self) -> None:
         """Take the baseline if the printer already reports."""
         await super().async_added_to_hass()
+        self.async_on_remove(self._stop_settling)
         if self.available:
             self._remember()
             self._has_baseline = True
@@ -102,21 +107,27 @@ class _BambuTransitionEvent(BambuPrinterEntity, EventEntity):
             self._has_baseline = True
             if not changed - _NO_REPORT:
                 # Back without a report yet: the cached state may be stale.
-                self._settle_until = self.hass.loop.time() + SETTLE_SECONDS
-        elif self._settling() and changed - _NO_REPORT:
+                self._stop_settling()
+                self._cancel_settling = async_call_later(
+                    self.hass, SETTLE_SECONDS, self._settled
+                )
+        elif self._cancel_settling is not None and changed - _NO_REPORT:
             self._remember()
-            self._settle_until = None
+            self._stop_settling()
         elif not self._views.isdisjoint(changed):
             self._compare()
         super()._handle_change(changed)
 
-    def _settling(self) -> bool:
-        if self._settle_until is None:
-            return False
-        if self.hass.loop.time() < self._settle_until:
-            return True
-        self._settle_until = None
-        return False
+    @callback
+    def _settled(self, _now: datetime) -> None:
+        """The window passed without a report: compare from now on."""
+        self._cancel_settling = None
+
+    @callback
+    def _stop_settling(self) -> None:
+        if self._cancel_settling is not None:
+            self._cancel_settling()
+            self._cancel_settling = None
 
     @callback
     def _fire(self, event_type: str, attributes: dict[str, Any]) -> None:

@@ -1,8 +1,8 @@
 """Tests for the LAN camera library (custom_components/.../bambu/camera.py).
 
 A real TLS camera server on 127.0.0.1 (tests/bambu/camera_server.py) with a
-Bambu-shaped test PKI (CA without key usage, leaf CN = serial, no SAN) that is
-pinned by monkeypatching ``tls.BBL_CA_SHA256``. Every client and server is
+Bambu-shaped test PKI (CA without key usage, leaf CN = serial, no SAN) whose
+CA is the only pin of the clients' TLS context. Every client and server is
 stopped at the end of its test.
 """
 
@@ -88,16 +88,13 @@ async def until(condition: Callable[[], bool], within: float = TIMEOUT) -> None:
 
 
 @pytest.fixture
-def printer_pki(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PrinterPKI:
-    pki = PrinterPKI.create(tmp_path / "pki", serial=SERIAL)
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", pki.pins)
-    tls.clear_context_cache()
-    return pki
+def printer_pki(tmp_path: Path) -> PrinterPKI:
+    return PrinterPKI.create(tmp_path / "pki", serial=SERIAL)
 
 
 @pytest.fixture
 def client_context(printer_pki: PrinterPKI) -> ssl.SSLContext:
-    return tls.build_printer_context([printer_pki.root.der])
+    return tls.build_printer_context([printer_pki.root.der], pins=printer_pki.pins)
 
 
 @pytest.fixture
@@ -208,8 +205,8 @@ def test_client_strips_mqtt_port() -> None:
     async def context() -> ssl.SSLContext:  # pragma: no cover - never called
         raise AssertionError
 
-    client = JpegStreamClient("10.0.0.7:8883", SERIAL, CODE, context)
-    assert (client.host, client.port) == ("10.0.0.7", camera.JPEG_PORT)
+    client = JpegStreamClient("10.0.0.7:8883", SERIAL, CODE, context, port=6000)
+    assert (client.host, client.port) == ("10.0.0.7", 6000)
     assert client.frame is None
     assert not client.auth_failed
     assert client.viewers == 0

@@ -24,10 +24,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from custom_components.bambu_cloud.bambu import commands, tls
 from custom_components.bambu_cloud.bambu import hub as hub_module
 from custom_components.bambu_cloud.bambu.auth import AppCertificate
-from custom_components.bambu_cloud.bambu.const import lookup_model
+from custom_components.bambu_cloud.bambu.config import (
+    LAN_PORT,
+    BambuConfig,
+    Ports,
+    Timeouts,
+    Watchdog,
+)
+from custom_components.bambu_cloud.bambu.const import RegionEndpoints, lookup_model
 from custom_components.bambu_cloud.bambu.hub import (
     AVAILABILITY,
-    LAN_PORT,
     BambuHub,
     CloudSpec,
     CommandError,
@@ -119,6 +125,17 @@ FAST = RetryPolicy(minimum=0.05, maximum=0.2, stable_after=1.0)
 SLOW = RetryPolicy(minimum=30.0, maximum=30.0)
 
 
+def hub_config(broker: MqttBroker, **changes: Any) -> BambuConfig:
+    """The library's configuration for the test cloud broker."""
+    endpoints = RegionEndpoints(
+        api_url="http://127.0.0.1:1",
+        web_url="http://127.0.0.1:1",
+        mqtt_host="127.0.0.1",
+        mqtt_port=broker.port,
+    )
+    return BambuConfig(endpoints=endpoints, **changes)
+
+
 @pytest.fixture
 def cloud_context(ca: IssuedCert) -> ssl.SSLContext:
     """Trusts the cloud broker's CA (certificate for 127.0.0.1)."""
@@ -147,11 +164,10 @@ class Lan:
 
 
 @pytest.fixture
-async def lan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Lan]:
+async def lan(tmp_path: Path) -> AsyncIterator[Lan]:
     """The X1C's LAN broker (CN = serial, pinned CA) with its printer attached."""
     printer_pki = PrinterPKI.create(tmp_path / "printer", serial=X1_SERIAL)
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", printer_pki.pins)
-    context = tls.build_printer_context([printer_pki.root.der])
+    context = tls.build_printer_context([printer_pki.root.der], pins=printer_pki.pins)
     broker = MqttBroker(printer_pki.server_context(), users={"bblp": ACCESS_CODE})
     await broker.start()
     printer = VirtualPrinter(broker, X1_SERIAL, "X1C")
@@ -185,22 +201,18 @@ class HubFactory:
         token: str = TOKEN,
         context: ssl.SSLContext | None = None,
         clock: Callable[[], float] | None = None,
-        probe_retry: RetryPolicy = FAST,
+        **config: Any,
     ) -> BambuHub:
+        """A hub with fast retries; ``config`` overrides BambuConfig fields."""
         extra: dict[str, Any] = {} if clock is None else {"clock": clock}
         hub = BambuHub(
             asyncio.get_running_loop(),
-            CloudSpec(
-                host="127.0.0.1",
-                port=self.broker.port,
-                uid=UID,
-                token=token,
-                ssl_context=context or self.context,
+            CloudSpec(uid=UID, token=token, ssl_context=context or self.context),
+            config=hub_config(
+                self.broker, **{"retry": FAST, "probe_retry": FAST, **config}
             ),
             printer_context=printer_context,
             on_problem=self.calls.problems.append,
-            retry=FAST,
-            probe_retry=probe_retry,
             **extra,
         )
         self.hubs.append(hub)
@@ -278,6 +290,12 @@ def cloud_client_id(hub: BambuHub) -> str:
 def test_split_host_port(value: str, expected: tuple[str, int]) -> None:
     """Only an unambiguous "host:port" overrides the LAN MQTT port."""
     assert split_host_port(value) == expected
+
+
+def test_split_host_port_default_is_an_argument() -> None:
+    """The port used without ":port" is the caller's (the configured one)."""
+    assert split_host_port("192.168.1.20", 1884) == ("192.168.1.20", 1884)
+    assert split_host_port("192.168.1.20:1883", 1884) == ("192.168.1.20", 1883)
 
 
 def test_trust_error_keeps_kind() -> None:
@@ -458,7 +476,7 @@ async def test_cloud_outage_availability(
 async def test_request_full_report_rate_limited(
     make_hub: HubFactory, x1c: VirtualPrinter
 ) -> None:
-    """At most one pushall per MIN_PUSHALL_SPACING unless forced."""
+    """At most one pushall per configured spacing unless forced."""
     clock = FakeClock()
     hub = make_hub(clock=clock)
     hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
@@ -467,7 +485,7 @@ async def test_request_full_report_rate_limited(
     assert commands_of(x1c).count("pushall") == 1  # the greeting (forced)
 
     assert hub.request_full_report(X1_SERIAL) is False
-    clock.now += hub_module.MIN_PUSHALL_SPACING - 1
+    clock.now += hub.config.watchdog.pushall_spacing - 1
     assert hub.request_full_report(X1_SERIAL) is False
     clock.now += 1
     assert hub.request_full_report(X1_SERIAL) is True
@@ -482,14 +500,13 @@ async def test_watchdog_one_pushall_per_window(
     make_hub: HubFactory,
     broker: MqttBroker,
     x1c: VirtualPrinter,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A silent, available printer gets exactly one pushall per spacing window."""
-    monkeypatch.setattr(hub_module, "WATCHDOG_INTERVAL", 0.01)
-    monkeypatch.setattr(hub_module, "SILENCE_BEFORE_PUSHALL", 6.0)
-    monkeypatch.setattr(hub_module, "MIN_PUSHALL_SPACING", 30.0)
     clock = FakeClock()
-    hub = make_hub(clock=clock)
+    hub = make_hub(
+        clock=clock,
+        watchdog=Watchdog(interval=0.01, silence=6.0, pushall_spacing=30.0),
+    )
     hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
     await hub.start()
     link = hub.printers[X1_SERIAL]
@@ -602,13 +619,8 @@ async def test_ack_without_handler(
     """Acks resolve the waiting command and never touch the state."""
     hub = BambuHub(
         asyncio.get_running_loop(),
-        CloudSpec(
-            host="127.0.0.1",
-            port=broker.port,
-            uid=UID,
-            token=TOKEN,
-            ssl_context=cloud_context,
-        ),
+        CloudSpec(uid=UID, token=TOKEN, ssl_context=cloud_context),
+        config=hub_config(broker),
         printer_context=no_lan,
         on_problem=lambda problem: None,
     )
@@ -700,6 +712,20 @@ async def test_lan_preferred_then_cloud_takes_over(
     await lan.broker.start()
     await until(lambda: link.lan_connected)
     await until(lambda: "pushall" in commands_of(lan.printer)[lan_before:])
+
+
+async def test_lan_port_is_configured(
+    make_hub: HubFactory, x1c: VirtualPrinter, lan: Lan
+) -> None:
+    """A LAN host without a port dials the configured printer MQTT port."""
+    hub = make_hub(printer_context=lan.factory, ports=Ports(mqtt=lan.broker.port))
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host="127.0.0.1")})
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.lan_connected)
+    assert link.lan is not None
+    assert link.lan.config.port == lan.broker.port
+    assert lan.factory_calls == [(X1_SERIAL, "127.0.0.1")]
 
 
 async def test_lan_host_change_restarts_lan_only(
@@ -955,13 +981,13 @@ async def test_lan_serial_mismatch(
     make_hub: HubFactory,
     x1c: VirtualPrinter,
     pki: TestPKI,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A LAN certificate for another serial: Problem(TLS, serial_mismatch)."""
     printer_ca = pki.root("Test Printer CA")
     leaf = pki.server(printer_ca, "00M00A999999999")
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", frozenset({printer_ca.sha256}))
-    context = tls.build_printer_context([printer_ca.der])
+    context = tls.build_printer_context(
+        [printer_ca.der], pins=frozenset({printer_ca.sha256})
+    )
     lan_broker = MqttBroker(server_context(leaf), users={"bblp": ACCESS_CODE})
     await lan_broker.start()
 
@@ -1101,6 +1127,21 @@ async def test_async_command_timeout(make_hub: HubFactory, x1c: VirtualPrinter) 
         await hub.async_command(
             X1_SERIAL, commands.ledctrl("chamber_light", True), ack_within=0.1
         )
+    assert hub._pending == {}
+
+
+async def test_async_command_timeout_is_configured(
+    make_hub: HubFactory, x1c: VirtualPrinter
+) -> None:
+    """Without ``ack_within`` the configured acknowledgement timeout applies."""
+    hub = make_hub(timeouts=Timeouts(command_ack=0.1))
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+    await hub.start()
+    await until(lambda: hub.printers[X1_SERIAL].available)
+    x1c.detach()
+    async with asyncio.timeout(2):
+        with pytest.raises(CommandTimeoutError):
+            await hub.async_command(X1_SERIAL, commands.ledctrl("chamber_light", True))
     assert hub._pending == {}
 
 
@@ -1283,8 +1324,7 @@ async def test_watchdog_survives_a_failing_round(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """An exception in a watchdog round is logged once; the rounds go on."""
-    monkeypatch.setattr(hub_module, "WATCHDOG_INTERVAL", 0.01)
-    hub = make_hub()
+    hub = make_hub(watchdog=Watchdog(interval=0.01))
     rounds: list[int] = []
 
     def broken() -> None:
@@ -1333,11 +1373,9 @@ async def test_cloud_refusal_retried_on_request(
 
 
 @pytest.fixture
-def other_ca(tmp_path: Path, lan: Lan, monkeypatch: pytest.MonkeyPatch) -> IssuedCert:
+def other_ca(tmp_path: Path) -> IssuedCert:
     """Another pinned CA, which the real printer does not chain to."""
-    other = TestPKI(tmp_path / "other").root("Other Pinned CA")
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", lan.pki.pins | {other.sha256})
-    return other
+    return TestPKI(tmp_path / "other").root("Other Pinned CA")
 
 
 async def test_unknown_ca_on_connect_reprobes(
@@ -1348,7 +1386,8 @@ async def test_unknown_ca_on_connect_reprobes(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Anchors learned from an impostor: refused, looked at again, connected."""
-    learned_wrong = tls.build_printer_context([other_ca.der])
+    pins = lan.pki.pins | {other_ca.sha256}
+    learned_wrong = tls.build_printer_context([other_ca.der], pins=pins)
     refreshes: list[bool] = []
 
     async def factory(

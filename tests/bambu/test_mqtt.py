@@ -113,6 +113,7 @@ def make_session(
     username: str = USER,
     retry: RetryPolicy | None = None,
     backoff: Backoff | None = None,
+    check_interval: float = mqtt.MISC_INTERVAL,
 ) -> tuple[MqttSession, Recorder]:
     """A session with a fast back-off and a recorder for its callbacks."""
     recorder = Recorder()
@@ -126,6 +127,7 @@ def make_session(
             server_hostname=server_hostname,
             keepalive=keepalive,
             client_id_prefix="test",
+            check_interval=check_interval,
         ),
         loop=asyncio.get_running_loop(),
         on_message=recorder.on_message,
@@ -488,13 +490,10 @@ def test_wrap_without_tls_context_is_paho_behaviour() -> None:
         client._ssl_wrap_socket(sock)
 
 
-async def test_server_hostname_is_sent_as_sni(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_server_hostname_is_sent_as_sni(tmp_path: Path) -> None:
     """A printer is dialled by IP but SNI and the name check use the serial."""
     printer = PrinterPKI.create(tmp_path / "printer", serial=SERIAL)
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", printer.pins)
-    context = tls.build_printer_context([printer.root.der])
+    context = tls.build_printer_context([printer.root.der], pins=printer.pins)
     broker = MqttBroker(printer.server_context(), users={"bblp": "12345678"})
     await broker.start()
     session, _ = make_session(
@@ -516,13 +515,10 @@ async def test_server_hostname_is_sent_as_sni(
         await broker.stop()
 
 
-async def test_server_hostname_mismatch_is_tls_failed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_server_hostname_mismatch_is_tls_failed(tmp_path: Path) -> None:
     """A certificate for another serial fails the name check."""
     printer = PrinterPKI.create(tmp_path / "printer", serial="01P00A000000999")
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", printer.pins)
-    context = tls.build_printer_context([printer.root.der])
+    context = tls.build_printer_context([printer.root.der], pins=printer.pins)
     broker = MqttBroker(printer.server_context(), users={"bblp": "12345678"})
     await broker.start()
     session, rec = make_session(
@@ -538,6 +534,35 @@ async def test_server_hostname_mismatch_is_tls_failed(
     finally:
         await session.stop()
         await broker.stop()
+
+
+async def test_connect_timeout_is_configured(cloud: Cloud) -> None:
+    """A broker that never answers the handshake: the configured timeout ends
+    the attempt (the default would wait 15 s)."""
+    recorder = Recorder()
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        session = MqttSession(
+            SessionConfig(
+                host="127.0.0.1",
+                port=silent.getsockname()[1],
+                username=USER,
+                password=PASSWORD,
+                ssl_context=cloud.client_context,
+                keepalive=1,
+                connect_timeout=0.2,
+            ),
+            loop=asyncio.get_running_loop(),
+            on_message=recorder.on_message,
+            on_status=recorder.on_status,
+            backoff=Backoff(30.0, 30.0),
+        )
+        try:
+            session.start()
+            await until(lambda: recorder.count(SessionStatus.DISCONNECTED) >= 1)
+            errors = [e for s, e in recorder.statuses if e is not None]
+            assert [type(e) for e in errors] == [TimeoutError]
+        finally:
+            await session.stop()
 
 
 async def test_closed_port_retries(cloud: Cloud) -> None:
@@ -566,15 +591,14 @@ class SilentBroker(MqttBroker):
         super()._send(session, data)
 
 
-async def test_keepalive_detects_dead_connection(
-    pki: TestPKI, ca: IssuedCert, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_keepalive_detects_dead_connection(pki: TestPKI, ca: IssuedCert) -> None:
     """No PINGRESP within the keepalive: the misc loop drops and reconnects."""
-    monkeypatch.setattr(mqtt, "MISC_INTERVAL", 0.05)
     leaf = pki.server(ca, "mqtt.test", san=["127.0.0.1"])
     broker = SilentBroker(server_context(leaf), users={USER: PASSWORD})
     await broker.start()
-    session, rec = make_session(_client_context(ca), broker.port, keepalive=1)
+    session, rec = make_session(
+        _client_context(ca), broker.port, keepalive=1, check_interval=0.05
+    )
     try:
         session.start()
         await until(lambda: session.connected)
@@ -588,12 +612,11 @@ async def test_keepalive_detects_dead_connection(
         await broker.stop()
 
 
-async def test_keepalive_pings_keep_connection(
-    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_keepalive_pings_keep_connection(cloud: Cloud) -> None:
     """With a live broker, pings keep the same connection past the keepalive."""
-    monkeypatch.setattr(mqtt, "MISC_INTERVAL", 0.05)
-    session, rec = make_session(cloud.client_context, cloud.broker.port, keepalive=1)
+    session, rec = make_session(
+        cloud.client_context, cloud.broker.port, keepalive=1, check_interval=0.05
+    )
     try:
         session.start()
         await until(lambda: session.connected)
@@ -610,8 +633,9 @@ async def test_misc_loop_without_client_closes(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """loop_misc reporting no connection ends the connected phase."""
-    monkeypatch.setattr(mqtt, "MISC_INTERVAL", 0.05)
-    session, rec = make_session(cloud.client_context, cloud.broker.port)
+    session, rec = make_session(
+        cloud.client_context, cloud.broker.port, check_interval=0.05
+    )
     try:
         session.start()
         await until(lambda: session.connected)
@@ -1030,8 +1054,9 @@ async def test_read_and_write_exceptions_drop_the_connection(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """paho raising from loop_read/loop_write/loop_misc: a new connection."""
-    monkeypatch.setattr(mqtt, "MISC_INTERVAL", 0.05)
-    session, rec = make_session(cloud.client_context, cloud.broker.port)
+    session, rec = make_session(
+        cloud.client_context, cloud.broker.port, check_interval=0.05
+    )
 
     def broken(*args: Any) -> Any:
         raise struct.error("bad packet")

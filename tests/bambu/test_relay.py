@@ -2,8 +2,8 @@
 
 Everything runs over real sockets on 127.0.0.1: a TLS RTSP camera
 (tests/bambu/rtsp_server.py) or a TLS echo server with a Bambu-shaped test
-PKI (CA without key usage, leaf CN = serial, no SAN) pinned by monkeypatching
-``tls.BBL_CA_SHA256``. Clients are a small RTSP client written here and, when
+PKI (CA without key usage, leaf CN = serial, no SAN) whose CA is the only pin
+of the relay's TLS context. Clients are a small RTSP client written here and, when
 the ``ffmpeg`` binary is installed, FFmpeg itself (what Home Assistant's
 stream worker and go2rtc run).
 """
@@ -64,16 +64,13 @@ def closed_port() -> int:
 
 
 @pytest.fixture
-def printer_pki(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PrinterPKI:
-    pki = PrinterPKI.create(tmp_path / "printer", serial=SERIAL)
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", pki.pins)
-    tls.clear_context_cache()
-    return pki
+def printer_pki(tmp_path: Path) -> PrinterPKI:
+    return PrinterPKI.create(tmp_path / "printer", serial=SERIAL)
 
 
 @pytest.fixture
 def client_context(printer_pki: PrinterPKI) -> ssl.SSLContext:
-    return tls.build_printer_context([printer_pki.root.der])
+    return tls.build_printer_context([printer_pki.root.der], pins=printer_pki.pins)
 
 
 @dataclass

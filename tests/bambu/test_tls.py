@@ -6,10 +6,11 @@ test) present certificates from a test PKI shaped like Bambu's.
 
 from __future__ import annotations
 
+import inspect
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,12 +141,9 @@ def refused(
 
 
 @pytest.fixture
-def pki(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PrinterPKI:
-    """Test PKI whose CA is the only pinned certificate."""
-    tls.clear_context_cache()
-    result = PrinterPKI.create(tmp_path, SERIAL)
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", result.pins)
-    return result
+def pki(tmp_path: Path) -> PrinterPKI:
+    """Test PKI whose CA is the only certificate of ``pki.pins``."""
+    return PrinterPKI.create(tmp_path, SERIAL)
 
 
 # --------------------------------------------------------------------------
@@ -170,11 +168,11 @@ def test_test_pki_shape(pki: PrinterPKI) -> None:
 
 def test_strict_mode_rejects_ca_without_key_usage(pki: PrinterPKI) -> None:
     """Why VERIFY_X509_STRICT is cleared: strict OpenSSL refuses such a CA."""
-    strict = tls.build_printer_context([pki.root.der])
+    strict = tls.build_printer_context([pki.root.der], pins=pki.pins)
     strict.verify_flags |= ssl.VERIFY_X509_STRICT
     with tls_server(pki.server_context()) as server:
         refused(strict, server.port, SERIAL)
-        lenient = tls.build_printer_context([pki.root.der])
+        lenient = tls.build_printer_context([pki.root.der], pins=pki.pins)
         assert connect(lenient, server.port, SERIAL) == b"pong"
 
 
@@ -187,7 +185,7 @@ def test_probe_reads_chain_and_sends_nothing(pki: PrinterPKI) -> None:
         chain = tls.probe_printer_chain("127.0.0.1", server.port, SERIAL, TIMEOUT)
         [conn] = server.wait_for(1)
     assert chain == [pki.leaf.der, pki.root.der]
-    assert tls.pinned_anchors(chain) == [pki.root.der]
+    assert tls.pinned_anchors(chain, pins=pki.pins) == [pki.root.der]
     assert conn.server_name == SERIAL
     assert conn.received == b""
 
@@ -270,7 +268,7 @@ def test_to_der_variants(pki: PrinterPKI) -> None:
 
 
 def test_verified_connection_sni_and_cn(pki: PrinterPKI) -> None:
-    ctx = tls.build_printer_context([pki.root.der])
+    ctx = tls.build_printer_context([pki.root.der], pins=pki.pins)
     with tls_server(pki.server_context()) as server:
         assert connect(ctx, server.port, SERIAL) == b"pong"
         [conn] = server.wait_for(1)
@@ -283,7 +281,9 @@ def test_probe_then_connect(pki: PrinterPKI) -> None:
     """The whole flow: probe, keep pinned anchors, verify with them."""
     with tls_server(pki.server_context()) as server:
         chain = tls.probe_printer_chain("127.0.0.1", server.port, SERIAL, TIMEOUT)
-        ctx = tls.printer_context(tls.pinned_anchors(chain))
+        ctx = tls.printer_context(
+            tls.pinned_anchors(chain, pins=pki.pins), pins=pki.pins
+        )
         assert connect(ctx, server.port, SERIAL) == b"pong"
         conns = server.wait_for(2)
     assert [c.server_name for c in conns] == [SERIAL, SERIAL]
@@ -292,8 +292,8 @@ def test_probe_then_connect(pki: PrinterPKI) -> None:
 def test_serial_matched_via_common_name(pki: PrinterPKI) -> None:
     """The leaf has no SAN: only the CN fallback lets the serial match, so
     turning it off refuses the right serial (proves the setting matters)."""
-    ctx = tls.build_printer_context([pki.root.der])
-    no_cn = tls.build_printer_context([pki.root.der])
+    ctx = tls.build_printer_context([pki.root.der], pins=pki.pins)
+    no_cn = tls.build_printer_context([pki.root.der], pins=pki.pins)
     no_cn.hostname_checks_common_name = False
     with tls_server(pki.server_context()) as server:
         assert connect(ctx, server.port, SERIAL) == b"pong"
@@ -303,7 +303,7 @@ def test_serial_matched_via_common_name(pki: PrinterPKI) -> None:
 
 
 def test_wrong_serial_refused(pki: PrinterPKI) -> None:
-    ctx = tls.build_printer_context([pki.root.der])
+    ctx = tls.build_printer_context([pki.root.der], pins=pki.pins)
     with tls_server(pki.server_context()) as server:
         err = refused(ctx, server.port, OTHER_SERIAL)
         [conn] = server.wait_for(1)
@@ -313,14 +313,14 @@ def test_wrong_serial_refused(pki: PrinterPKI) -> None:
     assert not conn.handshake_ok or conn.received == b""
 
 
-def test_unpinned_ca_refused(pki: PrinterPKI, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", frozenset({"00" * 32}))
+def test_unpinned_ca_refused(pki: PrinterPKI) -> None:
+    pins = frozenset({"00" * 32})
     with tls_server(pki.server_context()) as server:
         chain = tls.probe_printer_chain("127.0.0.1", server.port, SERIAL, TIMEOUT)
-        anchors = tls.pinned_anchors(chain)
+        anchors = tls.pinned_anchors(chain, pins=pins)
         assert anchors == []
         # Even a caller that passes the CA anyway gets nothing trusted.
-        ctx = tls.build_printer_context([pki.root.der])
+        ctx = tls.build_printer_context([pki.root.der], pins=pins)
         assert ctx.get_ca_certs() == []
         err = refused(ctx, server.port, SERIAL)
     assert err.verify_code == 19  # self-signed certificate in certificate chain
@@ -332,7 +332,7 @@ def test_other_ca_refused(pki: PrinterPKI, tmp_path: Path) -> None:
     maker = TestPKI(tmp_path / "other")
     other_root = maker.root("Other CA")
     leaf = maker.server(other_root, SERIAL, chain=[])
-    ctx = tls.build_printer_context([pki.root.der])
+    ctx = tls.build_printer_context([pki.root.der], pins=pki.pins)
     with tls_server(server_context(leaf)) as server:
         err = refused(ctx, server.port, SERIAL)
     assert err.verify_code in {20, 21}
@@ -342,7 +342,7 @@ def test_other_ca_refused(pki: PrinterPKI, tmp_path: Path) -> None:
 def test_expired_leaf_refused(pki: PrinterPKI, tmp_path: Path) -> None:
     maker = TestPKI(tmp_path / "expired")
     leaf = maker.server(pki.root, SERIAL, expired=True)
-    ctx = tls.build_printer_context([pki.root.der])
+    ctx = tls.build_printer_context([pki.root.der], pins=pki.pins)
     with tls_server(server_context(leaf)) as server:
         err = refused(ctx, server.port, SERIAL)
     assert err.verify_code == 10
@@ -352,7 +352,7 @@ def test_expired_leaf_refused(pki: PrinterPKI, tmp_path: Path) -> None:
 def test_not_yet_valid_leaf_refused(pki: PrinterPKI, tmp_path: Path) -> None:
     maker = TestPKI(tmp_path / "future")
     leaf = maker.server(pki.root, SERIAL, not_yet_valid=True)
-    ctx = tls.build_printer_context([pki.root.der])
+    ctx = tls.build_printer_context([pki.root.der], pins=pki.pins)
     with tls_server(server_context(leaf)) as server:
         err = refused(ctx, server.port, SERIAL)
     assert err.verify_code == 9
@@ -360,25 +360,25 @@ def test_not_yet_valid_leaf_refused(pki: PrinterPKI, tmp_path: Path) -> None:
 
 
 def test_ip_address_as_hostname_refused(pki: PrinterPKI) -> None:
-    ctx = tls.build_printer_context([pki.root.der])
+    ctx = tls.build_printer_context([pki.root.der], pins=pki.pins)
     with tls_server(pki.server_context()) as server:
         err = refused(ctx, server.port, "127.0.0.1")
     assert err.verify_code == 64
     assert tls.classify_tls_error(err) == "serial_mismatch"
 
 
-def test_rsa_pki(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rsa_pki(tmp_path: Path) -> None:
     """The real BBL CA is RSA; make sure nothing depends on the key type."""
     rsa_pki = PrinterPKI.create(tmp_path, SERIAL, key_type="rsa")
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", rsa_pki.pins)
+    pins = rsa_pki.pins
     with tls_server(rsa_pki.server_context()) as server:
         chain = tls.probe_printer_chain("127.0.0.1", server.port, SERIAL, TIMEOUT)
-        ctx = tls.build_printer_context(tls.pinned_anchors(chain))
+        ctx = tls.build_printer_context(tls.pinned_anchors(chain, pins=pins), pins=pins)
         assert connect(ctx, server.port, SERIAL) == b"pong"
 
 
 def test_context_settings(pki: PrinterPKI) -> None:
-    ctx = tls.build_printer_context([pki.root.der, pki.root.der])
+    ctx = tls.build_printer_context([pki.root.der, pki.root.der], pins=pki.pins)
     assert ctx.verify_mode == ssl.CERT_REQUIRED
     assert ctx.check_hostname
     assert ctx.hostname_checks_common_name
@@ -391,10 +391,10 @@ def test_context_settings(pki: PrinterPKI) -> None:
 # Intermediate chains (root -> device CA -> printer), like P2S / H2* / X2D.
 
 
-def test_intermediate_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_intermediate_chain(tmp_path: Path) -> None:
     chain_pki = PrinterPKI.create(tmp_path, SERIAL, with_intermediate=True)
     assert chain_pki.intermediate is not None
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", frozenset({chain_pki.root.sha256}))
+    pins = frozenset({chain_pki.root.sha256})
     with tls_server(chain_pki.server_context()) as server:
         chain = tls.probe_printer_chain("127.0.0.1", server.port, SERIAL, TIMEOUT)
         assert chain == [
@@ -402,63 +402,65 @@ def test_intermediate_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             chain_pki.intermediate.der,
             chain_pki.root.der,
         ]
-        anchors = tls.pinned_anchors(chain)
+        anchors = tls.pinned_anchors(chain, pins=pins)
         assert anchors == [chain_pki.root.der]
-        assert connect(tls.build_printer_context(anchors), server.port, SERIAL)
-        err = refused(tls.build_printer_context(anchors), server.port, OTHER_SERIAL)
+        assert connect(
+            tls.build_printer_context(anchors, pins=pins), server.port, SERIAL
+        )
+        err = refused(
+            tls.build_printer_context(anchors, pins=pins), server.port, OTHER_SERIAL
+        )
     assert tls.classify_tls_error(err) == "serial_mismatch"
 
 
-def test_pinned_intermediate_without_root(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_pinned_intermediate_without_root(tmp_path: Path) -> None:
     """The printer omits the root; the presented intermediate is pinned."""
     maker = TestPKI(tmp_path)
     root = maker.root("Test BBL CA2 RSA", key_usage=True)
     inter = maker.intermediate(root)
     leaf = maker.server(inter, SERIAL, chain=[inter])
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", frozenset({root.sha256, inter.sha256}))
+    pins = frozenset({root.sha256, inter.sha256})
     with tls_server(server_context(leaf)) as server:
         chain = tls.probe_printer_chain("127.0.0.1", server.port, SERIAL, TIMEOUT)
         assert chain == [leaf.der, inter.der]
-        anchors = tls.pinned_anchors(chain)
+        anchors = tls.pinned_anchors(chain, pins=pins)
         assert anchors == [inter.der]
-        assert connect(tls.build_printer_context(anchors), server.port, SERIAL)
+        assert connect(
+            tls.build_printer_context(anchors, pins=pins), server.port, SERIAL
+        )
 
 
-def test_unpinned_intermediate_needs_root_or_bundle(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unpinned_intermediate_needs_root_or_bundle(tmp_path: Path) -> None:
     """Only the root is pinned and the printer omits it: refused, until the
     user adds the root (or a chaining intermediate) as a bundle."""
     maker = TestPKI(tmp_path)
     root = maker.root()
     inter = maker.intermediate(root)
     leaf = maker.server(inter, SERIAL, chain=[inter])
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", frozenset({root.sha256}))
+    pins = frozenset({root.sha256})
     with tls_server(server_context(leaf)) as server:
         chain = tls.probe_printer_chain("127.0.0.1", server.port, SERIAL, TIMEOUT)
-        assert tls.pinned_anchors(chain) == []
-        err = refused(tls.build_printer_context([]), server.port, SERIAL)
+        assert tls.pinned_anchors(chain, pins=pins) == []
+        err = refused(tls.build_printer_context([], pins=pins), server.port, SERIAL)
         assert tls.classify_tls_error(err) == "unknown_ca"
-        with_root = tls.build_printer_context([], extra_pem=root.pem)
+        with_root = tls.build_printer_context([], extra_pem=root.pem, pins=pins)
         assert connect(with_root, server.port, SERIAL) == b"pong"
 
 
-def test_user_bundle_intermediate_with_stored_root(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_user_bundle_intermediate_with_stored_root(tmp_path: Path) -> None:
     """Printer presents only its leaf; anchors hold the root; bundle adds the
     (unpinned) intermediate that chains to it."""
     maker = TestPKI(tmp_path)
     root = maker.root()
     inter = maker.intermediate(root)
     leaf = maker.server(inter, SERIAL, chain=[])
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", frozenset({root.sha256}))
+    pins = frozenset({root.sha256})
     with tls_server(server_context(leaf)) as server:
-        err = refused(tls.build_printer_context([root.der]), server.port, SERIAL)
+        err = refused(
+            tls.build_printer_context([root.der], pins=pins), server.port, SERIAL
+        )
         assert tls.classify_tls_error(err) == "unknown_ca"
-        ctx = tls.build_printer_context([root.der], extra_pem=inter.pem)
+        ctx = tls.build_printer_context([root.der], extra_pem=inter.pem, pins=pins)
         assert connect(ctx, server.port, SERIAL) == b"pong"
 
 
@@ -474,10 +476,12 @@ class BundlePKI:
     leaf: IssuedCert
     stranger: IssuedCert
     stranger_inter: IssuedCert
+    pins: frozenset[str]
 
 
 @pytest.fixture
-def bundle_pki(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> BundlePKI:
+def bundle_pki(tmp_path: Path) -> BundlePKI:
+    """Only ``root`` is pinned."""
     maker = TestPKI(tmp_path)
     root = maker.root()
     inter = maker.intermediate(root, "Test Device CA A")
@@ -485,34 +489,44 @@ def bundle_pki(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> BundlePKI:
     leaf = maker.server(root, SERIAL)
     stranger = maker.root("Stranger CA")
     stranger_inter = maker.intermediate(stranger, "Stranger Device CA")
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", frozenset({root.sha256}))
-    return BundlePKI(root, inter, sub, leaf, stranger, stranger_inter)
+    pins = frozenset({root.sha256})
+    return BundlePKI(root, inter, sub, leaf, stranger, stranger_inter, pins)
 
 
 def test_bundle_pinned_ok(bundle_pki: BundlePKI) -> None:
     pem = bundle_pki.root.pem
-    assert tls.validate_user_bundle(pem) == [bundle_pki.root.der]
-    assert tls.validate_user_bundle(pem + pem) == [bundle_pki.root.der]
+    assert tls.validate_user_bundle(pem, pins=bundle_pki.pins) == [bundle_pki.root.der]
+    assert tls.validate_user_bundle(pem + pem, pins=bundle_pki.pins) == [
+        bundle_pki.root.der
+    ]
 
 
 def test_bundle_chained_ok_any_order(bundle_pki: BundlePKI) -> None:
     b = bundle_pki
     pem = b.sub.pem + b.inter.pem + b.root.pem
-    assert tls.validate_user_bundle(pem) == [b.sub.der, b.inter.der, b.root.der]
+    assert tls.validate_user_bundle(pem, pins=bundle_pki.pins) == [
+        b.sub.der,
+        b.inter.der,
+        b.root.der,
+    ]
 
 
 def test_bundle_chained_to_anchor_ok(bundle_pki: BundlePKI) -> None:
     b = bundle_pki
-    assert tls.validate_user_bundle(b.inter.pem, [b.root.der]) == [b.inter.der]
+    assert tls.validate_user_bundle(
+        b.inter.pem, [b.root.der], pins=bundle_pki.pins
+    ) == [b.inter.der]
     # Anchors that are not pinned do not count.
     with pytest.raises(tls.TlsBundleError) as info:
-        tls.validate_user_bundle(b.stranger_inter.pem, [b.stranger.der])
+        tls.validate_user_bundle(
+            b.stranger_inter.pem, [b.stranger.der], pins=bundle_pki.pins
+        )
     assert info.value.reason == "not_pinned"
 
 
 def test_bundle_chained_without_pinned_rejected(bundle_pki: BundlePKI) -> None:
     with pytest.raises(tls.TlsBundleError) as info:
-        tls.validate_user_bundle(bundle_pki.inter.pem)
+        tls.validate_user_bundle(bundle_pki.inter.pem, pins=bundle_pki.pins)
     assert info.value.reason == "not_pinned"
     assert info.value.cert_name == "Test Device CA A"
     assert "Test Device CA A" in str(info.value)
@@ -522,7 +536,7 @@ def test_bundle_unrelated_ca_rejected(bundle_pki: BundlePKI) -> None:
     b = bundle_pki
     for pem in (b.stranger.pem, b.root.pem + b.stranger.pem + b.stranger_inter.pem):
         with pytest.raises(tls.TlsBundleError) as info:
-            tls.validate_user_bundle(pem)
+            tls.validate_user_bundle(pem, pins=bundle_pki.pins)
         assert info.value.reason == "not_pinned"
         assert info.value.cert_name == "Stranger CA"
 
@@ -534,13 +548,15 @@ def test_bundle_forged_issuer_rejected(bundle_pki: BundlePKI, tmp_path: Path) ->
     assert fake_root.cert.subject == bundle_pki.root.cert.subject
     forged = maker.intermediate(fake_root, "Forged Device CA")
     with pytest.raises(tls.TlsBundleError) as info:
-        tls.validate_user_bundle(bundle_pki.root.pem + forged.pem)
+        tls.validate_user_bundle(bundle_pki.root.pem + forged.pem, pins=bundle_pki.pins)
     assert info.value.reason == "not_pinned"
 
 
 def test_bundle_leaf_rejected(bundle_pki: BundlePKI) -> None:
     with pytest.raises(tls.TlsBundleError) as info:
-        tls.validate_user_bundle(bundle_pki.root.pem + bundle_pki.leaf.pem)
+        tls.validate_user_bundle(
+            bundle_pki.root.pem + bundle_pki.leaf.pem, pins=bundle_pki.pins
+        )
     assert info.value.reason == "not_ca"
     assert info.value.cert_name == SERIAL
 
@@ -548,7 +564,7 @@ def test_bundle_leaf_rejected(bundle_pki: BundlePKI) -> None:
 def test_bundle_expired_rejected(bundle_pki: BundlePKI, tmp_path: Path) -> None:
     old = TestPKI(tmp_path / "old").intermediate(bundle_pki.root, expired=True)
     with pytest.raises(tls.TlsBundleError) as info:
-        tls.validate_user_bundle(bundle_pki.root.pem + old.pem)
+        tls.validate_user_bundle(bundle_pki.root.pem + old.pem, pins=bundle_pki.pins)
     assert info.value.reason == "expired"
 
 
@@ -564,7 +580,7 @@ def test_bundle_expired_rejected(bundle_pki: BundlePKI, tmp_path: Path) -> None:
 )
 def test_bundle_garbage_rejected(bundle_pki: BundlePKI, pem: str) -> None:
     with pytest.raises(tls.TlsBundleError) as info:
-        tls.validate_user_bundle(pem)
+        tls.validate_user_bundle(pem, pins=bundle_pki.pins)
     assert info.value.reason == "not_pem"
     assert info.value.cert_name is None
     assert str(info.value) == "not_pem"
@@ -573,25 +589,29 @@ def test_bundle_garbage_rejected(bundle_pki: BundlePKI, pem: str) -> None:
 def test_bundle_private_key_rejected(bundle_pki: BundlePKI) -> None:
     key_pem = bundle_pki.root.key_path.read_text()
     with pytest.raises(tls.TlsBundleError) as info:
-        tls.validate_user_bundle(bundle_pki.root.pem + key_pem)
+        tls.validate_user_bundle(bundle_pki.root.pem + key_pem, pins=bundle_pki.pins)
     assert info.value.reason == "private_key"
 
 
 def test_bundle_too_large_rejected(bundle_pki: BundlePKI) -> None:
     with pytest.raises(tls.TlsBundleError) as info:
-        tls.validate_user_bundle("x" * (tls.MAX_BUNDLE_CHARS + 1))
+        tls.validate_user_bundle("x" * (tls.MAX_BUNDLE_CHARS + 1), pins=bundle_pki.pins)
     assert info.value.reason == "too_large"
     many = bundle_pki.root.pem * (tls.MAX_BUNDLE_CERTS + 1)
     assert len(many) <= tls.MAX_BUNDLE_CHARS
     with pytest.raises(tls.TlsBundleError) as info:
-        tls.validate_user_bundle(many)
+        tls.validate_user_bundle(many, pins=bundle_pki.pins)
     assert info.value.reason == "too_large"
 
 
 def test_build_context_revalidates_bundle(bundle_pki: BundlePKI) -> None:
     with pytest.raises(tls.TlsBundleError):
-        tls.build_printer_context([], extra_pem=bundle_pki.stranger.pem)
-    ctx = tls.build_printer_context([], extra_pem=bundle_pki.root.pem)
+        tls.build_printer_context(
+            [], extra_pem=bundle_pki.stranger.pem, pins=bundle_pki.pins
+        )
+    ctx = tls.build_printer_context(
+        [], extra_pem=bundle_pki.root.pem, pins=bundle_pki.pins
+    )
     assert len(ctx.get_ca_certs()) == 1
 
 
@@ -625,22 +645,24 @@ def test_cert_name_without_common_name(tmp_path: Path) -> None:
 
 def test_printer_context_cached(pki: PrinterPKI, tmp_path: Path) -> None:
     other = TestPKI(tmp_path / "other").root("Other")
-    first = tls.printer_context([pki.root.der, other.der])
-    assert tls.printer_context([other.der, pki.root.der, other.der]) is first
-    assert tls.printer_context([pki.root.der], "") is not first
-    with_bundle = tls.printer_context([pki.root.der], pki.root.pem)
-    assert tls.printer_context([pki.root.der], pki.root.pem) is with_bundle
+    first = tls.printer_context([pki.root.der, other.der], pins=pki.pins)
+    assert (
+        tls.printer_context([other.der, pki.root.der, other.der], pins=pki.pins)
+        is first
+    )
+    assert tls.printer_context([pki.root.der], "", pins=pki.pins) is not first
+    with_bundle = tls.printer_context([pki.root.der], pki.root.pem, pins=pki.pins)
+    assert (
+        tls.printer_context([pki.root.der], pki.root.pem, pins=pki.pins) is with_bundle
+    )
     tls.clear_context_cache()
-    assert tls.printer_context([pki.root.der, other.der]) is not first
+    assert tls.printer_context([pki.root.der, other.der], pins=pki.pins) is not first
 
 
-def test_printer_context_cache_follows_pins(
-    pki: PrinterPKI, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    before = tls.printer_context([pki.root.der])
+def test_printer_context_cache_follows_pins(pki: PrinterPKI) -> None:
+    before = tls.printer_context([pki.root.der], pins=pki.pins)
     assert len(before.get_ca_certs()) == 1
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", frozenset())
-    after = tls.printer_context([pki.root.der])
+    after = tls.printer_context([pki.root.der], pins=frozenset())
     assert after is not before
     assert after.get_ca_certs() == []
 
@@ -682,7 +704,7 @@ def test_classify_plain_ssl_error() -> None:
 
 def test_classify_real_handshake_failure(pki: PrinterPKI) -> None:
     """A protocol version mismatch is an "other" failure, not a CA one."""
-    ctx = tls.build_printer_context([pki.root.der])
+    ctx = tls.build_printer_context([pki.root.der], pins=pki.pins)
     server_ctx = pki.server_context()
     server_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
@@ -740,3 +762,22 @@ def test_real_intermediates_chain_to_ca2() -> None:
         assert any(tls._issued_by(inter, ca) for ca in cas)
     pem = (SHARED_CERTS / "bbl_device_intermediates.pem").read_text()
     assert len(tls.validate_user_bundle(pem, anchors)) == 3
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        tls.is_pinned,
+        tls.pinned_anchors,
+        tls.validate_user_bundle,
+        tls.build_printer_context,
+        tls.printer_context,
+    ],
+)
+def test_pins_are_an_argument_defaulting_to_the_real_pins(
+    function: Callable[..., object],
+) -> None:
+    """Callers choose the pins; the module constant is only the default."""
+    parameter = inspect.signature(function).parameters["pins"]
+    assert parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    assert parameter.default is tls.BBL_CA_SHA256
