@@ -1,12 +1,14 @@
 """A fake Bambu Lab cloud: a real aiohttp server speaking the documented JSON.
 
 Tests change its state (accounts, printers, tasks) and queue failures; the
-integration talks to it over HTTP on 127.0.0.1 through the patched region
-table, exactly as it talks to the real cloud.
+integration talks to it over HTTP on 127.0.0.1, exactly as it talks to the
+real cloud: library tests build the library with ``library_config_for``,
+Home Assistant level tests swap the integration's one configuration value
+(``library.LIBRARY_CONFIGS``) with ``configured_library``.
 
 The cloud itself lives in ``tools.virtual_farm.cloud`` (the virtual farm
 serves the same application over HTTPS); this module re-exports it and adds
-what only tests need: the region-table patch and a plain-HTTP test server.
+what only tests need: the configuration swap and a plain-HTTP test server.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from typing import Any
 from unittest.mock import patch
 
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from custom_components.bambu_cloud.bambu import const as bambu_const
-from custom_components.bambu_cloud.bambu.const import RegionEndpoints
+from custom_components.bambu_cloud.bambu.config import BambuConfig
+from custom_components.bambu_cloud.bambu.const import Region, RegionEndpoints
+from custom_components.bambu_cloud.library import LIBRARY_CONFIGS
 from tools.virtual_farm.cloud import (
     A1MINI,
     ACCOUNT,
@@ -51,7 +56,9 @@ __all__ = [
     "FakeCloud",
     "MqttEndpoint",
     "bind_entry",
-    "patched_regions",
+    "cloud_server",
+    "configured_library",
+    "library_config_for",
     "running_cloud",
 ]
 
@@ -64,9 +71,13 @@ class MqttEndpoint:
     ca_pem: str | None = None
 
 
-@contextmanager
-def patched_regions(base_url: str, mqtt: MqttEndpoint | None = None) -> Iterator[None]:
-    """Point every region of the region table at the test servers."""
+def library_config_for(
+    base_url: str, mqtt: MqttEndpoint | None = None, **changes: Any
+) -> BambuConfig:
+    """The library's configuration for test servers on 127.0.0.1.
+
+    ``changes`` sets other fields (``pins``, ``ports``, ...).
+    """
     mqtt = mqtt or MqttEndpoint()
     endpoints = RegionEndpoints(
         api_url=base_url,
@@ -75,20 +86,37 @@ def patched_regions(base_url: str, mqtt: MqttEndpoint | None = None) -> Iterator
         mqtt_port=mqtt.port,
         mqtt_ca_pem=mqtt.ca_pem,
     )
-    with patch.dict(bambu_const.REGIONS, dict.fromkeys(bambu_const.Region, endpoints)):
+    return BambuConfig(endpoints=endpoints, **changes)
+
+
+@contextmanager
+def configured_library(config: BambuConfig) -> Iterator[None]:
+    """Give every region the configuration ``config`` while the block runs.
+
+    Swaps the integration's one documented configuration value, as the demo
+    launcher does before Home Assistant starts; nothing else is patched.
+    """
+    with patch.dict(LIBRARY_CONFIGS, dict.fromkeys(Region, config)):
         yield
+
+
+@asynccontextmanager
+async def cloud_server(app: web.Application) -> AsyncIterator[str]:
+    """Serve an aiohttp app on 127.0.0.1; yields its base URL."""
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/")
+    finally:
+        await server.close()
 
 
 @asynccontextmanager
 async def running_cloud(
     fake: FakeCloud | None = None, mqtt: MqttEndpoint | None = None
 ) -> AsyncIterator[FakeCloud]:
-    """Serve a fake cloud on 127.0.0.1 and patch the region table to it."""
+    """Serve a fake cloud on 127.0.0.1 and configure the integration for it."""
     fake = fake or FakeCloud()
-    server = TestServer(fake.app(), host="127.0.0.1")
-    await server.start_server()
-    try:
-        with patched_regions(str(server.make_url("")).rstrip("/"), mqtt):
+    async with cloud_server(fake.app()) as base_url:
+        with configured_library(library_config_for(base_url, mqtt)):
             yield fake
-    finally:
-        await server.close()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from unittest.mock import PropertyMock, patch
@@ -12,11 +13,14 @@ from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 import custom_components.bambu_cloud  # noqa: F401 - must load before HA's loader
+from custom_components.bambu_cloud.bambu.config import BambuConfig
+from custom_components.bambu_cloud.bambu.const import Region
 from custom_components.bambu_cloud.const import (
     CONF_ACCESS_TOKEN,
     CONF_REGION,
     DOMAIN,
 )
+from custom_components.bambu_cloud.library import LIBRARY_CONFIGS
 from tools.virtual_printer.broker import MqttBroker
 from tools.virtual_printer.printer import VirtualPrinter
 
@@ -68,6 +72,23 @@ async def cloud(
     """The fake Bambu Lab cloud, served on 127.0.0.1 (real sockets)."""
     async with running_cloud(mqtt=mqtt_endpoint) as fake:
         yield fake
+
+
+@pytest.fixture
+def configure_library(cloud: FakeCloud) -> Callable[..., BambuConfig]:
+    """Change fields (pins, ports, ...) of the swapped library configuration.
+
+    The ``cloud`` fixture gives every region a configuration for the test
+    servers (``library.LIBRARY_CONFIGS``, the one value the demo swaps too);
+    call this before the entry is set up. The swap ends with the test.
+    """
+
+    def configure(**changes: Any) -> BambuConfig:
+        config = dataclasses.replace(LIBRARY_CONFIGS[Region.GLOBAL], **changes)
+        LIBRARY_CONFIGS.update(dict.fromkeys(Region, config))
+        return config
+
+    return configure
 
 
 @pytest.fixture

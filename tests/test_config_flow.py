@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.bambu_cloud.bambu import tls
+from custom_components.bambu_cloud.bambu.config import BambuConfig
 from custom_components.bambu_cloud.config_flow import MAX_LENGTHS, _valid_host
 from custom_components.bambu_cloud.const import (
     CONF_ACCESS_TOKEN,
@@ -671,14 +672,14 @@ async def test_options_ca_bundle(
     hass: HomeAssistant,
     mock_config_entry: MockConfigEntry,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    configure_library: Callable[..., BambuConfig],
 ) -> None:
     """Only pinned CAs (or CAs they signed) are accepted; empty removes."""
     pki = TestPKI(tmp_path)
     pinned = pki.root("Pinned CA")
     intermediate = pki.intermediate(pinned, "Series CA")
     stranger = pki.root("Stranger CA")
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", frozenset({pinned.sha256}))
+    configure_library(pins=frozenset({pinned.sha256}))
     mock_config_entry.add_to_hass(hass)
 
     result = await _certificates_step(hass, mock_config_entry)

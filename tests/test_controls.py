@@ -6,7 +6,7 @@ must reach the printer and the state must follow the printer's report.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from unittest.mock import patch
 
@@ -48,6 +48,7 @@ from pytest_homeassistant_custom_component.common import (
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.bambu_cloud.bambu import const as bambu_const
+from custom_components.bambu_cloud.bambu.config import BambuConfig, Timeouts
 from custom_components.bambu_cloud.bambu.hub import BambuHub
 from custom_components.bambu_cloud.button import BambuRefreshButton
 from custom_components.bambu_cloud.const import (
@@ -662,12 +663,14 @@ async def test_signed_with_certificate(
 
 async def test_command_timeout(
     hass: HomeAssistant,
-    live: dict[str, VirtualPrinter],
-    monkeypatch: pytest.MonkeyPatch,
+    printers: dict[str, VirtualPrinter],
+    mock_config_entry: MockConfigEntry,
+    configure_library: Callable[..., BambuConfig],
 ) -> None:
-    """No ack in time: a translated error, the state unchanged."""
-    monkeypatch.setattr("custom_components.bambu_cloud.bambu.hub.COMMAND_TIMEOUT", 0.2)
-    live["x1c"].detach()
+    """No ack within the configured time: a translated error, state unchanged."""
+    configure_library(timeouts=Timeouts(command_ack=0.2))
+    await _setup(hass, mock_config_entry)
+    printers["x1c"].detach()
     light = _entity_id(hass, LIGHT_DOMAIN, X1C_SN, "chamber_light")
     with pytest.raises(HomeAssistantError) as err:
         await _call(hass, LIGHT_DOMAIN, SERVICE_TURN_OFF, light)

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
-from unittest.mock import patch
 
 import pytest
 from homeassistant.const import EVENT_STATE_CHANGED, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 
 from custom_components.bambu_cloud.const import DOMAIN
-from custom_components.bambu_cloud.event import job_event
+from custom_components.bambu_cloud.event import SETTLE_SECONDS, job_event
 from tools.virtual_printer.printer import VirtualPrinter
 
 from .cloud_server import P1S, X1C, FakeCloud, MqttEndpoint
@@ -193,14 +197,15 @@ async def test_reconnect_with_unchanged_state(
     entity_id = event_entity(hass, SERIALS["x1c"], "print_job")
     recorder = Recorder(hass, entity_id)
     try:
-        with patch("custom_components.bambu_cloud.event.SETTLE_SECONDS", 0.2):
-            x1c.set_online(False)
-            await wait_for(hass, lambda: state_of(hass, entity_id) == STATE_UNAVAILABLE)
-            x1c.set_online(True)
-            await wait_for(hass, lambda: state_of(hass, entity_id) == STATE_UNKNOWN)
-            await asyncio.sleep(0.3)
-            x1c.update({"gcode_state": "PREPARE", "subtask_name": "After"})
-            await _expect(hass, recorder, 1)
+        x1c.set_online(False)
+        await wait_for(hass, lambda: state_of(hass, entity_id) == STATE_UNAVAILABLE)
+        x1c.set_online(True)
+        await wait_for(hass, lambda: state_of(hass, entity_id) == STATE_UNKNOWN)
+        async_fire_time_changed(
+            hass, dt_util.utcnow() + timedelta(seconds=SETTLE_SECONDS + 1)
+        )
+        x1c.update({"gcode_state": "PREPARE", "subtask_name": "After"})
+        await _expect(hass, recorder, 1)
     finally:
         recorder.close()
     assert recorder.types() == ["started"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from homeassistant.config_entries import SOURCE_REAUTH
@@ -14,7 +14,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.bambu_cloud.bambu import tls
+from custom_components.bambu_cloud.bambu.config import BambuConfig
 from custom_components.bambu_cloud.const import CONF_HOST, CONF_PRINTERS, DOMAIN
 from tools.virtual_printer.broker import MqttBroker
 from tools.virtual_printer.printer import VirtualPrinter
@@ -186,13 +186,14 @@ async def test_cloud_broker_refusal_without_api_401_is_retried(
 
 @pytest.fixture
 async def lan_broker(
-    socket_enabled: None, pki: TestPKI, monkeypatch: pytest.MonkeyPatch
+    socket_enabled: None,
+    pki: TestPKI,
+    configure_library: Callable[..., BambuConfig],
 ) -> AsyncIterator[tuple[MqttBroker, IssuedCert]]:
     """The X1C's own broker: Bambu-shaped CA, CN = serial, no SAN, pinned."""
     printer_ca = pki.root("Test Printer CA")
     leaf = pki.server(printer_ca, X1C["dev_id"])
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", frozenset({printer_ca.sha256}))
-    tls.clear_context_cache()
+    configure_library(pins=frozenset({printer_ca.sha256}))
     broker = MqttBroker(server_context(leaf), users={"bblp": X1C["dev_access_code"]})
     await broker.start()
     yield broker, printer_ca
@@ -247,11 +248,11 @@ async def test_lan_unknown_ca_is_refused(
     mock_config_entry: MockConfigEntry,
     cloud: FakeCloud,
     issue_registry: ir.IssueRegistry,
-    monkeypatch: pytest.MonkeyPatch,
+    configure_library: Callable[..., BambuConfig],
 ) -> None:
     """A printer whose CA is not pinned is never contacted with credentials."""
     broker, _ = lan_broker
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", frozenset({"00" * 32}))
+    configure_library(pins=frozenset({"00" * 32}))
     await _setup_with_lan(hass, mock_config_entry, broker.port)
     issue_id = f"tls_{X1C['dev_id']}"
     await wait_for(
@@ -271,13 +272,12 @@ async def test_lan_serial_mismatch_is_refused(
     mock_config_entry: MockConfigEntry,
     cloud: FakeCloud,
     issue_registry: ir.IssueRegistry,
-    monkeypatch: pytest.MonkeyPatch,
+    configure_library: Callable[..., BambuConfig],
 ) -> None:
     """A certificate for another serial fails verification: repair issue."""
     printer_ca = pki.root("Test Printer CA")
     leaf = pki.server(printer_ca, "00M00A999999999")
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", frozenset({printer_ca.sha256}))
-    tls.clear_context_cache()
+    configure_library(pins=frozenset({printer_ca.sha256}))
     broker = MqttBroker(server_context(leaf), users={"bblp": X1C["dev_access_code"]})
     await broker.start()
     try:

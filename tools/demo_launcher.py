@@ -12,16 +12,16 @@ Waits for the farm's state file (``python -m tools.virtual_farm
    client SSL contexts from ``REQUESTS_CA_BUNDLE`` when ``homeassistant.util.ssl``
    is imported, so the integration's HTTP session verifies the farm's HTTPS
    certificate like any public one (verification stays on);
-2. points every region of ``bambu.const.REGIONS`` at the farm (API, web,
-   MQTT host/port and the broker's CA);
-3. replaces ``bambu.tls.BBL_CA_SHA256`` with the farm's printer CA
-   fingerprint, so LAN connections and cameras pin the farm's Bambu-shaped CA;
-4. sets ``bambu.camera.JPEG_PORT`` (6000 on real printers) to the port of the
-   farm's first P1/A1 camera, so its camera plays even when 6000 is taken
-   (the e2e tests use a free port; the demo serves it on 6000 anyway).
+2. swaps the integration's one configuration value,
+   ``custom_components.bambu_cloud.library.LIBRARY_CONFIGS``: every region
+   gets a configuration whose endpoints are the farm's (API, web, MQTT
+   host/port and the broker's CA), whose pins are the farm's printer CA
+   fingerprint (LAN connections and cameras pin the farm's Bambu-shaped CA),
+   and whose JPEG camera port is the port of the farm's first P1/A1 camera
+   (6000 on real printers; the e2e tests use a free port).
 
 Then it runs ``homeassistant.__main__.main()`` in this process. Production
-code has no redirect knob: only this launcher patches these constants.
+code has no redirect option: only this launcher swaps that value.
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from custom_components.bambu_cloud.bambu.config import BambuConfig
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -82,28 +85,44 @@ def write_bundle(path: Path, cloud_ca_pem: str) -> Path:
     return path
 
 
-def patch_integration(state: dict[str, Any]) -> None:
-    """Point the region table and the CA pins at the farm (demo only)."""
-    from custom_components.bambu_cloud.bambu import (  # noqa: PLC0415
-        camera,
-        const,
-        tls,
+def farm_config(state: dict[str, Any]) -> BambuConfig:
+    """The library's configuration for the virtual farm."""
+    from custom_components.bambu_cloud.bambu.config import (  # noqa: PLC0415
+        BambuConfig,
+        Ports,
+    )
+    from custom_components.bambu_cloud.bambu.const import (  # noqa: PLC0415
+        RegionEndpoints,
     )
 
-    endpoints = const.RegionEndpoints(
+    endpoints = RegionEndpoints(
         api_url=state["api_url"],
         web_url=state["api_url"],
         mqtt_host=state["mqtt_host"],
         mqtt_port=int(state["mqtt_port"]),
         mqtt_ca_pem=state["cloud_ca_pem"],
     )
-    for region in const.Region:
-        const.REGIONS[region] = endpoints
-    tls.BBL_CA_SHA256 = frozenset({state["printer_ca_sha256"]})
-    tls.clear_context_cache()
     camera_ports = [p["camera_port"] for p in state["printers"] if p.get("camera_port")]
-    if camera_ports:
-        camera.JPEG_PORT = int(camera_ports[0])
+    ports = Ports(jpeg=int(camera_ports[0])) if camera_ports else Ports()
+    return BambuConfig(
+        endpoints=endpoints,
+        pins=frozenset({state["printer_ca_sha256"]}),
+        ports=ports,
+    )
+
+
+def configure_integration(state: dict[str, Any]) -> None:
+    """Give every region the farm's configuration (demo only).
+
+    The one value swapped: ``library.LIBRARY_CONFIGS``, which the integration
+    reads when it builds its library.
+    """
+    from custom_components.bambu_cloud.bambu.const import Region  # noqa: PLC0415
+    from custom_components.bambu_cloud.library import (  # noqa: PLC0415
+        LIBRARY_CONFIGS,
+    )
+
+    LIBRARY_CONFIGS.update(dict.fromkeys(Region, farm_config(state)))
 
 
 def instructions(state: dict[str, Any]) -> str:
@@ -134,7 +153,7 @@ def instructions(state: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Patch, then hand over to Home Assistant's own ``main()``."""
+    """Configure, then hand over to Home Assistant's own ``main()``."""
     args = parse_args(argv)
     state = wait_for_state(args.state_file, args.wait)
     bundle = args.bundle or args.state_file.with_suffix(".ca-bundle.pem")
@@ -144,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("demo: homeassistant.util.ssl was imported too early")
     os.environ["REQUESTS_CA_BUNDLE"] = str(bundle)
     os.environ["SSL_CERT_FILE"] = str(bundle)
-    patch_integration(state)
+    configure_integration(state)
     sys.stdout.write(instructions(state))
     sys.stdout.flush()
 

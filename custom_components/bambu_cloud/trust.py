@@ -2,7 +2,8 @@
 
 The first LAN connection to a printer reads the chain it presents (no
 credential sent) and keeps only the certificates whose fingerprints are pinned
-in `bambu.tls.BBL_CA_SHA256`; later connections reuse them. After the printer
+(the configuration's pins, `bambu.tls.BBL_CA_SHA256`); later connections
+reuse them. After the printer
 failed verification with an unknown CA the hub asks for a new look
 (``refresh``): pinned certificates presented now join the stored ones, so a
 first probe answered by another device cannot lock the printer out for ever,
@@ -16,18 +17,19 @@ from __future__ import annotations
 
 import base64
 import ssl
+from functools import partial
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
 from homeassistant.util.ssl import client_context
 
 from .bambu import tls
+from .bambu.config import BambuConfig
 from .bambu.const import RegionEndpoints
 from .bambu.hub import TrustError, split_host_port
 from .const import DOMAIN
 
 STORAGE_VERSION = 1
-PROBE_TIMEOUT = 10.0
 # Before anchors were kept per entry, every entry shared this store.
 _LEGACY_STORAGE_KEY = f"{DOMAIN}.trust"
 
@@ -48,10 +50,19 @@ class PrinterTrust:
     """Anchors per printer serial, persisted in the entry's HA storage."""
 
     def __init__(
-        self, hass: HomeAssistant, entry_id: str, extra_pem: str | None = None
+        self,
+        hass: HomeAssistant,
+        entry_id: str,
+        config: BambuConfig,
+        extra_pem: str | None = None,
     ) -> None:
-        """Use the entry's storage; extra_pem is the user's optional CA bundle."""
+        """Use the entry's storage; extra_pem is the user's optional CA bundle.
+
+        ``config`` gives the pins, the printers' MQTT port and the probe's
+        timeout.
+        """
         self._hass = hass
+        self._config = config
         self._store: Store[dict[str, list[str]]] = Store(
             hass, STORAGE_VERSION, storage_key(entry_id)
         )
@@ -66,13 +77,17 @@ class PrinterTrust:
         The chain is probed when nothing is stored yet or when ``refresh``
         asks for a new look; only pinned certificates are ever kept.
         """
+        config = self._config
         anchors = await self._stored(serial)
         if refresh or not anchors:
             chain = await self._hass.async_add_executor_job(
-                tls.probe_printer_chain, *split_host_port(host), serial, PROBE_TIMEOUT
+                tls.probe_printer_chain,
+                *split_host_port(host, config.ports.mqtt),
+                serial,
+                config.timeouts.probe,
             )
             # Keep what was learned before: the new look only adds.
-            learned = tls.pinned_anchors([*anchors, *chain])
+            learned = tls.pinned_anchors([*anchors, *chain], pins=config.pins)
             if not learned and not self._extra_pem:
                 raise TrustError("unknown_ca")
             if learned != anchors:
@@ -80,7 +95,9 @@ class PrinterTrust:
             anchors = learned
         try:
             return await self._hass.async_add_executor_job(
-                tls.printer_context, anchors, self._extra_pem
+                partial(
+                    tls.printer_context, anchors, self._extra_pem, pins=config.pins
+                )
             )
         except tls.TlsBundleError as err:
             raise TrustError("unknown_ca") from err
@@ -88,7 +105,10 @@ class PrinterTrust:
     async def _stored(self, serial: str) -> list[bytes]:
         data = await self._load()
         # Re-check against the pins: a stored anchor no longer pinned is dropped.
-        return tls.pinned_anchors([base64.b64decode(a) for a in data.get(serial, [])])
+        return tls.pinned_anchors(
+            [base64.b64decode(a) for a in data.get(serial, [])],
+            pins=self._config.pins,
+        )
 
     async def _save(self, serial: str, anchors: list[bytes]) -> None:
         data = await self._load()

@@ -9,9 +9,8 @@ here reproduce both so tests exercise the same code paths as real printers.
 Typical use::
 
     pki = PrinterPKI.create(tmp_path, serial="01P00A000000001")
-    monkeypatch.setattr(tls, "BBL_CA_SHA256", pki.pins)
     server_ctx = pki.server_context()          # leaf + CA chain, like printers
-    client_ctx = tls.build_printer_context([pki.root.der])
+    client_ctx = tls.build_printer_context([pki.root.der], pins=pki.pins)
 
 Lower-level: ``TestPKI(tmp_path).root()`` / ``.intermediate(issuer)`` /
 ``.server(issuer, serial, chain=[...])`` return ``IssuedCert`` objects with
@@ -309,7 +308,7 @@ class PrinterPKI:
 
     @property
     def pins(self) -> frozenset[str]:
-        """Fingerprints to monkeypatch into ``tls.BBL_CA_SHA256``."""
+        """Fingerprints to pin (``BambuConfig.pins``, ``pins=`` of ``tls``)."""
         cas = (
             [self.root] if self.intermediate is None else [self.root, self.intermediate]
         )

@@ -401,8 +401,6 @@ def test_specs_and_session_config_hide_secrets() -> None:
             lan_host="10.0.0.7",
         ),
         "cloud-token-xyz": CloudSpec(
-            host="us.mqtt.bambulab.com",
-            port=8883,
             uid="1234",
             token="cloud-token-xyz",
             ssl_context=context,

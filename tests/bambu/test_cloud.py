@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 import socket
@@ -10,19 +11,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from email.utils import formatdate
 from typing import Any
-from unittest.mock import patch
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from custom_components.bambu_cloud.bambu import const as bambu_const
 from custom_components.bambu_cloud.bambu.auth import AppCertificate
 from custom_components.bambu_cloud.bambu.cloud import BambuCloud
-from custom_components.bambu_cloud.bambu.const import Region, RegionEndpoints
+from custom_components.bambu_cloud.bambu.config import BambuConfig, Timeouts
+from custom_components.bambu_cloud.bambu.const import RegionEndpoints
 from custom_components.bambu_cloud.bambu.errors import (
     BambuAuthError,
     BambuCodeError,
@@ -48,8 +47,8 @@ from tests.cloud_server import (
     UID,
     Failure,
     FakeCloud,
-    patched_regions,
-    running_cloud,
+    cloud_server,
+    library_config_for,
 )
 
 PROFILE = "/v1/user-service/my/profile"
@@ -76,16 +75,29 @@ async def session(socket_enabled: None) -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-async def fake(socket_enabled: None) -> AsyncIterator[FakeCloud]:
-    """The fake cloud, with the region table pointed at it."""
-    async with running_cloud() as cloud:
-        yield cloud
+async def served(socket_enabled: None) -> AsyncIterator[tuple[FakeCloud, str]]:
+    """The fake cloud and its base URL."""
+    cloud = FakeCloud()
+    async with cloud_server(cloud.app()) as base_url:
+        yield cloud, base_url
 
 
 @pytest.fixture
-def client(session: aiohttp.ClientSession, fake: FakeCloud) -> BambuCloud:
+def fake(served: tuple[FakeCloud, str]) -> FakeCloud:
+    """The fake cloud."""
+    return served[0]
+
+
+@pytest.fixture
+def config(served: tuple[FakeCloud, str]) -> BambuConfig:
+    """The library's configuration pointing at the fake cloud."""
+    return library_config_for(served[1])
+
+
+@pytest.fixture
+def client(session: aiohttp.ClientSession, config: BambuConfig) -> BambuCloud:
     """A client of the test account, with a fixed clock."""
-    return BambuCloud(session, Region.GLOBAL, TOKEN, clock=fixed_clock)
+    return BambuCloud(session, config, TOKEN, clock=fixed_clock)
 
 
 def closed_port_url() -> str:
@@ -97,15 +109,10 @@ def closed_port_url() -> str:
 
 
 @asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[None]:
-    """Serve an ad-hoc app on 127.0.0.1 with the region table pointed at it."""
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        with patched_regions(str(server.make_url("")).rstrip("/")):
-            yield
-    finally:
-        await server.close()
+async def serve(app: web.Application) -> AsyncIterator[BambuConfig]:
+    """Serve an ad-hoc app on 127.0.0.1; yields a configuration for it."""
+    async with cloud_server(app) as base_url:
+        yield library_config_for(base_url)
 
 
 def answer(body: Any, status: int = 200) -> Failure:
@@ -135,11 +142,11 @@ async def test_headers_with_token(client: BambuCloud, fake: FakeCloud) -> None:
 
 
 async def test_headers_with_app_certificate(
-    session: aiohttp.ClientSession, fake: FakeCloud
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
 ) -> None:
     good = rsa_cert()
     certificate = AppCertificate.from_pem(None, good.key_pem + good.cert_pem)
-    cloud = BambuCloud(session, "global", TOKEN, certificate, clock=fixed_clock)
+    cloud = BambuCloud(session, config, TOKEN, certificate, clock=fixed_clock)
     await cloud.get_bound_printers()
     _, headers, _ = last_request(fake, BIND)
     assert headers["Authorization"] == f"Bearer {TOKEN}"
@@ -153,9 +160,9 @@ async def test_headers_with_app_certificate(
 
 
 async def test_no_authorization_without_token(
-    session: aiohttp.ClientSession, fake: FakeCloud
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
 ) -> None:
-    cloud = BambuCloud(session, "global")
+    cloud = BambuCloud(session, config)
     with pytest.raises(BambuAuthError):
         await cloud.get_profile()
     _, headers, _ = last_request(fake, PROFILE)
@@ -177,9 +184,9 @@ async def test_profile(client: BambuCloud) -> None:
 
 
 async def test_profile_other_account(
-    session: aiohttp.ClientSession, fake: FakeCloud
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
 ) -> None:
-    profile = await BambuCloud(session, "global", OTHER_TOKEN).get_profile()
+    profile = await BambuCloud(session, config, OTHER_TOKEN).get_profile()
     assert profile.uid == OTHER_UID
 
 
@@ -509,8 +516,8 @@ async def test_tasks_query_parameters(
 
     app = web.Application()
     app.router.add_get(TASKS, tasks)
-    async with serve(app):
-        cloud = BambuCloud(session, "global", TOKEN)
+    async with serve(app) as config:
+        cloud = BambuCloud(session, config, TOKEN)
         await cloud.get_tasks()
         await cloud.get_tasks("00M09A350100001", limit=3)
     assert seen == [{"limit": "20"}, {"limit": "3", "deviceId": "00M09A350100001"}]
@@ -670,8 +677,10 @@ def test_firmware_latest(versions: list[str], latest: str) -> None:
 # Login
 
 
-async def test_login_token(session: aiohttp.ClientSession, fake: FakeCloud) -> None:
-    cloud = BambuCloud(session, "global")
+async def test_login_token(
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
+) -> None:
+    cloud = BambuCloud(session, config)
     result = await cloud.login(ACCOUNT, PASSWORD)
     assert result.kind is LoginKind.TOKEN
     assert result.access_token == TOKEN
@@ -696,21 +705,22 @@ async def test_login_needs_more(
     fake: FakeCloud,
     login_type: str,
     kind: LoginKind,
+    config: BambuConfig,
 ) -> None:
     fake.login_type = login_type
-    result = await BambuCloud(session, "global").login(ACCOUNT, PASSWORD)
+    result = await BambuCloud(session, config).login(ACCOUNT, PASSWORD)
     assert result.kind is kind
     assert result.access_token is None
     assert result.expires_in is None
 
 
 async def test_login_wrong_password(
-    session: aiohttp.ClientSession, fake: FakeCloud
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
 ) -> None:
     with pytest.raises(BambuAuthError, match="account or password refused"):
-        await BambuCloud(session, "global").login(ACCOUNT, "wrong")
+        await BambuCloud(session, config).login(ACCOUNT, "wrong")
     with pytest.raises(BambuAuthError):
-        await BambuCloud(session, "global").login("nobody@example.com", PASSWORD)
+        await BambuCloud(session, config).login("nobody@example.com", PASSWORD)
 
 
 @pytest.mark.parametrize(
@@ -723,70 +733,76 @@ async def test_login_wrong_password(
     ],
 )
 async def test_login_answer_without_token(
-    session: aiohttp.ClientSession, fake: FakeCloud, body: dict[str, Any]
+    session: aiohttp.ClientSession,
+    fake: FakeCloud,
+    body: dict[str, Any],
+    config: BambuConfig,
 ) -> None:
     fake.fail(LOGIN, answer(body))
     with pytest.raises(BambuConnectionError, match="without a token") as info:
-        await BambuCloud(session, "global").login(ACCOUNT, PASSWORD)
+        await BambuCloud(session, config).login(ACCOUNT, PASSWORD)
     assert not isinstance(info.value, BambuAuthError)
 
 
 async def test_login_expires_in_optional(
-    session: aiohttp.ClientSession, fake: FakeCloud
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
 ) -> None:
     fake.fail(LOGIN, answer({"accessToken": "tok-2", "expiresIn": "soon"}))
-    result = await BambuCloud(session, "global").login(ACCOUNT, PASSWORD)
+    result = await BambuCloud(session, config).login(ACCOUNT, PASSWORD)
     assert result.kind is LoginKind.TOKEN
     assert result.access_token == "tok-2"
     assert result.expires_in is None
 
 
 async def test_login_server_error_is_not_auth_error(
-    session: aiohttp.ClientSession, fake: FakeCloud
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
 ) -> None:
     fake.fail(LOGIN, Failure(503, "down"))
     with pytest.raises(BambuConnectionError) as info:
-        await BambuCloud(session, "global").login(ACCOUNT, PASSWORD)
+        await BambuCloud(session, config).login(ACCOUNT, PASSWORD)
     assert not isinstance(info.value, BambuAuthError)
 
 
 async def test_send_login_code_by_email(
-    session: aiohttp.ClientSession, fake: FakeCloud
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
 ) -> None:
-    await BambuCloud(session, "global").send_login_code(ACCOUNT)
+    await BambuCloud(session, config).send_login_code(ACCOUNT)
     assert fake.codes_sent == [{"email": ACCOUNT, "type": "codeLogin"}]
     assert fake.calls(EMAIL_CODE) == 1
     assert fake.calls(SMS_CODE) == 0
 
 
 async def test_send_login_code_by_sms_uses_web_url(
-    session: aiohttp.ClientSession, fake: FakeCloud
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
 ) -> None:
-    served = bambu_const.REGIONS[Region.CHINA].api_url
     # Only the web host answers: the SMS request must go there.
     endpoints = RegionEndpoints(
-        api_url=closed_port_url(), web_url=served, mqtt_host="127.0.0.1"
+        api_url=closed_port_url(),
+        web_url=config.endpoints.web_url,
+        mqtt_host="127.0.0.1",
     )
-    with patch.dict(bambu_const.REGIONS, {Region.CHINA: endpoints}):
-        await BambuCloud(session, "china").send_login_code("13800138000")
+    web_only = BambuConfig(endpoints=endpoints)
+    await BambuCloud(session, web_only).send_login_code("13800138000")
     assert fake.codes_sent == [{"phone": "13800138000", "type": "codeLogin"}]
     assert fake.calls(SMS_CODE) == 1
     assert fake.calls(EMAIL_CODE) == 0
 
 
 async def test_send_login_code_failure(
-    session: aiohttp.ClientSession, fake: FakeCloud
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
 ) -> None:
     fake.fail(EMAIL_CODE, Failure(429, "{}", headers={"Retry-After": "60"}))
     with pytest.raises(BambuRateLimitedError) as info:
-        await BambuCloud(session, "global").send_login_code(ACCOUNT)
+        await BambuCloud(session, config).send_login_code(ACCOUNT)
     assert info.value.retry_after == 60.0
     assert fake.codes_sent == []
 
 
-async def test_login_with_code(session: aiohttp.ClientSession, fake: FakeCloud) -> None:
+async def test_login_with_code(
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
+) -> None:
     fake.login_token = "code-token"
-    result = await BambuCloud(session, "global").login_with_code(ACCOUNT, CODE)
+    result = await BambuCloud(session, config).login_with_code(ACCOUNT, CODE)
     assert result.kind is LoginKind.TOKEN
     assert result.access_token == "code-token"
     _, _, body = last_request(fake, LOGIN)
@@ -794,30 +810,30 @@ async def test_login_with_code(session: aiohttp.ClientSession, fake: FakeCloud) 
 
 
 async def test_login_with_expired_code(
-    session: aiohttp.ClientSession, fake: FakeCloud
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
 ) -> None:
     fake.code_expired = True
     with pytest.raises(BambuCodeError) as info:
-        await BambuCloud(session, "global").login_with_code(ACCOUNT, CODE)
+        await BambuCloud(session, config).login_with_code(ACCOUNT, CODE)
     assert info.value.expired is True
     assert str(info.value) == "verification code expired"
 
 
 async def test_login_with_wrong_code(
-    session: aiohttp.ClientSession, fake: FakeCloud
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
 ) -> None:
     with pytest.raises(BambuCodeError) as info:
-        await BambuCloud(session, "global").login_with_code(ACCOUNT, "000000")
+        await BambuCloud(session, config).login_with_code(ACCOUNT, "000000")
     assert info.value.expired is False
     assert str(info.value) == "wrong code"
 
 
 async def test_login_with_code_bad_request_without_code(
-    session: aiohttp.ClientSession, fake: FakeCloud
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
 ) -> None:
     fake.fail(LOGIN, Failure(400, "<html>bad</html>", content_type="text/html"))
     with pytest.raises(BambuCodeError) as info:
-        await BambuCloud(session, "global").login_with_code(ACCOUNT, CODE)
+        await BambuCloud(session, config).login_with_code(ACCOUNT, CODE)
     assert info.value.expired is False
 
 
@@ -831,8 +847,10 @@ CLOUDFLARE_PAGE = (
 )
 
 
-async def test_unauthorised(session: aiohttp.ClientSession, fake: FakeCloud) -> None:
-    cloud = BambuCloud(session, "global", "expired-token")
+async def test_unauthorised(
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
+) -> None:
+    cloud = BambuCloud(session, config, "expired-token")
     with pytest.raises(BambuAuthError, match="unauthorised"):
         await cloud.get_profile()
     with pytest.raises(BambuAuthError):
@@ -934,9 +952,13 @@ async def test_bad_request_on_plain_call(client: BambuCloud, fake: FakeCloud) ->
         await client.get_tasks()
 
 
-async def test_timeout(session: aiohttp.ClientSession, fake: FakeCloud) -> None:
+async def test_timeout(
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
+) -> None:
+    """The configured request timeout applies."""
     fake.fail(PROFILE, Failure(200, '{"uid": 1}', delay=0.6))
-    cloud = BambuCloud(session, "global", TOKEN, timeout=0.2)
+    config = dataclasses.replace(config, timeouts=Timeouts(request=0.2))
+    cloud = BambuCloud(session, config, TOKEN)
     with pytest.raises(BambuConnectionError, match="timeout") as info:
         await cloud.get_profile()
     assert isinstance(info.value.__cause__, TimeoutError)
@@ -945,10 +967,9 @@ async def test_timeout(session: aiohttp.ClientSession, fake: FakeCloud) -> None:
 async def test_connection_refused(
     session: aiohttp.ClientSession, socket_enabled: None
 ) -> None:
-    with patched_regions(closed_port_url()):
-        cloud = BambuCloud(session, "global", TOKEN)
-        with pytest.raises(BambuConnectionError) as info:
-            await cloud.get_bound_printers()
+    cloud = BambuCloud(session, library_config_for(closed_port_url()), TOKEN)
+    with pytest.raises(BambuConnectionError) as info:
+        await cloud.get_bound_printers()
     assert isinstance(info.value.__cause__, aiohttp.ClientError)
     assert str(info.value).startswith(f"GET {BIND}: ")
 
@@ -1021,8 +1042,8 @@ async def test_bodies_not_utf8(
     app = web.Application()
     for path in answers:
         app.router.add_get(path, handler)
-    async with serve(app):
-        cloud = BambuCloud(session, "global", TOKEN)
+    async with serve(app) as config:
+        cloud = BambuCloud(session, config, TOKEN)
         # Undecodable bytes are replaced, never an untyped UnicodeDecodeError.
         assert (await cloud.get_profile()).uid == "1\ufffd\ufffd"
         with pytest.raises(BambuConnectionError, match="not a JSON object"):
@@ -1030,28 +1051,6 @@ async def test_bodies_not_utf8(
         with pytest.raises(BambuForbiddenError) as info:
             await cloud.get_tasks()
         assert info.value.cloudflare is True
-
-
-async def test_china_region_uses_its_table_entry(
-    session: aiohttp.ClientSession, fake: FakeCloud
-) -> None:
-    served = bambu_const.REGIONS[Region.CHINA].api_url
-    nowhere = RegionEndpoints(
-        api_url=closed_port_url(), web_url=closed_port_url(), mqtt_host="127.0.0.1"
-    )
-    china = RegionEndpoints(api_url=served, web_url=served, mqtt_host="127.0.0.1")
-    with patch.dict(bambu_const.REGIONS, {Region.GLOBAL: nowhere, Region.CHINA: china}):
-        cloud = BambuCloud(session, "china", TOKEN)
-        assert cloud.region is Region.CHINA
-        assert (await cloud.get_profile()).uid == UID
-        with pytest.raises(BambuConnectionError):
-            await BambuCloud(session, Region.GLOBAL, TOKEN).get_profile()
-    assert fake.calls(PROFILE) == 1
-
-
-def test_unknown_region_rejected() -> None:
-    with pytest.raises(ValueError, match="mars"):
-        BambuCloud(None, "mars")  # type: ignore[arg-type]
 
 
 SECRET = "s3cr3t-T0KEN-must-not-leak"
@@ -1084,11 +1083,13 @@ async def test_token_never_in_errors(
     fake: FakeCloud,
     failure: Failure | None,
     call: str,
+    config: BambuConfig,
 ) -> None:
     paths = {"profile": PROFILE, "bind": BIND, "tasks": TASKS, "firmware": VERSION}
     if failure is not None:
         fake.fail(paths[call], failure)
-    cloud = BambuCloud(session, "global", SECRET, timeout=0.2)
+    config = dataclasses.replace(config, timeouts=Timeouts(request=0.2))
+    cloud = BambuCloud(session, config, SECRET)
     calls: dict[str, Callable[[], Awaitable[object]]] = {
         "profile": cloud.get_profile,
         "bind": cloud.get_bound_printers,
@@ -1106,9 +1107,7 @@ async def test_token_never_in_errors(
 async def test_token_never_in_connection_errors(
     session: aiohttp.ClientSession, socket_enabled: None
 ) -> None:
-    with (
-        patched_regions(closed_port_url()),
-        pytest.raises(BambuConnectionError) as info,
-    ):
-        await BambuCloud(session, "global", SECRET).get_profile()
+    config = library_config_for(closed_port_url())
+    with pytest.raises(BambuConnectionError) as info:
+        await BambuCloud(session, config, SECRET).get_profile()
     assert SECRET not in _chain_text(info.value)

@@ -1,7 +1,8 @@
 """Run a real Home Assistant process (via the demo launcher) for e2e tests.
 
-The launcher patches only the region table and the CA pins before Home
-Assistant starts, exactly as `scripts/develop --demo` does. Home Assistant's
+The launcher swaps only the integration's library configuration
+(``library.LIBRARY_CONFIGS``) before Home Assistant starts, exactly as
+`scripts/develop --demo` does. Home Assistant's
 blocking-call detection is active in a real start-up (unlike pytest), so the
 log is checked afterwards.
 """

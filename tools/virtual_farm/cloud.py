@@ -1,7 +1,7 @@
 """A fake Bambu Lab cloud: a real aiohttp application speaking the documented JSON.
 
 Shared by the test suite (``tests/cloud_server.py`` serves it over plain HTTP
-on 127.0.0.1 and patches the region table to it) and by the virtual farm
+on 127.0.0.1 and configures the integration for it) and by the virtual farm
 (``tools.virtual_farm`` serves it over HTTPS with the farm's CA). Callers
 change its state (accounts, printers, tasks, firmware) and queue failures;
 clients talk to it exactly as they talk to the real cloud (PROTOCOL.md 1).

@@ -239,7 +239,7 @@ class VirtualFarm:
 
     @property
     def printer_ca_sha256(self) -> str:
-        """SHA-256 of the printer CA: the value for ``tls.BBL_CA_SHA256``."""
+        """SHA-256 of the printer CA: the pin of the demo's ``BambuConfig``."""
         return self._pki().printer_ca.sha256
 
     def describe(self) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """LAN camera of Bambu Lab printers: the RTSP relay URL and the JPEG stream.
 
-X1, P2S, H2 and X2D printers stream H.264 over RTSPS on port 322. Home
+X1, P2S, H2 and X2D printers stream H.264 over RTSPS (port 322). Home
 Assistant's stream component and go2rtc do not verify the printer, so they
 get ``relay_url``: a loopback relay (``relay.RtspRelay``) that carries the
 stream into TLS verified against the pinned CAs. P1 and A1
-printers instead send JPEG frames over TLS on port 6000 (PROTOCOL.md 4.3):
+printers instead send JPEG frames over TLS (port 6000, PROTOCOL.md 4.3):
 the client sends an 80-byte auth packet, then reads frames of a 16-byte
 little-endian header (payload size, itrack, flags, reserved) followed by
 exactly ``size`` bytes of JPEG.
@@ -36,10 +36,6 @@ from .relay import LOOPBACK
 
 _LOGGER = logging.getLogger(__name__)
 
-# The JPEG stream's port; a module attribute so tests can point it elsewhere.
-JPEG_PORT = 6000
-# The RTSPS port; a module attribute so tests can point the relay elsewhere.
-RTSPS_PORT = 322
 RTSPS_PATH: Final = "/streaming/live/1"
 USER: Final = "bblp"
 RTSP_DISABLED: Final = "disable"
@@ -140,7 +136,7 @@ class JpegStreamClient:
         access_code: str,
         context_factory: SslContextFactory,
         *,
-        port: int | None = None,
+        port: int,
         clock: Callable[[], float] = time.monotonic,
         backoff: Backoff | None = None,
         still_interval: float = STILL_INTERVAL,
@@ -150,7 +146,7 @@ class JpegStreamClient:
     ) -> None:
         """Prepare the client; nothing connects until a frame is wanted."""
         self.host = lan_address(host)
-        self.port = JPEG_PORT if port is None else port
+        self.port = port
         self.serial = serial
         self._auth = auth_packet(access_code)
         self._context_factory = context_factory

@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 
 from .auth import AppCertificate
-from .const import REGIONS, Region
+from .config import BambuConfig
 from .errors import (
     BambuAuthError,
     BambuCodeError,
@@ -46,8 +46,6 @@ from .values import as_float, as_int, dicts
 
 _LOGGER = logging.getLogger(__name__)
 
-REQUEST_TIMEOUT = 30.0
-
 PATH_PROFILE = "/v1/user-service/my/profile"
 PATH_BIND = "/v1/iot-service/api/user/bind"
 PATH_TASKS = "/v1/user-service/my/tasks"
@@ -69,26 +67,21 @@ class BambuCloud:
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        region: Region | str,
+        config: BambuConfig,
         access_token: str | None = None,
         certificate: AppCertificate | None = None,
         *,
-        timeout: float = REQUEST_TIMEOUT,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """Bind the client to a session, region and optional credentials."""
+        """Bind the client to a session, a region's configuration, credentials."""
         self._session = session
-        self.region = Region(region)
+        self._api_url = config.endpoints.api_url
+        self._web_url = config.endpoints.web_url
         self._token = access_token
         self._certificate = certificate
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = aiohttp.ClientTimeout(total=config.timeouts.request)
         self._clock = clock
         self._rejected_serials: set[str] = set()
-
-    @property
-    def _api_url(self) -> str:
-        # Read the table on every call: tests and the demo patch it.
-        return REGIONS[self.region].api_url
 
     async def get_profile(self) -> Profile:
         """The signed-in account; a 200 here proves the token is valid."""
@@ -212,7 +205,7 @@ class BambuCloud:
             body = {"email": account, "type": "codeLogin"}
             await self._request("POST", PATH_EMAIL_CODE, json_body=body)
             return
-        url = REGIONS[self.region].web_url + PATH_SMS_CODE
+        url = self._web_url + PATH_SMS_CODE
         body = {"phone": account, "type": "codeLogin"}
         await self._request("POST", url, json_body=body)
 

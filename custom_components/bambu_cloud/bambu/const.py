@@ -1,7 +1,8 @@
 """Facts about Bambu Lab's services and printer models.
 
-The region table is the only place that names Bambu Lab's hosts: tests and the
-demo farm patch it, production code has no other redirect knob.
+The region table is the only place that names Bambu Lab's hosts. Home
+Assistant's glue builds the library's configuration (``config.BambuConfig``)
+from it; tests and the demo build their own configuration instead.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ class RegionEndpoints:
     web_url: str
     mqtt_host: str
     mqtt_port: int = 8883
-    # Extra CA (PEM) trusted for the cloud broker. None in production, where the
-    # broker has a publicly trusted certificate; set by tests and the demo farm.
+    # Extra CA (PEM) the cloud broker's certificate chains to. None for Bambu
+    # Lab's brokers, whose certificates are publicly trusted; a configuration
+    # for a private broker (a test's, the virtual farm's) names its CA here.
     mqtt_ca_pem: str | None = None
 
 

@@ -26,27 +26,21 @@ from typing import Any, Protocol
 
 from . import commands
 from .auth import AppCertificate
+from .config import LAN_PORT, BambuConfig
 from .const import PrinterModel
 from .models import valid_serial
-from .mqtt import Backoff, MqttSession, RetryPolicy, SessionConfig, SessionStatus
+from .mqtt import Backoff, MqttSession, SessionConfig, SessionStatus
 from .state import ChangeSet, CommandAck, PrinterState, affected_views
 from .tls import classify_tls_error
 
 _LOGGER = logging.getLogger(__name__)
 
-LAN_PORT = 8883
 LAN_USER = "bblp"
-WATCHDOG_INTERVAL = 10.0
-SILENCE_BEFORE_PUSHALL = 60.0
-MIN_PUSHALL_SPACING = 300.0
-LAN_PROBE_RETRY = 60.0
-LAN_PROBE_RETRY_MAX = 3600.0
-COMMAND_TIMEOUT = 10.0
 AVAILABILITY = "availability"
 _PORT = re.compile(r"[0-9]{1,5}")
 
 
-def split_host_port(value: str) -> tuple[str, int]:
+def split_host_port(value: str, default_port: int = LAN_PORT) -> tuple[str, int]:
     """A LAN address as host and port; "host:port" overrides the MQTT port.
 
     Only one to five ASCII digits count as a port: ``str.isdigit`` also
@@ -55,7 +49,7 @@ def split_host_port(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if sep and _PORT.fullmatch(port) and host and ":" not in host:
         return host, int(port)
-    return value, LAN_PORT
+    return value, default_port
 
 
 class ProblemKind(StrEnum):
@@ -124,10 +118,8 @@ class PrinterSpec:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CloudSpec:
-    """The account's cloud broker."""
+    """The account's login on the cloud broker named by the configuration."""
 
-    host: str
-    port: int
     uid: str
     token: str = field(repr=False)
     ssl_context: ssl.SSLContext
@@ -233,25 +225,22 @@ class BambuHub:
         loop: asyncio.AbstractEventLoop,
         cloud: CloudSpec,
         *,
+        config: BambuConfig,
         printer_context: ContextFactory,
         on_problem: Callable[[Problem], None],
         certificate: AppCertificate | None = None,
         clock: Callable[[], float] = time.monotonic,
-        retry: RetryPolicy | None = None,
-        probe_retry: RetryPolicy | None = None,
     ) -> None:
         """Prepare the cloud session; `start` connects.
 
-        ``retry`` times the reconnects of every MQTT session; ``probe_retry``
-        the new looks at a printer's chain after a probe or trust failure.
+        ``config`` names the cloud broker and times everything: reconnects
+        of every MQTT session, new looks at a printer's chain after a probe
+        or trust failure, command acknowledgements and the watchdog.
         """
+        self.config = config
         self._loop = loop
         self._printer_context = printer_context
         self._on_problem = on_problem
-        self._retry = retry or RetryPolicy()
-        self._probe_retry = probe_retry or RetryPolicy(
-            minimum=LAN_PROBE_RETRY, maximum=LAN_PROBE_RETRY_MAX
-        )
         self._stopped = False
         self._rejected: set[str] = set()
         self.certificate = certificate
@@ -260,17 +249,18 @@ class BambuHub:
         self.printers: dict[str, PrinterLink] = {}
         self.cloud = MqttSession(
             SessionConfig(
-                host=cloud.host,
-                port=cloud.port,
+                host=config.endpoints.mqtt_host,
+                port=config.endpoints.mqtt_port,
                 username=f"u_{cloud.uid}",
                 password=cloud.token,
                 ssl_context=cloud.ssl_context,
+                connect_timeout=config.timeouts.mqtt_connect,
             ),
             loop=loop,
             on_message=self._cloud_message,
             on_status=self._cloud_status,
             on_connected=self._cloud_connected,
-            retry=self._retry,
+            retry=config.retry,
             name="cloud",
         )
         self._watchdog: asyncio.Task[None] | None = None
@@ -350,7 +340,7 @@ class BambuHub:
             existing = self.printers.get(serial)
             if existing is None:
                 link = self.printers[serial] = PrinterLink(
-                    spec, probe_backoff=self._probe_retry.backoff()
+                    spec, probe_backoff=self.config.probe_retry.backoff()
                 )
                 self.cloud.subscribe(link.report_topic)
                 if self.cloud.connected:
@@ -433,11 +423,13 @@ class BambuHub:
         serial: str,
         command: commands.Command,
         *,
-        ack_within: float = COMMAND_TIMEOUT,
+        ack_within: float | None = None,
     ) -> CommandAck:
         """Send a command and wait for the printer's acknowledgement.
 
         ``print`` commands are signed when an app certificate is configured.
+        The acknowledgement is awaited ``ack_within`` seconds, by default the
+        configured ``timeouts.command_ack``.
         Raises NotConnectedError, CommandTimeoutError or CommandError.
         """
         link = self.printers.get(serial)
@@ -454,7 +446,11 @@ class BambuHub:
             if not self.publish(serial, message, qos=1):
                 raise NotConnectedError(serial)
             try:
-                async with asyncio.timeout(ack_within):
+                async with asyncio.timeout(
+                    self.config.timeouts.command_ack
+                    if ack_within is None
+                    else ack_within
+                ):
                     ack = await future
             except TimeoutError as err:
                 raise CommandTimeoutError(serial) from err
@@ -465,12 +461,12 @@ class BambuHub:
         return ack
 
     def request_full_report(self, serial: str, *, force: bool = False) -> bool:
-        """Send pushall, at most once per five minutes unless forced."""
+        """Send pushall, at most once per ``watchdog.pushall_spacing`` unless forced."""
         link = self.printers.get(serial)
         if link is None:
             return False
         now = self._clock()
-        if not force and now - link.last_pushall < MIN_PUSHALL_SPACING:
+        if not force and now - link.last_pushall < self.config.watchdog.pushall_spacing:
             return False
         sent = self.publish(serial, commands.pushall(link.sequence.next()))
         if sent:
@@ -514,7 +510,7 @@ class BambuHub:
         if not spec.lan_host or not spec.access_code:
             link.lan_task = None
             return
-        host, port = split_host_port(spec.lan_host)
+        host, port = split_host_port(spec.lan_host, self.config.ports.mqtt)
         code = spec.access_code
         refresh, link.reprobe = link.reprobe, False
         try:
@@ -552,12 +548,13 @@ class BambuHub:
                 password=code,
                 ssl_context=context,
                 server_hostname=spec.serial,
+                connect_timeout=self.config.timeouts.mqtt_connect,
             ),
             loop=self._loop,
             on_message=lambda topic, payload: self._lan_message(link, topic, payload),
             on_status=lambda status, error: self._lan_status(link, status, error),
             on_connected=lambda: self._greet(link),
-            retry=self._retry,
+            retry=self.config.retry,
             name=f"lan {spec.serial}",
         )
         session.subscribe(link.report_topic)
@@ -702,7 +699,7 @@ class BambuHub:
     async def _watch(self) -> None:
         """Ask a silent printer for a full report (rate limited per printer)."""
         while True:
-            await asyncio.sleep(WATCHDOG_INTERVAL)
+            await asyncio.sleep(self.config.watchdog.interval)
             try:
                 self._watch_once()
             except Exception:
@@ -714,6 +711,7 @@ class BambuHub:
 
     def _watch_once(self) -> None:
         now = self._clock()
+        silence = self.config.watchdog.silence
         for link in list(self.printers.values()):
-            if link.available and now - link.last_report > SILENCE_BEFORE_PUSHALL:
+            if link.available and now - link.last_report > silence:
                 self.request_full_report(link.serial)

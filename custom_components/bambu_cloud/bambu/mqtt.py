@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -34,8 +34,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 _LOGGER = logging.getLogger(__name__)
 
 KEEPALIVE = 60
-CONNECT_TIMEOUT = 15.0
-MISC_INTERVAL = 1.0
+CONNECT_TIMEOUT: Final = 15.0
+MISC_INTERVAL: Final = 1.0
 READ_BATCH = 100
 BACKOFF_MIN = 1.0
 BACKOFF_MAX = 60.0
@@ -69,6 +69,10 @@ class SessionConfig:
     server_hostname: str | None = None
     keepalive: int = KEEPALIVE
     client_id_prefix: str = "bambu_cloud"
+    # Dialling (DNS, TCP, TLS handshake) and CONNACK together, in seconds.
+    connect_timeout: float = CONNECT_TIMEOUT
+    # How often paho's keepalive and dead-connection checks run, in seconds.
+    check_interval: float = MISC_INTERVAL
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -348,7 +352,7 @@ class MqttSession:
         self._closed = asyncio.Event()
         self._connack = loop.create_future()
         cfg = self.config
-        async with asyncio.timeout(CONNECT_TIMEOUT):
+        async with asyncio.timeout(cfg.connect_timeout):
             await loop.run_in_executor(
                 None, client.connect, cfg.host, cfg.port, cfg.keepalive
             )
@@ -453,7 +457,7 @@ class MqttSession:
     async def _misc_loop(self) -> None:
         """Keepalive pings and dead-connection detection."""
         while True:
-            await asyncio.sleep(MISC_INTERVAL)
+            await asyncio.sleep(self.config.check_interval)
             client = self._client
             healthy = MQTTErrorCode.MQTT_ERR_SUCCESS
             try:

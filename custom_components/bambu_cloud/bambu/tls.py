@@ -6,7 +6,9 @@ the SHA-256 fingerprints of the published CA certificates (``BBL_CA_SHA256``)
 and takes the certificates themselves from the chain the printer presents
 (``probe_printer_chain`` + ``pinned_anchors``). Every real connection then runs
 full OpenSSL verification against those anchors only, with SNI and the hostname
-check both set to the printer serial (``build_printer_context``).
+check both set to the printer serial (``build_printer_context``). Every function
+that decides trust takes the pins as an argument (``BambuConfig.pins``), with
+the real fingerprints as the default.
 
 Nothing here imports Home Assistant. Functions that touch the network or build
 an ``ssl.SSLContext`` are blocking and must run in an executor.
@@ -27,9 +29,9 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 
 # SHA-256 of the DER encoding of every Bambu Lab CA / device intermediate we
-# trust (DESIGN.md "TLS to printers"). Read at call time by every function so
-# a test (or a future hot fix) can replace the module attribute.
-BBL_CA_SHA256: frozenset[str] = frozenset(
+# trust (DESIGN.md "TLS to printers"): the default of every ``pins`` argument
+# below and of ``BambuConfig.pins``.
+BBL_CA_SHA256: Final[frozenset[str]] = frozenset(
     {
         # BBL CA (2022, self-signed, no key usage)
         "030bca81cece18b7eff3cfd2b75d09d3efca893bc069609e37fa04257fe4d840",
@@ -104,9 +106,9 @@ def der_sha256(der: bytes) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
-def is_pinned(der: bytes) -> bool:
-    """Return whether a DER certificate is one of the pinned Bambu Lab CAs."""
-    return der_sha256(der) in BBL_CA_SHA256
+def is_pinned(der: bytes, *, pins: frozenset[str] = BBL_CA_SHA256) -> bool:
+    """Return whether a DER certificate is one of the pinned CAs."""
+    return der_sha256(der) in pins
 
 
 def _to_der(item: object) -> bytes:
@@ -166,14 +168,15 @@ def probe_printer_chain(
     return [_to_der(item) for item in chain]
 
 
-def pinned_anchors(chain_der: Sequence[bytes]) -> list[bytes]:
+def pinned_anchors(
+    chain_der: Sequence[bytes], *, pins: frozenset[str] = BBL_CA_SHA256
+) -> list[bytes]:
     """Keep the pinned certificates of a presented chain, in order, once each.
 
     A pinned device intermediate counts as an anchor on its own, so a printer
     that presents ``leaf + intermediate`` without the root still verifies
     (``build_printer_context`` enables partial chains for that).
     """
-    pins = BBL_CA_SHA256
     seen: set[str] = set()
     anchors: list[bytes] = []
     for der in chain_der:
@@ -212,7 +215,12 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def validate_user_bundle(pem: str, anchors_der: Sequence[bytes] = ()) -> list[bytes]:
+def validate_user_bundle(
+    pem: str,
+    anchors_der: Sequence[bytes] = (),
+    *,
+    pins: frozenset[str] = BBL_CA_SHA256,
+) -> list[bytes]:
     """Check a user PEM bundle and return its certificates as DER.
 
     Each certificate must be pinned itself, or be a valid CA certificate
@@ -233,11 +241,12 @@ def validate_user_bundle(pem: str, anchors_der: Sequence[bytes] = ()) -> list[by
         raise TlsBundleError("too_large")
 
     trusted: list[x509.Certificate] = [
-        x509.load_der_x509_certificate(der) for der in pinned_anchors(anchors_der)
+        x509.load_der_x509_certificate(der)
+        for der in pinned_anchors(anchors_der, pins=pins)
     ]
     pending: list[x509.Certificate] = []
     for cert in certs:
-        if is_pinned(cert.public_bytes(Encoding.DER)):
+        if is_pinned(cert.public_bytes(Encoding.DER), pins=pins):
             trusted.append(cert)
         else:
             pending.append(cert)
@@ -271,7 +280,10 @@ def validate_user_bundle(pem: str, anchors_der: Sequence[bytes] = ()) -> list[by
 
 
 def build_printer_context(
-    anchors_der: Sequence[bytes], extra_pem: str | None = None
+    anchors_der: Sequence[bytes],
+    extra_pem: str | None = None,
+    *,
+    pins: frozenset[str] = BBL_CA_SHA256,
 ) -> ssl.SSLContext:
     """Build a verifying client context that trusts only pinned anchors.
 
@@ -283,8 +295,8 @@ def build_printer_context(
     ``validate_user_bundle`` (``TlsBundleError``) so a stored bundle cannot
     widen trust.
     """
-    anchors = pinned_anchors(anchors_der)
-    extra = validate_user_bundle(extra_pem, anchors) if extra_pem else []
+    anchors = pinned_anchors(anchors_der, pins=pins)
+    extra = validate_user_bundle(extra_pem, anchors, pins=pins) if extra_pem else []
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -307,13 +319,15 @@ def build_printer_context(
 def _cached_context(
     anchors: tuple[bytes, ...], extra_pem: str | None, pins: frozenset[str]
 ) -> ssl.SSLContext:
-    """Build once per trust configuration; ``pins`` is part of the key."""
-    del pins  # only a cache key: build_printer_context reads the module pins
-    return build_printer_context(anchors, extra_pem)
+    """Build once per trust configuration (anchors, bundle and pins)."""
+    return build_printer_context(anchors, extra_pem, pins=pins)
 
 
 def printer_context(
-    anchors_der: Sequence[bytes], extra_pem: str | None = None
+    anchors_der: Sequence[bytes],
+    extra_pem: str | None = None,
+    *,
+    pins: frozenset[str] = BBL_CA_SHA256,
 ) -> ssl.SSLContext:
     """Return a shared context for these anchors, building it on first use.
 
@@ -321,7 +335,7 @@ def printer_context(
     executor. Callers must not modify the returned context, it is shared.
     """
     key = tuple(sorted({bytes(der) for der in anchors_der}))
-    return _cached_context(key, extra_pem or None, BBL_CA_SHA256)
+    return _cached_context(key, extra_pem or None, frozenset(pins))
 
 
 def clear_context_cache() -> None:
