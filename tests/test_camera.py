@@ -38,11 +38,11 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.bambu_cloud.bambu import camera as bambu_camera
 from custom_components.bambu_cloud.bambu.config import BambuConfig, Ports
 from custom_components.bambu_cloud.const import CONF_HOST, CONF_PRINTERS, DOMAIN
-from tools.virtual_printer.broker import MqttBroker
+from tools.test_pki import IssuedCert, TestPKI, server_context
+from tools.virtual_printer.mosquitto import MqttBroker
 from tools.virtual_printer.printer import VirtualPrinter
 
 from .bambu.camera_server import CameraServer, expected_auth
-from .bambu.certs import IssuedCert, TestPKI, server_context
 from .bambu.rtsp_server import PATH, RtspClient, RtspServer, digest, opaque_track
 from .cloud_server import P1S, X1C, FakeCloud, MqttEndpoint, bind_entry
 from .helpers import state_of, wait_for
@@ -86,17 +86,21 @@ async def p1s_lan(
     """LAN broker + camera of the P1S, one pinned Bambu-shaped CA."""
     printer_ca = pki.root("Test Printer CA")
     leaf = pki.server(printer_ca, P1S_SERIAL)
-    broker = MqttBroker(server_context(leaf), users={"bblp": CODE})
+    broker = MqttBroker(leaf, users={"bblp": CODE})
     cam = CameraServer(server_context(leaf), CODE)
-    await broker.start()
-    await cam.start()
-    configure_library(pins=frozenset({printer_ca.sha256}), ports=Ports(jpeg=cam.port))
     printer = VirtualPrinter(broker, P1S_SERIAL, "P1S")
-    printer.attach()
-    yield P1SLan(broker, cam)
-    await printer.stop()
-    await cam.stop()
-    await broker.stop()
+    try:
+        await broker.start()
+        await cam.start()
+        configure_library(
+            pins=frozenset({printer_ca.sha256}), ports=Ports(jpeg=cam.port)
+        )
+        await printer.start()
+        yield P1SLan(broker, cam)
+    finally:
+        await printer.stop()
+        await cam.stop()
+        await broker.stop()
 
 
 @pytest.fixture
@@ -163,7 +167,7 @@ async def test_jpeg_camera_image(
     assert state.attributes["model_name"] == "P1S"
 
     # A new access code in the bind list: a new stream client, fetching anew.
-    p1s_lan.broker.users = {"bblp": "87654321"}
+    await p1s_lan.broker.set_users({"bblp": "87654321"})
     cam.access_code = "87654321"
     cloud.devices = [X1C, {**P1S, "dev_access_code": "87654321"}]
     await lan_entry.runtime_data.coordinator.async_refresh()
@@ -384,14 +388,14 @@ async def x1c_lan(
     configure_library: Callable[..., BambuConfig],
 ) -> AsyncIterator[X1CLan]:
     """LAN broker + RTSPS camera of the X1C on 127.0.0.1."""
-    broker = MqttBroker(server_context(broker_leaf), users={"bblp": X1C_CODE})
+    broker = MqttBroker(broker_leaf, users={"bblp": X1C_CODE})
     camera = RtspServer(server_context(camera_leaf), X1C_CODE, track=opaque_track())
     await broker.start()
     await camera.start()
     configure_library(
         pins=frozenset({printer_ca.sha256}), ports=Ports(rtsps=camera.port)
     )
-    printers["x1c"].add_mirror(broker)
+    await printers["x1c"].add_mirror(broker)
     yield X1CLan(broker, camera)
     await camera.stop()
     await broker.stop()

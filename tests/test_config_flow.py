@@ -37,9 +37,9 @@ from custom_components.bambu_cloud.const import (
     CONF_REGION,
     DOMAIN,
 )
+from tools.test_pki import TestPKI
 
 from .app_certs import ec_cert, encrypted_key_pem, mismatched_pem, rsa_cert
-from .bambu.certs import TestPKI
 from .cloud_server import (
     ACCOUNT,
     CODE,

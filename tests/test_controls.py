@@ -61,7 +61,7 @@ from custom_components.bambu_cloud.const import (
 from custom_components.bambu_cloud.entity import async_send_command
 from custom_components.bambu_cloud.number import chamber_gcode
 from custom_components.bambu_cloud.services import MAX_GCODE_LENGTH
-from tools.virtual_printer.broker import MqttBroker
+from tools.virtual_printer.mosquitto import MqttBroker
 from tools.virtual_printer.printer import VirtualPrinter
 
 from .app_certs import rsa_cert
@@ -119,9 +119,11 @@ async def h2d(cloud: FakeCloud, broker: MqttBroker) -> AsyncIterator[VirtualPrin
     """A virtual H2D bound to the account as well."""
     cloud.devices = [*cloud.devices, H2D]
     printer = VirtualPrinter(broker, H2D_SN, "H2D")
-    printer.attach()
-    yield printer
-    await printer.stop()
+    try:
+        await printer.start()
+        yield printer
+    finally:
+        await printer.stop()
 
 
 def _hub(entry: MockConfigEntry) -> BambuHub:

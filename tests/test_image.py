@@ -21,9 +21,9 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.bambu_cloud.const import DOMAIN
 from custom_components.bambu_cloud.image import MAX_COVER_BYTES, MAX_REDIRECTS
+from tools.test_pki import IssuedCert, TestPKI, server_context
 from tools.virtual_printer.printer import VirtualPrinter
 
-from .bambu.certs import IssuedCert, TestPKI, server_context
 from .cloud_server import P1S, X1C, Failure, FakeCloud, MqttEndpoint
 from .helpers import state_of, wait_for
 

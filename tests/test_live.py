@@ -1,4 +1,4 @@
-"""Live state over real TLS MQTT: a broker on 127.0.0.1 and virtual printers."""
+"""Live state over real TLS MQTT: mosquitto on 127.0.0.1 and virtual printers."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.bambu_cloud.bambu.config import BambuConfig
 from custom_components.bambu_cloud.const import CONF_HOST, CONF_PRINTERS, DOMAIN
-from tools.virtual_printer.broker import MqttBroker
+from tools.test_pki import IssuedCert, TestPKI
+from tools.virtual_printer.mosquitto import MqttBroker
 from tools.virtual_printer.printer import VirtualPrinter
 
-from .bambu.certs import IssuedCert, TestPKI, server_context
 from .cloud_server import TOKEN, UID, X1C, Failure, FakeCloud, MqttEndpoint
 from .helpers import state_of, wait_for
 
@@ -141,8 +141,7 @@ async def test_cloud_broker_refusal_confirmed_by_api_starts_reauth(
     """CONNACK "not authorised" and a 401 from the API: reauth, no retries."""
     profiles = cloud.calls(PROFILE)
     cloud.tokens.clear()  # the token was revoked
-    broker.users = {f"u_{UID}": "another token"}
-    await broker.disconnect_all()
+    await broker.set_users({f"u_{UID}": "another token"})  # drops the session
     await wait_for(
         hass, lambda: bool(hass.config_entries.flow.async_progress_by_handler(DOMAIN))
     )
@@ -167,14 +166,13 @@ async def test_cloud_broker_refusal_without_api_401_is_retried(
     profiles = cloud.calls(PROFILE)
     if api_answer != 200:
         cloud.fail(PROFILE, Failure(api_answer, '{"message":"busy"}'))
-    broker.users = {f"u_{UID}": "token the broker forgot"}
-    await broker.disconnect_all()
+    await broker.set_users({f"u_{UID}": "token the broker forgot"})
     await wait_for(hass, lambda: len(broker.refused) >= 2)
     assert cloud.calls(PROFILE) >= profiles + 1
     assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert state_of(hass, NOZZLE_X1C) == STATE_UNAVAILABLE
 
-    broker.users = {f"u_{UID}": TOKEN}
+    await broker.set_users({f"u_{UID}": TOKEN})
     await wait_for(
         hass, lambda: state_of(hass, NOZZLE_X1C) not in (None, STATE_UNAVAILABLE)
     )
@@ -194,10 +192,12 @@ async def lan_broker(
     printer_ca = pki.root("Test Printer CA")
     leaf = pki.server(printer_ca, X1C["dev_id"])
     configure_library(pins=frozenset({printer_ca.sha256}))
-    broker = MqttBroker(server_context(leaf), users={"bblp": X1C["dev_access_code"]})
-    await broker.start()
-    yield broker, printer_ca
-    await broker.stop()
+    broker = MqttBroker(leaf, users={"bblp": X1C["dev_access_code"]})
+    try:
+        await broker.start()
+        yield broker, printer_ca
+    finally:
+        await broker.stop()
 
 
 async def _setup_with_lan(
@@ -223,8 +223,8 @@ async def test_lan_preferred_then_cloud_takes_over(
     broker, _ = lan_broker
     lan_printer = VirtualPrinter(broker, X1C["dev_id"], "X1C")
     lan_printer.state["nozzle_temper"] = 77.0
-    lan_printer.attach()
     try:
+        await lan_printer.start()
         await _setup_with_lan(hass, mock_config_entry, broker.port)
         await wait_for(hass, lambda: state_of(hass, NOZZLE_X1C) == "77.0")
         assert X1C["dev_id"] in broker.sni_names_seen
@@ -278,9 +278,9 @@ async def test_lan_serial_mismatch_is_refused(
     printer_ca = pki.root("Test Printer CA")
     leaf = pki.server(printer_ca, "00M00A999999999")
     configure_library(pins=frozenset({printer_ca.sha256}))
-    broker = MqttBroker(server_context(leaf), users={"bblp": X1C["dev_access_code"]})
-    await broker.start()
+    broker = MqttBroker(leaf, users={"bblp": X1C["dev_access_code"]})
     try:
+        await broker.start()
         await _setup_with_lan(hass, mock_config_entry, broker.port)
         issue_id = f"tls_{X1C['dev_id']}"
         await wait_for(
@@ -305,7 +305,7 @@ async def test_lan_wrong_access_code(
 ) -> None:
     """A refused access code raises an issue and refreshes the bind list."""
     broker, _ = lan_broker
-    broker.users = {"bblp": "changed!"}
+    await broker.set_users({"bblp": "changed!"})
     await _setup_with_lan(hass, mock_config_entry, broker.port)
     binds = cloud.calls("/v1/iot-service/api/user/bind")
     issue_id = f"lan_auth_{X1C['dev_id']}"

@@ -34,9 +34,9 @@ from custom_components.bambu_cloud.trust import (
     async_cloud_context,
     storage_key,
 )
-from tools.virtual_printer.broker import MqttBroker
+from tools.test_pki import IssuedCert, PrinterPKI, TestPKI, server_context
+from tools.virtual_printer.mosquitto import MqttBroker
 
-from .bambu.certs import IssuedCert, PrinterPKI, TestPKI, server_context
 from .cloud_server import TOKEN, UID
 
 SERIAL = "01P00A000000001"
@@ -287,16 +287,14 @@ async def test_hub_recovers_from_an_impostor_first_probe(
     access code never reaches the impostor.
     """
     if impostor_pinned:
-        impostor_context = server_context(impostor[1])
+        impostor_leaf = impostor[1]
     else:
         pki = TestPKI(tmp_path / "bare")
-        impostor_context = server_context(pki.server(pki.root("Bare CA"), SERIAL))
-    fake = MqttBroker(impostor_context, users={"bblp": ACCESS_CODE})
+        impostor_leaf = pki.server(pki.root("Bare CA"), SERIAL)
+    fake = MqttBroker(impostor_leaf, users={"bblp": ACCESS_CODE})
     await fake.start()
     port = fake.port
-    real = MqttBroker(
-        printer_pki.server_context(), port=port, users={"bblp": ACCESS_CODE}
-    )
+    real = MqttBroker(printer_pki.leaf, port=port, users={"bblp": ACCESS_CODE})
     problems: list[Problem] = []
     fast = RetryPolicy(minimum=0.05, maximum=0.2, stable_after=1.0)
     config = trust_config(pins, retry=fast, probe_retry=fast)

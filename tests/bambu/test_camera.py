@@ -34,9 +34,9 @@ from custom_components.bambu_cloud.bambu.camera import (
     relay_url,
 )
 from custom_components.bambu_cloud.bambu.mqtt import Backoff
+from tools.test_pki import PrinterPKI
 
 from .camera_server import CameraServer, expected_auth, frame_header, make_jpeg
-from .certs import PrinterPKI
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 

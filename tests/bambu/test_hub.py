@@ -1,9 +1,9 @@
 """Tests for BambuHub (custom_components/.../bambu/hub.py).
 
-A real TLS cloud broker (users ``u_<uid>``/token) and, for LAN tests, a
-printer broker with a Bambu-shaped certificate (CN = serial), both in-process
-on 127.0.0.1, with virtual printers answering requests. Every hub, broker and
-printer is stopped in ``finally``.
+A real TLS cloud broker (mosquitto; users ``u_<uid>``/token) and, for LAN
+tests, a printer broker with a Bambu-shaped certificate (CN = serial), both on
+127.0.0.1, with virtual printers (real MQTT clients) answering requests.
+Every hub, broker and printer is stopped in ``finally``.
 """
 
 from __future__ import annotations
@@ -48,10 +48,9 @@ from custom_components.bambu_cloud.bambu.hub import (
 from custom_components.bambu_cloud.bambu.mqtt import MqttSession, RetryPolicy
 from custom_components.bambu_cloud.bambu.state import ChangeSet
 from tests.cloud_server import P1S, TOKEN, UID, X1C
-from tools.virtual_printer.broker import MqttBroker
+from tools.test_pki import IssuedCert, PrinterPKI, TestPKI
+from tools.virtual_printer.mosquitto import MqttBroker
 from tools.virtual_printer.printer import VirtualPrinter
-
-from .certs import IssuedCert, PrinterPKI, TestPKI, server_context
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -78,7 +77,7 @@ def requests_on(broker: MqttBroker, serial: str, command: str) -> int:
     topic = f"device/{serial}/request"
     count = 0
     for message in broker.messages:
-        if message.topic != topic or message.client_id is None:
+        if message.topic != topic:
             continue
         body = json.loads(message.payload)
         if next(iter(body.values())).get("command") == command:
@@ -168,12 +167,12 @@ async def lan(tmp_path: Path) -> AsyncIterator[Lan]:
     """The X1C's LAN broker (CN = serial, pinned CA) with its printer attached."""
     printer_pki = PrinterPKI.create(tmp_path / "printer", serial=X1_SERIAL)
     context = tls.build_printer_context([printer_pki.root.der], pins=printer_pki.pins)
-    broker = MqttBroker(printer_pki.server_context(), users={"bblp": ACCESS_CODE})
-    await broker.start()
+    broker = MqttBroker(printer_pki.leaf, users={"bblp": ACCESS_CODE})
     printer = VirtualPrinter(broker, X1_SERIAL, "X1C")
     printer.state["nozzle_temper"] = 77.0
-    printer.attach()
     try:
+        await broker.start()
+        await printer.start()
         yield Lan(broker, printer, printer_pki, context)
     finally:
         await printer.stop()
@@ -236,8 +235,8 @@ async def make_hub(
 async def x1c(broker: MqttBroker) -> AsyncIterator[VirtualPrinter]:
     """A virtual X1C on the cloud broker (full reports)."""
     printer = VirtualPrinter(broker, X1_SERIAL, "X1C")
-    printer.attach()
     try:
+        await printer.start()
         yield printer
     finally:
         await printer.stop()
@@ -247,8 +246,8 @@ async def x1c(broker: MqttBroker) -> AsyncIterator[VirtualPrinter]:
 async def p1s(broker: MqttBroker) -> AsyncIterator[VirtualPrinter]:
     """A virtual P1S on the cloud broker (delta reports)."""
     printer = VirtualPrinter(broker, P1_SERIAL, "P1S")
-    printer.attach()
     try:
+        await printer.start()
         yield printer
     finally:
         await printer.stop()
@@ -735,10 +734,10 @@ async def test_lan_host_change_restarts_lan_only(
     lan: Lan,
 ) -> None:
     """A new LAN address reconnects the LAN session; the cloud stays."""
-    second = MqttBroker(lan.pki.server_context(), users={"bblp": ACCESS_CODE})
+    second = MqttBroker(lan.pki.leaf, users={"bblp": ACCESS_CODE})
     await second.start()
     second_printer = VirtualPrinter(second, X1_SERIAL, "X1C")
-    second_printer.attach()
+    await second_printer.start()
     try:
         hub = make_hub(printer_context=lan.factory)
         hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
@@ -837,7 +836,7 @@ async def test_lan_trust_error(
     # New LAN options (here a new access code) start over: once the printer
     # is trusted and connects, the TLS problem is cleared.
     hub._printer_context = lan.factory
-    lan.broker.users = {"bblp": "87654321"}
+    await lan.broker.set_users({"bblp": "87654321"})
     hub.set_printers(
         {X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host, access_code="87654321")}
     )
@@ -958,7 +957,7 @@ async def test_lan_auth_failure(
     make_hub: HubFactory, broker: MqttBroker, x1c: VirtualPrinter, lan: Lan
 ) -> None:
     """A refused access code raises LAN_AUTH; the cloud keeps the printer live."""
-    lan.broker.users = {"bblp": "changed!"}
+    await lan.broker.set_users({"bblp": "changed!"})
     hub = make_hub(printer_context=lan.factory)
     hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
     await hub.start()
@@ -988,7 +987,7 @@ async def test_lan_serial_mismatch(
     context = tls.build_printer_context(
         [printer_ca.der], pins=frozenset({printer_ca.sha256})
     )
-    lan_broker = MqttBroker(server_context(leaf), users={"bblp": ACCESS_CODE})
+    lan_broker = MqttBroker(leaf, users={"bblp": ACCESS_CODE})
     await lan_broker.start()
 
     async def factory(serial: str, host: str) -> ssl.SSLContext:
@@ -1079,7 +1078,7 @@ async def test_async_command_rejected_unsigned(
         signature_required=True,
         public_key=app_key.public_key(),
     )
-    printer.attach()
+    await printer.start()
     try:
         hub = make_hub()
         hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
@@ -1281,7 +1280,7 @@ async def test_no_lan_session_after_stop(
     await hub.start()
     link = hub.printers[X1_SERIAL]
     await until(lambda: link.lan_connected)
-    lan.broker.users = {"bblp": "87654321"}
+    await lan.broker.set_users({"bblp": "87654321"})
     hub.set_printers(
         {X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host, access_code="87654321")}
     )
@@ -1363,7 +1362,7 @@ async def test_cloud_refusal_retried_on_request(
     ]
     assert len(warnings) == 1  # once until connected again
 
-    broker.users = {f"u_{UID}": "refused-for-now"}
+    await broker.set_users({f"u_{UID}": "refused-for-now"})
     hub.retry_cloud()
     await until(lambda: hub.printers[X1_SERIAL].available)
     assert hub._cloud_auth_logged is False

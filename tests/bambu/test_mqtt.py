@@ -1,8 +1,10 @@
 """Tests for MqttSession and Backoff (custom_components/.../bambu/mqtt.py).
 
-Every session talks to a real in-process TLS MQTT broker on 127.0.0.1
-(tools/virtual_printer/broker.py); sessions and brokers are always stopped in
-``finally`` so no task, timer, thread or socket registration outlives a test.
+Every session talks to a real TLS MQTT broker on 127.0.0.1 (mosquitto, see
+tools/virtual_printer/mosquitto.py), or, for faults a real broker never
+commits, to a scripted one (tests/tools); sessions and brokers are always
+stopped in ``finally`` so no task, timer, thread or socket registration
+outlives a test.
 """
 
 from __future__ import annotations
@@ -32,11 +34,9 @@ from custom_components.bambu_cloud.bambu.mqtt import (
     SessionConfig,
     SessionStatus,
 )
-from tests.tools import mqtt_string, packet
-from tools.virtual_printer import broker as broker_module
-from tools.virtual_printer.broker import MqttBroker
-
-from .certs import IssuedCert, PrinterPKI, TestPKI, server_context
+from tests.tools import ScriptedBroker, mqtt_string, packet, publish_packet
+from tools.test_pki import IssuedCert, PrinterPKI, TestPKI, server_context
+from tools.virtual_printer.mosquitto import MqttBroker
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -95,9 +95,9 @@ def _client_context(ca: IssuedCert) -> ssl.SSLContext:
 async def cloud(pki: TestPKI, ca: IssuedCert) -> AsyncIterator[Cloud]:
     """A running broker that accepts USER/PASSWORD."""
     leaf = pki.server(ca, "mqtt.test", san=["127.0.0.1"])
-    broker = MqttBroker(server_context(leaf), users={USER: PASSWORD})
-    await broker.start()
+    broker = MqttBroker(leaf, users={USER: PASSWORD})
     try:
+        await broker.start()
         yield Cloud(broker, _client_context(ca), ca)
     finally:
         await broker.stop()
@@ -337,10 +337,11 @@ async def test_publish(cloud: Cloud) -> None:
         assert session.publish("device/a/request", b"qos0") is True
         assert session.publish("device/a/request", b"qos1", qos=1) is True
         await until(lambda: len(broker.messages) == 2)
-        assert [(m.topic, m.payload, m.qos, m.client_id) for m in broker.messages] == [
-            ("device/a/request", b"qos0", 0, client_id),
-            ("device/a/request", b"qos1", 1, client_id),
+        assert [(m.topic, m.payload, m.qos) for m in broker.messages] == [
+            ("device/a/request", b"qos0", 0),
+            ("device/a/request", b"qos1", 1),
         ]
+        assert [c.client_id for c in broker.connected_clients] == [client_id]
     finally:
         await session.stop()
     assert session.publish("device/a/request", b"late") is False
@@ -403,7 +404,7 @@ async def test_bad_password_is_auth_failed_without_retry(cloud: Cloud) -> None:
         session.start()
         await until(lambda: session.status is SessionStatus.AUTH_FAILED)
         await asyncio.sleep(0.5)  # several back-off periods
-        assert list(broker.refused) == [(USER, "not authorised")]
+        assert list(broker.refused) == ["not authorised"]
         assert session.status is SessionStatus.AUTH_FAILED
         assert session._task is not None
         assert session._task.done()
@@ -417,24 +418,15 @@ async def test_bad_password_is_auth_failed_without_retry(cloud: Cloud) -> None:
     assert session.status is SessionStatus.STOPPED
 
 
-class RefusingBroker(MqttBroker):
-    """Answers every CONNECT with CONNACK 3 "server unavailable"."""
-
-    async def _handshake(self, reader: Any, writer: Any) -> None:
-        await self._read_packet(reader, self.connect_timeout)
-        writer.write(broker_module._packet(broker_module.CONNACK << 4, bytes([0, 3])))
-        self.refused.append((None, "unavailable"))
-
-
 async def test_other_connack_refusal_retries(pki: TestPKI, ca: IssuedCert) -> None:
     """A CONNACK refusal other than credentials is retried with back-off."""
     leaf = pki.server(ca, "mqtt.test", san=["127.0.0.1"])
-    broker = RefusingBroker(server_context(leaf))
+    broker = ScriptedBroker(server_context(leaf), connack=3)  # server unavailable
     await broker.start()
     session, rec = make_session(_client_context(ca), broker.port)
     try:
         session.start()
-        await until(lambda: len(broker.refused) >= 3)
+        await until(lambda: broker.refusals >= 3)
         assert rec.count(SessionStatus.DISCONNECTED) >= 2
         assert rec.count(SessionStatus.AUTH_FAILED) == 0
         assert rec.connects == 0
@@ -494,7 +486,7 @@ async def test_server_hostname_is_sent_as_sni(tmp_path: Path) -> None:
     """A printer is dialled by IP but SNI and the name check use the serial."""
     printer = PrinterPKI.create(tmp_path / "printer", serial=SERIAL)
     context = tls.build_printer_context([printer.root.der], pins=printer.pins)
-    broker = MqttBroker(printer.server_context(), users={"bblp": "12345678"})
+    broker = MqttBroker(printer.leaf, users={"bblp": "12345678"})
     await broker.start()
     session, _ = make_session(
         context,
@@ -519,7 +511,7 @@ async def test_server_hostname_mismatch_is_tls_failed(tmp_path: Path) -> None:
     """A certificate for another serial fails the name check."""
     printer = PrinterPKI.create(tmp_path / "printer", serial="01P00A000000999")
     context = tls.build_printer_context([printer.root.der], pins=printer.pins)
-    broker = MqttBroker(printer.server_context(), users={"bblp": "12345678"})
+    broker = MqttBroker(printer.leaf, users={"bblp": "12345678"})
     await broker.start()
     session, rec = make_session(
         context, broker.port, username="bblp", server_hostname=SERIAL
@@ -582,19 +574,11 @@ async def test_closed_port_retries(cloud: Cloud) -> None:
         await session.stop()
 
 
-class SilentBroker(MqttBroker):
-    """Never answers PINGREQ: the connection looks dead to the client."""
-
-    def _send(self, session: Any, data: bytes) -> None:
-        if data == broker_module._packet(broker_module.PINGRESP << 4):
-            return
-        super()._send(session, data)
-
-
 async def test_keepalive_detects_dead_connection(pki: TestPKI, ca: IssuedCert) -> None:
     """No PINGRESP within the keepalive: the misc loop drops and reconnects."""
     leaf = pki.server(ca, "mqtt.test", san=["127.0.0.1"])
-    broker = SilentBroker(server_context(leaf), users={USER: PASSWORD})
+    # Never answers PINGREQ: the connection looks dead to the client.
+    broker = ScriptedBroker(server_context(leaf), answer_pings=False)
     await broker.start()
     session, rec = make_session(
         _client_context(ca), broker.port, keepalive=1, check_interval=0.05
@@ -714,23 +698,15 @@ async def test_many_messages_in_one_read(cloud: Cloud) -> None:
         await session.stop()
 
 
-class BatchingBroker(MqttBroker):
-    """Can write many PUBLISH packets with ONE write (one TLS record each 16k)."""
-
-    def publish_batch(self, topic: str, payloads: list[bytes]) -> None:
-        header = broker_module._string(topic)
-        data = b"".join(
-            broker_module._packet(broker_module.PUBLISH << 4, header + payload)
-            for payload in payloads
-        )
-        for session in self._sessions.values():
-            session.writer.write(data)
+def batch(topic: str, payloads: list[bytes]) -> bytes:
+    """Many PUBLISH packets for ONE write (one TLS record per 16 KiB)."""
+    return b"".join(publish_packet(topic, payload) for payload in payloads)
 
 
 async def test_many_messages_in_one_tls_record(pki: TestPKI, ca: IssuedCert) -> None:
     """Packets left in the TLS buffer (socket idle) are still read, in order."""
     leaf = pki.server(ca, "mqtt.test", san=["127.0.0.1"])
-    broker = BatchingBroker(server_context(leaf), users={USER: PASSWORD})
+    broker = ScriptedBroker(server_context(leaf))
     await broker.start()
     session, rec = make_session(_client_context(ca), broker.port)
     session.subscribe("device/a/report")
@@ -738,12 +714,12 @@ async def test_many_messages_in_one_tls_record(pki: TestPKI, ca: IssuedCert) -> 
         session.start()
         await until(lambda: session.connected)
         await broker.wait_for_client(subscribed_to="device/a/report")
-        broker.publish_batch("device/a/report", [b"%03d" % i for i in range(200)])
+        broker.send(batch("device/a/report", [b"%03d" % i for i in range(200)]))
         await until(lambda: len(rec.messages) == 200)
         assert [int(payload) for _, payload in rec.messages] == list(range(200))
         assert rec.threads == {threading.get_ident()}
         # A second small batch fits one record: nothing waits for more bytes.
-        broker.publish_batch("device/a/report", [b"x", b"y", b"z"])
+        broker.send(batch("device/a/report", [b"x", b"y", b"z"]))
         await until(lambda: len(rec.messages) == 203)
         assert [p for _, p in rec.messages[-3:]] == [b"x", b"y", b"z"]
     finally:
@@ -821,19 +797,11 @@ async def test_read_error_closes(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) 
 # ------------------------------------------------------------ supervision
 
 
-class RawBroker(MqttBroker):
-    """Can send bytes no well-behaved broker would (malformed packets)."""
-
-    def send_raw(self, data: bytes) -> None:
-        for session in self._sessions.values():
-            session.writer.write(data)
-
-
 @pytest.fixture
-async def raw_broker(pki: TestPKI, ca: IssuedCert) -> AsyncIterator[RawBroker]:
-    """A TLS broker accepting USER/PASSWORD that can inject raw packets."""
+async def raw_broker(pki: TestPKI, ca: IssuedCert) -> AsyncIterator[ScriptedBroker]:
+    """A TLS server that can send bytes no well-behaved broker would."""
     leaf = pki.server(ca, "mqtt.test", san=["127.0.0.1"])
-    broker = RawBroker(server_context(leaf), users={USER: PASSWORD})
+    broker = ScriptedBroker(server_context(leaf))
     await broker.start()
     try:
         yield broker
@@ -849,7 +817,7 @@ def records_of(
 
 
 async def test_non_utf8_topic_is_dropped_and_reading_goes_on(
-    raw_broker: RawBroker, ca: IssuedCert, caplog: pytest.LogCaptureFixture
+    raw_broker: ScriptedBroker, ca: IssuedCert, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A PUBLISH whose topic is not UTF-8 is dropped; later ones still arrive.
 
@@ -864,7 +832,7 @@ async def test_non_utf8_topic_is_dropped_and_reading_goes_on(
         client_id = client_id_of(session)
         await raw_broker.wait_for_client(subscribed_to="device/a/report")
         for _ in range(3):
-            raw_broker.send_raw(
+            raw_broker.send(
                 packet(0x30, mqtt_string(b"device/\xff\xfe/report") + b"bad")
             )
             raw_broker.publish("device/a/report", b"good")
@@ -881,7 +849,7 @@ async def test_non_utf8_topic_is_dropped_and_reading_goes_on(
 
 
 async def test_malformed_publish_resets_the_connection(
-    raw_broker: RawBroker, ca: IssuedCert, caplog: pytest.LogCaptureFixture
+    raw_broker: ScriptedBroker, ca: IssuedCert, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A PUBLISH paho cannot parse drops the connection; a new one works."""
     session, rec = make_session(_client_context(ca), raw_broker.port)
@@ -892,7 +860,7 @@ async def test_malformed_publish_resets_the_connection(
         first_id = client_id_of(session)
         await raw_broker.wait_for_client(first_id, subscribed_to="device/a/report")
         # The topic length claims more bytes than the packet holds.
-        raw_broker.send_raw(packet(0x30, struct.pack("!H", 200) + b"short"))
+        raw_broker.send(packet(0x30, struct.pack("!H", 200) + b"short"))
         raw_broker.publish("device/a/report", b"lost with the connection")
         await until(lambda: rec.connects == 2)
         second_id = client_id_of(session)
@@ -1117,27 +1085,13 @@ async def test_stop_after_task_failure(cloud: Cloud) -> None:
 # ------------------------------------------------------------ back-off
 
 
-class DroppingBroker(MqttBroker):
-    """Accepts every login, then drops the client after ``hold`` seconds."""
-
-    hold = 0.0
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.accepted_at: list[float] = []
-
-    async def _serve(self, session: Any, reader: asyncio.StreamReader) -> bool:
-        self.accepted_at.append(asyncio.get_running_loop().time())
-        await asyncio.sleep(self.hold)
-        return False
-
-
 @pytest.fixture
 async def dropping_broker(
     pki: TestPKI, ca: IssuedCert
-) -> AsyncIterator[DroppingBroker]:
+) -> AsyncIterator[ScriptedBroker]:
+    """Accepts every login, then drops the client after ``hold`` seconds."""
     leaf = pki.server(ca, "mqtt.test", san=["127.0.0.1"])
-    broker = DroppingBroker(server_context(leaf), users={USER: PASSWORD})
+    broker = ScriptedBroker(server_context(leaf), hold=0.0)
     await broker.start()
     try:
         yield broker
@@ -1150,7 +1104,7 @@ def gaps(times: list[float]) -> list[float]:
 
 
 async def test_backoff_grows_when_the_broker_drops_at_once(
-    dropping_broker: DroppingBroker, ca: IssuedCert
+    dropping_broker: ScriptedBroker, ca: IssuedCert
 ) -> None:
     """Accepted then dropped: the intervals grow to the cap, no fixed rate.
 
@@ -1179,7 +1133,7 @@ async def test_backoff_grows_when_the_broker_drops_at_once(
 
 
 async def test_backoff_starts_over_after_a_stable_connection(
-    dropping_broker: DroppingBroker, ca: IssuedCert
+    dropping_broker: ScriptedBroker, ca: IssuedCert
 ) -> None:
     """Connections that stayed up for stable_after reconnect at the minimum."""
     dropping_broker.hold = 0.3
@@ -1225,7 +1179,7 @@ async def test_retry_after_auth_refusal(cloud: Cloud) -> None:
         assert session._task is running
         await until(lambda: len(broker.refused) == 2)
         await until(lambda: session.status is SessionStatus.AUTH_FAILED)
-        broker.users = {USER: "wrong"}
+        await broker.set_users({USER: "wrong"})
         session.retry()
         await until(lambda: session.connected)
         assert rec.connects == 1

@@ -29,8 +29,8 @@ from custom_components.bambu_cloud.bambu import tls
 from custom_components.bambu_cloud.bambu.camera import relay_url
 from custom_components.bambu_cloud.bambu.hub import TrustError
 from custom_components.bambu_cloud.bambu.relay import RtspRelay
+from tools.test_pki import PrinterPKI, TestPKI, server_context
 
-from .certs import PrinterPKI, TestPKI, server_context
 from .rtsp_server import (
     PATH,
     RtspClient,

@@ -21,8 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from custom_components.bambu_cloud.bambu import tls
-
-from .certs import IssuedCert, PrinterPKI, TestPKI, server_context, sha256_hex
+from tools.test_pki import IssuedCert, PrinterPKI, TestPKI, server_context, sha256_hex
 
 SERIAL = "01P00A391800123"
 OTHER_SERIAL = "01P00A391800999"

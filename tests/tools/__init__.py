@@ -268,3 +268,143 @@ class RawClient:
         self.writer.close()
         with contextlib.suppress(OSError):
             await self.writer.wait_closed()
+
+
+# -- a scripted server, for faults a real broker never commits ----------------
+
+
+class ScriptedBroker:
+    """A deliberately tiny MQTT 3.1.1 server on 127.0.0.1 (TLS when given one).
+
+    Real-broker behaviour comes from mosquitto; this exists only for what
+    mosquitto would never do: answer CONNECT with ``connack`` (0 accepts),
+    ignore PINGREQ (``answer_pings=False``), drop a client ``hold`` seconds
+    after accepting it, or write arbitrary bytes (:meth:`send`, e.g. a PUBLISH
+    with a non-UTF-8 topic, or many packets in one write). SUBSCRIBE is
+    acknowledged; nothing is routed.
+    """
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        connack: int = 0,
+        answer_pings: bool = True,
+        hold: float | None = None,
+    ) -> None:
+        self.ssl_context = ssl_context
+        self.connack = connack
+        self.answer_pings = answer_pings
+        self.hold = hold
+        self.port = 0
+        self.accepted_at: list[float] = []
+        """Loop time of every accepted CONNECT."""
+        self.refusals = 0
+        self.clients: dict[str, list[str]] = {}
+        """Connected client ids and the filters each subscribed."""
+        self._server: asyncio.Server | None = None
+        self._writers: dict[str, asyncio.StreamWriter] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._handle, "127.0.0.1", self.port, ssl=self.ssl_context
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in self._writers.values():
+            writer.transport.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+
+    def send(self, data: bytes) -> None:
+        """Write raw bytes to every connected client, in one write each."""
+        for writer in self._writers.values():
+            writer.write(data)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """A QoS 0 PUBLISH to every connected client (subscribed or not)."""
+        self.send(publish_packet(topic, payload))
+
+    async def wait_for_client(
+        self, client_id: str | None = None, *, subscribed_to: str | None = None
+    ) -> str:
+        """Wait until a (given) client is connected (and subscribed)."""
+        return await eventually(
+            lambda: next(
+                (
+                    cid
+                    for cid, filters in self.clients.items()
+                    if client_id in (None, cid)
+                    and (subscribed_to is None or subscribed_to in filters)
+                ),
+                None,
+            )
+        )
+
+    async def _handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        client = RawClient(reader, writer)
+        client_id = ""
+        try:
+            first, body = await client.read_packet()
+            if first >> 4 != 1:
+                return
+            client_id = _connect_client_id(body)
+            client.send(packet(0x20, bytes([0, self.connack])))
+            if self.connack:
+                self.refusals += 1
+                await writer.drain()
+                return
+            self.accepted_at.append(asyncio.get_running_loop().time())
+            self.clients[client_id] = []
+            self._writers[client_id] = writer
+            if self.hold is not None:
+                await asyncio.sleep(self.hold)
+                return
+            while True:
+                first, body = await client.read_packet(within=3600)
+                if first == 0x82:  # SUBSCRIBE
+                    filters = _subscribe_filters(body)
+                    granted = bytes(min(qos, 1) for _, qos in filters)
+                    client.send(packet(0x90, body[:2] + granted))
+                    self.clients[client_id] += [name for name, _ in filters]
+                elif first == 0xC0 and self.answer_pings:
+                    client.send(packet(0xD0))
+                elif first == 0xE0:
+                    return
+        except (asyncio.IncompleteReadError, OSError, TimeoutError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            if self._writers.get(client_id) is writer:
+                del self._writers[client_id]
+                del self.clients[client_id]
+            writer.transport.abort()
+
+
+def _connect_client_id(body: bytes) -> str:
+    """The client id of a CONNECT body (after the 10-byte variable header)."""
+    size = struct.unpack("!H", body[10:12])[0]
+    return body[12 : 12 + size].decode()
+
+
+def _subscribe_filters(body: bytes) -> list[tuple[str, int]]:
+    """``(filter, qos)`` pairs of a SUBSCRIBE body (after the packet id)."""
+    filters, pos = [], 2
+    while pos < len(body):
+        size = struct.unpack("!H", body[pos : pos + 2])[0]
+        filters.append((body[pos + 2 : pos + 2 + size].decode(), body[pos + 2 + size]))
+        pos += 3 + size
+    return filters

@@ -1,4 +1,4 @@
-"""The virtual printer: over TLS with a real paho client, and in-process."""
+"""The virtual printer: on mosquitto with a real paho client over TLS, and offline."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.bambu.certs import PrinterPKI
-from tools.virtual_printer.broker import MqttBroker
+from tools.test_pki import PrinterPKI
+from tools.virtual_printer.mosquitto import MqttBroker
 from tools.virtual_printer.printer import (
     ERR_ENVELOPE_MALFORMED,
     ERR_VERIFY_FAILED,
@@ -86,7 +86,7 @@ def client_ctx(pki: PrinterPKI) -> ssl.SSLContext:
 
 @pytest.fixture
 async def broker(pki: PrinterPKI) -> AsyncIterator[MqttBroker]:
-    async with MqttBroker(pki.server_context(), users={"bblp": ACCESS_CODE}) as tls:
+    async with MqttBroker(pki.leaf, users={"bblp": ACCESS_CODE}) as tls:
         yield tls
 
 
@@ -296,29 +296,67 @@ async def test_broker_restart_with_printer(
     await client.next_json(is_report)
 
 
-# -- in-process (broker not listening; read broker.messages) --------------------
+async def test_printer_reconnects_after_broker_restart(
+    broker: MqttBroker, printer: VirtualPrinter
+) -> None:
+    """Like firmware, the printer logs in again when its broker comes back."""
+    await broker.stop()
+    assert printer.publish({"lost": True}) == 0
+    await broker.start()
+    await eventually(lambda: printer.publish({"back": True}) == 1)
+
+
+async def test_mirror_serves_both_brokers(
+    broker: MqttBroker, printer: VirtualPrinter, pki: PrinterPKI
+) -> None:
+    """A mirror added while running gets reports and its requests are handled."""
+    async with MqttBroker(pki.leaf, users={"bblp": ACCESS_CODE}) as lan:
+        await printer.add_mirror(lan)
+        await printer.add_mirror(lan)  # once is enough
+        assert printer.brokers == (broker, lan)
+        assert printer.publish({"x": 1}) == 2
+        lan.publish(REQUEST, {"info": {"sequence_id": "1", "command": "get_version"}})
+        await eventually(lambda: printer.received)
+        await eventually(
+            lambda: any("info" in json.loads(m.payload) for m in lan.messages)
+        )
+    await printer.stop()
+    assert printer.publish({"x": 2}) == 0
+
+
+# -- offline: requests handed over directly, reports recorded -------------------
+
+
+class RecordingPrinter(VirtualPrinter):
+    """A printer whose reports are recorded instead of published."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent: list[bytes] = []
+
+    def _deliver(self, payload: bytes) -> int:
+        self.sent.append(payload)
+        return 1
 
 
 class Harness:
-    """A printer on a broker that is not listening: inspect what it publishes."""
+    """A printer never connected to its broker: inspect what it publishes."""
 
     def __init__(self, model: str = "X1C", **kwargs: Any) -> None:
-        self.broker = MqttBroker()
-        self.printer = VirtualPrinter(self.broker, f"{model}-SN", model, **kwargs)
-        self.printer.attach()
+        self.broker = MqttBroker()  # configured, never started
+        self.printer = RecordingPrinter(self.broker, f"{model}-SN", model, **kwargs)
         self.seen = 0
 
     def send(self, message: Any, topic: str | None = None) -> list[dict[str, Any]]:
-        """Deliver like a client publish; returns what the printer answered."""
+        """Deliver like the broker does; returns what the printer answered."""
         raw = message if isinstance(message, bytes) else json.dumps(message).encode()
-        for hook in list(self.broker.on_publish):
-            hook(topic or self.printer.request_topic, raw, "client")
+        self.printer.on_request(topic or self.printer.request_topic, raw)
         return self.new()
 
     def new(self) -> list[dict[str, Any]]:
-        messages = list(self.broker.messages)[self.seen :]
+        messages = self.printer.sent[self.seen :]
         self.seen += len(messages)
-        return [json.loads(m.payload) for m in messages]
+        return [json.loads(m) for m in messages]
 
     def command(self, kind: str, command: str, **fields: Any) -> list[dict[str, Any]]:
         return self.send({kind: {"sequence_id": "9", "command": command, **fields}})
@@ -436,19 +474,18 @@ def test_job_progress_and_ticker() -> None:
     assert harness.new() == []  # nothing changed, nothing sent
 
 
-async def test_start_with_interval_ticks_until_stopped() -> None:
-    harness = Harness("A1MINI")
-    printer = harness.printer
+async def test_start_with_interval_ticks_until_stopped(broker: MqttBroker) -> None:
+    printer = VirtualPrinter(broker, SERIAL, "A1MINI")
     printer.state["nozzle_target_temper"] = 200.0
     await printer.start(interval=0.01)
-    await printer.start(interval=0.01)  # no second ticker
+    await printer.start(interval=0.01)  # no second ticker, no second client
     await eventually(lambda: printer.state["nozzle_temper"] > 40)
+    await eventually(lambda: broker.messages)
     await printer.stop()
     await printer.stop()
-    count = len(harness.broker.messages)
+    temperature = printer.state["nozzle_temper"]
     await asyncio.sleep(0.05)
-    assert len(harness.broker.messages) == count
-    assert not harness.broker.on_publish
+    assert printer.state["nozzle_temper"] == temperature
 
 
 def test_gcode_fans_and_temperatures() -> None:
@@ -621,9 +658,14 @@ def test_request_filtering_and_log_bound() -> None:
     assert printer.publish({"x": 1}) == 0
     printer.tick()
     assert harness.new() == []
+    printer.set_online(True)
+    harness.new()
     printer.detach()
     printer.detach()
-    assert not harness.broker.on_publish
+    assert harness.send({"pushing": {"command": "pushall"}}) == []
+    assert printer.publish({"x": 1}) == 0
+    printer.attach()
+    assert len(harness.send({"pushing": {"command": "pushall"}})) == 1
 
 
 def test_update_styles() -> None:

@@ -7,11 +7,13 @@ Everything listens on 127.0.0.1 only::
 
 * HTTPS cloud (:class:`FarmCloud`): profile, bind, tasks (with covers served
   by the farm), device/version, login with password + e-mail code;
-* the cloud MQTT broker (TLS, user ``u_<uid>`` / password = token);
+* the cloud MQTT broker (mosquitto, TLS, user ``u_<uid>`` / password = token,
+  which may read reports and send requests only, like Bambu's);
 * per printer: a :class:`VirtualPrinter` living through jobs
-  (:class:`JobRunner`), its own LAN MQTT broker (user ``bblp`` / access code)
-  and, for P1/A1 models, a port-6000 style camera server. Printer-side TLS
-  uses the Bambu-shaped CA (``CN=<serial>``, no SAN).
+  (:class:`JobRunner`), its own LAN MQTT broker (mosquitto, user ``bblp`` /
+  access code) and, for P1/A1 models, a port-6000 style camera server.
+  Printer-side TLS uses the Bambu-shaped CA (``CN=<serial>``, no SAN) of
+  :class:`tools.test_pki.FarmPKI`.
 
 Certificates are made at start-up in a temporary directory removed on stop.
 """
@@ -30,7 +32,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tools.virtual_printer.broker import MqttBroker
+from tools.test_pki import FarmPKI, IssuedCert
+from tools.virtual_printer.mosquitto import MqttBroker
 from tools.virtual_printer.printer import MODELS, VirtualPrinter
 
 from . import images
@@ -46,7 +49,6 @@ from .jobs import (
     JobPlan,
     JobRunner,
 )
-from .pki import FarmPKI, Issued
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -89,7 +91,7 @@ class FarmPrinter:
     model: str
     access_code: str
     printer: VirtualPrinter
-    certificate: Issued
+    certificate: IssuedCert
     lan_broker: MqttBroker | None
     camera: CameraServer | None
     runner: JobRunner
@@ -303,12 +305,10 @@ class VirtualFarm:
         cloud_ctx = pki.cloud_server.server_context()
 
         self.broker = MqttBroker(
-            cloud_ctx,
-            host=HOST,
+            pki.cloud_server,
             port=self._mqtt_port,
             users={f"u_{self.uid}": self.token},
-            authorize_subscribe=lambda _client, topic: "#" not in topic,
-            max_connections=32,
+            restrict_topics=True,
         )
         await self.broker.start()
         self._mqtt_port = self.broker.port
@@ -382,7 +382,7 @@ class VirtualFarm:
             return 0
         return self._lan_base_port + 2 * index + offset
 
-    async def _start_printer(self, index: int, leaf: Issued) -> FarmPrinter:
+    async def _start_printer(self, index: int, leaf: IssuedCert) -> FarmPrinter:
         model = MODEL_CYCLE[index % len(MODEL_CYCLE)]
         info = MODEL_INFO[model]
         serial = self._serial(index)
@@ -395,33 +395,39 @@ class VirtualFarm:
         if behind:
             self._offer_update(printer)
         lan_broker: MqttBroker | None = None
-        if self.lan:
-            lan_broker = MqttBroker(
-                leaf.server_context(),
-                host=HOST,
-                port=self._port(index, 0),
-                users={"bblp": access_code},
-                max_connections=8,
-            )
-            await lan_broker.start()
-            printer.add_mirror(lan_broker)
         camera: CameraServer | None = None
-        if self.cameras and info.camera:
-            first = not any(p.camera is not None for p in self.printers)
-            camera = CameraServer(
-                leaf.server_context(),
-                access_code,
-                lambda: self._draw_frame(name, printer),
-                host=HOST,
-                port=(
-                    self._first_camera_port
-                    if first and self._first_camera_port
-                    else self._port(index, 1)
-                ),
-                interval=self.camera_interval,
-            )
-            await camera.start()
-        printer.attach()
+        try:
+            if self.lan:
+                lan_broker = MqttBroker(
+                    leaf, port=self._port(index, 0), users={"bblp": access_code}
+                )
+                await lan_broker.start()
+                await printer.add_mirror(lan_broker)
+            if self.cameras and info.camera:
+                first = not any(p.camera is not None for p in self.printers)
+                camera = CameraServer(
+                    leaf.server_context(),
+                    access_code,
+                    lambda: self._draw_frame(name, printer),
+                    host=HOST,
+                    port=(
+                        self._first_camera_port
+                        if first and self._first_camera_port
+                        else self._port(index, 1)
+                    ),
+                    interval=self.camera_interval,
+                )
+                await camera.start()
+            await printer.start()
+        except BaseException:
+            # Not listed yet, so stop() would not find them: no broker
+            # process may outlive a failed start.
+            await printer.stop()
+            if camera is not None:
+                await camera.stop()
+            if lan_broker is not None:
+                await lan_broker.stop()
+            raise
         runner = JobRunner(
             printer,
             index,

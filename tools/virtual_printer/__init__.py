@@ -1,1 +1,1 @@
-"""Virtual Bambu Lab printers: an in-process MQTT broker and printer firmware."""
+"""Virtual Bambu Lab printers: printer firmware as MQTT clients of mosquitto."""

@@ -1,9 +1,15 @@
-"""Virtual Bambu Lab printer "firmware" attached in-process to an MqttBroker.
+"""Virtual Bambu Lab printer "firmware": a real MQTT client of a test broker.
 
 Why: integration tests and the virtual printer farm need a printer that
-answers like the real one (PROTOCOL.md 2.3-2.5) without hardware. The printer
-sees requests through a broker publish hook and answers with
-``broker.publish``, so it needs no network client of its own.
+answers like the real one (PROTOCOL.md 2.3-2.5) without hardware. Like
+firmware, it is an MQTT client: it subscribes to ``device/<serial>/request``
+and publishes on ``device/<serial>/report``, on the broker it was made for
+and on any mirror (a printer reachable via the cloud and on the LAN). It
+connects over the broker's internal listener (see
+:mod:`tools.virtual_printer.mosquitto`) and reconnects when the broker comes
+back. Command handling is synchronous and public (:meth:`VirtualPrinter.handle`,
+:meth:`VirtualPrinter.on_request`) so firmware behaviour is testable without
+a network.
 
 Behaviour:
 
@@ -40,7 +46,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .broker import MqttBroker
+from .client import MqttClient
+from .mosquitto import MqttBroker
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -550,7 +557,9 @@ class VirtualPrinter:
 
     ``model`` is a key of :data:`MODELS`; ``state`` overrides the initial
     ``print`` object; ``full_reports`` overrides the family's report style.
-    Call :meth:`attach` (or ``await start()``) to begin answering.
+    ``await start()`` connects to the broker (and the mirrors) and begins
+    answering; :meth:`detach` / :meth:`attach` make it fall silent and talk
+    again without disconnecting.
     """
 
     def __init__(
@@ -576,12 +585,15 @@ class VirtualPrinter:
         self.public_key = public_key
         self.access_code = access_code
         self.online = True
+        self.answering = True
+        """False after :meth:`detach`: requests are ignored, nothing is reported."""
         self.received: list[dict[str, Any]] = []
         """Every command received while online, oldest first (bounded)."""
         self._log_size = log_size
         self._report_seq = 0
-        self._remove_hook: Callable[[], None] | None = None
-        self._mirrors: dict[MqttBroker, Callable[[], None] | None] = {}
+        self._brokers: list[MqttBroker] = [broker]
+        self._clients: dict[MqttBroker, MqttClient] = {}
+        self._started = False
         self._ticker: asyncio.Task[None] | None = None
         self.signature_required = signature_required
 
@@ -598,56 +610,64 @@ class VirtualPrinter:
         return f"device/{self.serial}/report"
 
     def attach(self) -> None:
-        """Start answering requests on the broker (idempotent)."""
-        if self._remove_hook is None:
-            self._remove_hook = self.broker.add_publish_hook(self._on_publish)
-        for broker, remove in self._mirrors.items():
-            if remove is None:
-                self._mirrors[broker] = broker.add_publish_hook(self._on_publish)
+        """Answer requests and report again (after :meth:`detach`)."""
+        self.answering = True
 
     def detach(self) -> None:
-        """Stop answering requests."""
-        if self._remove_hook is not None:
-            self._remove_hook()
-            self._remove_hook = None
-        for broker, remove in self._mirrors.items():
-            if remove is not None:
-                remove()
-                self._mirrors[broker] = None
+        """Fall silent: requests are ignored and nothing is reported."""
+        self.answering = False
 
-    def add_mirror(self, broker: MqttBroker) -> None:
+    async def add_mirror(self, broker: MqttBroker) -> None:
         """Also serve ``broker`` (e.g. the printer's own LAN broker).
 
         Reports go to every broker, and requests from any of them are
         handled, like one printer reachable both via the cloud and the LAN.
-        Requests are answered only while attached (see :meth:`attach`).
+        Once started, the printer connects to a new mirror at once.
         """
-        if broker is self.broker or broker in self._mirrors:
+        if broker in self._brokers:
             return
-        attached = self._remove_hook is not None
-        self._mirrors[broker] = (
-            broker.add_publish_hook(self._on_publish) if attached else None
-        )
+        self._brokers.append(broker)
+        if self._started:
+            await self._connect(broker)
 
     @property
     def brokers(self) -> tuple[MqttBroker, ...]:
         """The broker given at construction, then the mirrors."""
-        return (self.broker, *self._mirrors)
+        return tuple(self._brokers)
 
     async def start(self, interval: float | None = None) -> None:
-        """Attach, and with ``interval`` also :meth:`tick` periodically."""
-        self.attach()
+        """Connect to every broker; subscribed when this returns.
+
+        With ``interval``, also :meth:`tick` periodically.
+        """
+        self._started = True
+        for broker in self._brokers:
+            await self._connect(broker)
         if interval is not None and self._ticker is None:
             self._ticker = asyncio.create_task(self._tick_forever(interval))
 
+    async def _connect(self, broker: MqttBroker) -> None:
+        if broker in self._clients:
+            return
+        client = broker.own_client(
+            f"virtual-printer-{self.serial}",
+            subscriptions=[(self.request_topic, 1)],
+            on_message=self._on_message,
+        )
+        self._clients[broker] = client
+        await client.start()
+
     async def stop(self) -> None:
-        """Detach and stop the periodic ticker (no task is left behind)."""
-        self.detach()
+        """Disconnect and stop the periodic ticker (no task is left behind)."""
+        self._started = False
         ticker, self._ticker = self._ticker, None
         if ticker is not None:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            await client.stop()
 
     async def __aenter__(self) -> VirtualPrinter:
         await self.start()
@@ -674,13 +694,20 @@ class VirtualPrinter:
         self.state["fun"] = f"{fun | (FUN_SIGNATURE_REQUIRED if required else 0):X}"
 
     def publish(self, message: Mapping[str, Any]) -> int:
-        """Publish anything on the report topic (unless offline)."""
-        if not self.online:
+        """Publish anything on the report topic (unless offline or detached).
+
+        Returns on how many broker connections the message went out.
+        """
+        if not self.online or not self.answering:
             return 0
-        deliveries = self.broker.publish(self.report_topic, message)
-        for broker in self._mirrors:
-            deliveries += broker.publish(self.report_topic, message)
-        return deliveries
+        return self._deliver(json.dumps(message, separators=(",", ":")).encode())
+
+    def _deliver(self, payload: bytes) -> int:
+        """Hand a report to every connected broker (tests may record instead)."""
+        return sum(
+            client.publish(self.report_topic, payload)
+            for client in self._clients.values()
+        )
 
     def _next_seq(self) -> str:
         self._report_seq += 1
@@ -792,15 +819,17 @@ class VirtualPrinter:
 
     # -- requests ----------------------------------------------------------
 
-    def _on_publish(self, topic: str, payload: bytes, client_id: str) -> None:
-        if topic != self.request_topic or not self.online:
+    def _on_message(self, topic: str, payload: bytes, _qos: int) -> None:
+        self.on_request(topic, payload)
+
+    def on_request(self, topic: str, payload: bytes) -> None:
+        """One message from the broker, as firmware gets it (public for tests)."""
+        if topic != self.request_topic or not self.online or not self.answering:
             return
         try:
             message = json.loads(payload)
         except ValueError:
-            _LOGGER.debug(
-                "%s: ignoring non-JSON request from %s", self.serial, client_id
-            )
+            _LOGGER.debug("%s: ignoring a non-JSON request", self.serial)
             return
         if not isinstance(message, dict):
             return

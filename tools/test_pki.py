@@ -1,20 +1,24 @@
-"""Test PKI shaped like Bambu Lab's, for TLS tests across the suite.
+"""Throwaway certificate authorities shaped like Bambu Lab's, for tests and the farm.
 
 Why the shape matters: the real 2022 "BBL CA" is a self-signed CA with
 basicConstraints but NO keyUsage extension (Python 3.13's strict X.509 mode
 rejects it), and printer certificates carry the serial in the subject CN with
 NO subjectAltName (hostname checks must fall back to the CN). Certificates made
-here reproduce both so tests exercise the same code paths as real printers.
+here reproduce both, so the test suite and the virtual farm exercise the same
+code paths as real printers. One module serves both so the two never drift.
 
 Typical use::
 
     pki = PrinterPKI.create(tmp_path, serial="01P00A000000001")
     server_ctx = pki.server_context()          # leaf + CA chain, like printers
-    client_ctx = tls.build_printer_context([pki.root.der], pins=pki.pins)
+    client_ctx = tls.build_printer_context([pki.root.der])
 
-Lower-level: ``TestPKI(tmp_path).root()`` / ``.intermediate(issuer)`` /
-``.server(issuer, serial, chain=[...])`` return ``IssuedCert`` objects with
-PEM files on disk, DER bytes and SHA-256 fingerprints.
+Lower level: ``TestPKI(tmp_path).root()`` / ``.intermediate(issuer)`` /
+``.server(issuer, serial, chain=[...])`` return :class:`IssuedCert` objects
+with PEM files on disk (keys readable by the owner only), DER bytes and
+SHA-256 fingerprints; ``expired``/``not_yet_valid`` and a leaf for another
+serial make the negative cases. :class:`FarmPKI` is the virtual farm's pair of
+CAs (an ordinary cloud CA and a Bambu-shaped printer CA).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 type PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
@@ -61,6 +65,14 @@ def sha256_hex(der: bytes) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
+def server_context(leaf: IssuedCert) -> ssl.SSLContext:
+    """TLS server context presenting ``leaf``'s chain file (leaf + chain)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(leaf.chain_path, leaf.key_path)
+    return ctx
+
+
 @dataclass(frozen=True)
 class IssuedCert:
     """A certificate, its key, and the PEM files written for it."""
@@ -88,10 +100,14 @@ class IssuedCert:
         """SHA-256 fingerprint of the DER certificate (lowercase hex)."""
         return sha256_hex(self.der)
 
+    def server_context(self) -> ssl.SSLContext:
+        """A TLS server context presenting this certificate and its chain."""
+        return server_context(self)
+
 
 @dataclass
 class TestPKI:
-    """Issue CA, intermediate and printer certificates into ``directory``."""
+    """Issue CA, intermediate and server certificates into ``directory``."""
 
     __test__ = False  # not a pytest test class despite the name
 
@@ -114,6 +130,7 @@ class TestPKI:
         chain_path = stem.with_suffix(".chain.pem")
         cert_pem = cert.public_bytes(serialization.Encoding.PEM)
         cert_path.write_bytes(cert_pem)
+        key_path.touch(mode=0o600)
         key_path.write_bytes(
             key.private_bytes(
                 serialization.Encoding.PEM,
@@ -199,13 +216,16 @@ class TestPKI:
         expired: bool = False,
         not_yet_valid: bool = False,
         san: Sequence[str] = (),
+        server_auth: bool = False,
         days: int = 825,
     ) -> IssuedCert:
         """Printer certificate: subject ``CN=<serial>``, no SAN by default.
 
         ``chain`` is what the server presents after the leaf; by default the
         issuer alone (printers send their CA, which is how the integration
-        learns it). Pass ``[]`` for a leaf-only server.
+        learns it). Pass ``[]`` for a leaf-only server. ``san`` adds IP or DNS
+        names and ``server_auth`` the key usages of a public web server
+        certificate (for the cloud's endpoints, not for printers).
         """
         key = _new_key(self.key_type)
         start, end = _validity(expired=expired, not_yet_valid=not_yet_valid, days=days)
@@ -216,6 +236,18 @@ class TestPKI:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName([_general_name(n) for n in san]),
                 critical=False,
+            )
+        if server_auth:
+            builder = (
+                builder.add_extension(_LEAF_KEY_USAGE, critical=True)
+                .add_extension(
+                    x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                    critical=False,
+                )
+                .add_extension(
+                    x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                    critical=False,
+                )
             )
         cert = builder.sign(issuer.key, hashes.SHA256())
         presented = [issuer] if chain is None else list(chain)
@@ -238,6 +270,17 @@ _CA_KEY_USAGE = x509.KeyUsage(
     key_agreement=False,
     key_cert_sign=True,
     crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
+_LEAF_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=True,
+    key_cert_sign=False,
+    crl_sign=False,
     encipher_only=False,
     decipher_only=False,
 )
@@ -271,13 +314,6 @@ def _issued_builder(
     )
 
 
-def server_context(leaf: IssuedCert) -> ssl.SSLContext:
-    """TLS server context presenting ``leaf``'s chain file (leaf + chain)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(leaf.chain_path, leaf.key_path)
-    return ctx
-
-
 @dataclass(frozen=True)
 class PrinterPKI:
     """A ready-made printer setup: root [-> intermediate] -> leaf (CN=serial)."""
@@ -307,21 +343,65 @@ class PrinterPKI:
         return cls(serial, root, inter, leaf)
 
     @property
-    def pins(self) -> frozenset[str]:
-        """Fingerprints to pin (``BambuConfig.pins``, ``pins=`` of ``tls``)."""
-        cas = (
+    def cas(self) -> list[IssuedCert]:
+        """Every CA of this PKI, root first."""
+        return (
             [self.root] if self.intermediate is None else [self.root, self.intermediate]
         )
-        return frozenset(c.sha256 for c in cas)
+
+    @property
+    def pins(self) -> frozenset[str]:
+        """Fingerprints of every CA: the printer CA pins to configure."""
+        return frozenset(c.sha256 for c in self.cas)
 
     @property
     def ca_pem(self) -> str:
         """PEM of every CA of this PKI (root first)."""
-        cas = (
-            [self.root] if self.intermediate is None else [self.root, self.intermediate]
-        )
-        return "".join(c.pem for c in cas)
+        return "".join(c.pem for c in self.cas)
 
     def server_context(self) -> ssl.SSLContext:
         """TLS server context for the printer (leaf + CA chain)."""
         return server_context(self.leaf)
+
+
+class FarmPKI:
+    """The virtual farm's two CAs and the certificates they issue.
+
+    * the **cloud CA**, an ordinary CA (keyUsage, key identifiers) that
+      Python's strict X.509 mode accepts; it issues the certificate of the fake
+      cloud's HTTPS server and of the cloud MQTT broker (``IP:127.0.0.1`` and
+      ``DNS:localhost``);
+    * the **printer CA**, shaped like Bambu Lab's 2022 "BBL CA" (no keyUsage).
+      It issues one certificate per printer with ``CN=<serial>`` and no SAN,
+      for the LAN MQTT brokers and the port-6000 camera servers, which present
+      ``leaf + CA`` like real printers.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        """Create both CAs and the cloud server certificate (blocking)."""
+        self.directory = directory
+        self._pki = TestPKI(directory)
+        self.cloud_ca = self._pki.root("Virtual Farm Cloud CA", key_usage=True)
+        self.printer_ca = self._pki.root("Virtual Farm BBL CA")
+        self.cloud_server = self._pki.server(
+            self.cloud_ca, "localhost", san=["127.0.0.1", "localhost"], server_auth=True
+        )
+
+    def printer_server(self, serial: str) -> IssuedCert:
+        """A printer certificate: ``CN=<serial>``, no SAN, like real printers."""
+        return self._pki.server(self.printer_ca, serial)
+
+    def cloud_client_context(self) -> ssl.SSLContext:
+        """A verifying client context trusting the cloud CA (strict X.509 on)."""
+        return ssl.create_default_context(cadata=self.cloud_ca.pem)
+
+    def printer_client_context(self) -> ssl.SSLContext:
+        """A verifying client context for printers (hostname = serial).
+
+        Like the integration: only the printer CA is trusted, the CN is
+        checked, and strict mode is cleared because the CA has no keyUsage.
+        """
+        ctx = ssl.create_default_context(cadata=self.printer_ca.pem)
+        ctx.hostname_checks_common_name = True
+        ctx.verify_flags &= ~ssl.VERIFY_X509_STRICT
+        return ctx
