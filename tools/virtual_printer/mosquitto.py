@@ -76,9 +76,9 @@ class MosquittoNotFoundError(RuntimeError):
     """The mosquitto binary is not installed (``apt-get install mosquitto``)."""
 
 
-def find_mosquitto() -> str | None:
-    """Path of the mosquitto binary, or None."""
-    for candidate in MOSQUITTO_PATHS:
+def find_mosquitto(candidates: Sequence[str] = MOSQUITTO_PATHS) -> str | None:
+    """Path of the mosquitto binary (``$PATH``, then /usr/sbin), or None."""
+    for candidate in candidates:
         if path := shutil.which(candidate):
             return path
     return None
@@ -174,9 +174,12 @@ class MqttBroker:
         port: int = 0,
         restrict_topics: bool = False,
         log_size: int = 1000,
+        binary: str | None = None,
     ) -> None:
         """Configure; nothing runs before :meth:`start`."""
         self.certificate = certificate
+        self.binary = binary
+        """The mosquitto executable; by default the one installed."""
         self.restrict_topics = restrict_topics
         self._users = None if users is None else dict(users)
         self._port = port
@@ -231,7 +234,7 @@ class MqttBroker:
         """Run mosquitto; after a stop(), on the same port (restart tests)."""
         if self._process is not None:
             raise RuntimeError("broker already running")
-        binary = find_mosquitto()
+        binary = find_mosquitto((self.binary,) if self.binary else MOSQUITTO_PATHS)
         if binary is None:
             raise MosquittoNotFoundError(
                 "mosquitto is not installed (scripts/setup installs it when root)"
@@ -682,6 +685,8 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 async def _read_tls_record(reader: asyncio.StreamReader) -> bytes:
     """One TLS record (header included): the ClientHello."""
     header = await reader.readexactly(5)
+    if header[0] != 0x16:  # handshake
+        raise ValueError("not a TLS handshake")
     length = int.from_bytes(header[3:5])
     return header + await reader.readexactly(length)
 
