@@ -140,27 +140,21 @@ async def test_token_with_key_and_id(hass: HomeAssistant) -> None:
 
 
 @pytest.mark.parametrize(
-    ("extra", "reason"),
+    ("extra", "error"),
     [
-        ({CONF_PRIVATE_KEY: "not a pem"}, "the PEM holds no private key"),
-        ({CONF_CERTIFICATE_ID: "abc"}, "the PEM holds no private key"),
-        ({CONF_PRIVATE_KEY: "rsa-1024"}, "the RSA key is shorter than 2048 bits"),
-        ({CONF_PRIVATE_KEY: "rsa-4160"}, "the RSA key is longer than 4096 bits"),
-        ({CONF_PRIVATE_KEY: "ec"}, "the key is not an RSA key"),
-        (
-            {CONF_PRIVATE_KEY: "mismatch"},
-            "the private key does not belong to the certificate",
-        ),
-        (
-            {CONF_PRIVATE_KEY: "encrypted"},
-            "the private key is encrypted; paste it unencrypted",
-        ),
+        ({CONF_PRIVATE_KEY: "not a pem"}, "invalid_certificate_no_private_key"),
+        ({CONF_CERTIFICATE_ID: "abc"}, "invalid_certificate_no_private_key"),
+        ({CONF_PRIVATE_KEY: "rsa-1024"}, "invalid_certificate_key_too_small"),
+        ({CONF_PRIVATE_KEY: "rsa-4160"}, "invalid_certificate_key_too_large"),
+        ({CONF_PRIVATE_KEY: "ec"}, "invalid_certificate_not_rsa"),
+        ({CONF_PRIVATE_KEY: "mismatch"}, "invalid_certificate_key_mismatch"),
+        ({CONF_PRIVATE_KEY: "encrypted"}, "invalid_certificate_encrypted_key"),
     ],
 )
 async def test_token_invalid_certificate(
-    hass: HomeAssistant, extra: dict[str, str], reason: str
+    hass: HomeAssistant, extra: dict[str, str], error: str
 ) -> None:
-    """Each unusable certificate names its reason, then the user recovers."""
+    """Each unusable certificate has its own error key; then the user recovers."""
     pem = {
         "rsa-1024": lambda: rsa_cert(1024).key_pem,
         "rsa-4160": lambda: rsa_cert(4160).key_pem + rsa_cert(4160).cert_pem,
@@ -175,8 +169,8 @@ async def test_token_invalid_certificate(
         hass, result, {**TOKEN_INPUT, CONF_CERTIFICATE_ID: "x", **extra}
     )
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "invalid_certificate"}
-    assert result["description_placeholders"] == {"reason": reason}
+    assert result["errors"] == {"base": error}
+    assert not result["description_placeholders"]
     result = await _submit(hass, result, TOKEN_INPUT)
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
@@ -520,7 +514,7 @@ async def test_reconfigure(
     result = await _submit(
         hass, result, {CONF_REGION: "china", CONF_PRIVATE_KEY: "garbage"}
     )
-    assert result["errors"] == {"base": "invalid_certificate"}
+    assert result["errors"] == {"base": "invalid_certificate_no_private_key"}
 
     result = await _submit(
         hass,
@@ -686,12 +680,13 @@ async def test_options_ca_bundle(
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {CONF_CA_BUNDLE: stranger.pem}
     )
-    assert result["errors"] == {CONF_CA_BUNDLE: "invalid_bundle"}
-    assert "neither a pinned" in result["description_placeholders"]["reason"]
+    assert result["errors"] == {CONF_CA_BUNDLE: "invalid_bundle_not_pinned"}
+    assert result["description_placeholders"] == {"certificate": "Stranger CA"}
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {CONF_CA_BUNDLE: "garbage"}
     )
-    assert result["description_placeholders"]["reason"] == "no PEM certificate found"
+    assert result["errors"] == {CONF_CA_BUNDLE: "invalid_bundle_not_pem"}
+    assert not result["description_placeholders"]
     bundle = pinned.pem + intermediate.pem
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {CONF_CA_BUNDLE: bundle}

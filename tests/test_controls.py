@@ -51,6 +51,7 @@ from custom_components.bambu_cloud.bambu import const as bambu_const
 from custom_components.bambu_cloud.bambu.config import BambuConfig, Timeouts
 from custom_components.bambu_cloud.bambu.hub import BambuHub
 from custom_components.bambu_cloud.button import BambuRefreshButton
+from custom_components.bambu_cloud.command_sender import async_send_command
 from custom_components.bambu_cloud.const import (
     CONF_ACCESS_TOKEN,
     CONF_CERTIFICATE_ID,
@@ -58,7 +59,6 @@ from custom_components.bambu_cloud.const import (
     CONF_REGION,
     DOMAIN,
 )
-from custom_components.bambu_cloud.entity import async_send_command
 from custom_components.bambu_cloud.number import chamber_gcode
 from custom_components.bambu_cloud.services import MAX_GCODE_LENGTH
 from tools.virtual_printer.mosquitto import MqttBroker
@@ -691,11 +691,20 @@ async def test_command_failed_and_not_connected(
         await async_send_command(
             hass, hub, X1C_SN, "X1C", {"print": {"command": "no_such_command"}}
         )
+    # The printer's English reason is logged, not put into the message.
     assert err.value.translation_key == "command_failed"
-    assert err.value.translation_placeholders == {
-        "reason": "unsupported command",
-        "code": "None",
-    }
+    assert err.value.translation_placeholders is None
+    with pytest.raises(HomeAssistantError) as err:
+        # The printer echoes the command's fields, err_code included.
+        await async_send_command(
+            hass,
+            hub,
+            X1C_SN,
+            "X1C",
+            {"print": {"command": "no_such_command", "err_code": 50364437}},
+        )
+    assert err.value.translation_key == "command_failed_code"
+    assert err.value.translation_placeholders == {"code": "50364437"}
     with pytest.raises(HomeAssistantError) as err:
         await async_send_command(hass, hub, "00M000000000000", "", {"system": {}})
     assert err.value.translation_key == "printer_not_connected"

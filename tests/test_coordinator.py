@@ -20,7 +20,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.bambu_cloud.const import DOMAIN
-from custom_components.bambu_cloud.firmware import BambuFirmwareCoordinator
+from custom_components.bambu_cloud.coordinator import BambuFirmwareCoordinator
 
 from .cloud_server import P1S, X1C, Failure, FakeCloud
 
@@ -200,7 +200,9 @@ async def test_malformed_bind_keeps_everything(
     await _tick(hass, freezer, 6)
 
     assert not coordinator.last_update_success
-    assert "bind" in str(coordinator.last_exception)
+    assert isinstance(coordinator.last_exception, UpdateFailed)
+    assert coordinator.last_exception.translation_key == "cloud_error"
+    assert "bind" in str(coordinator.last_exception.__cause__)
     assert set(coordinator.data.printers) == {X1C["dev_id"], P1S["dev_id"]}
     assert set(entry.runtime_data.hub.printers) == {X1C["dev_id"], P1S["dev_id"]}
     assert {
@@ -230,20 +232,23 @@ async def test_malformed_bind_keeps_everything(
     assert entity_registry.async_get(ONLINE) == renamed
 
 
-async def test_malformed_bind_error_names_the_problem(
+async def test_malformed_bind_error_is_a_cloud_error(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
     cloud: FakeCloud,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """The coordinator's failure is the translated cannot_connect error."""
+    """An answer the cloud marks as an error is the translated cloud_error.
+
+    The library's English wording goes to the debug log, not into the
+    translated message.
+    """
     coordinator = init_integration.runtime_data.coordinator
     cloud.fail(BIND, Failure(200, MALFORMED_BINDS["error envelope"]))
     await _tick(hass, freezer, 6)
     assert isinstance(coordinator.last_exception, UpdateFailed)
-    assert coordinator.last_exception.translation_key == "cannot_connect"
-    placeholders = coordinator.last_exception.translation_placeholders
-    assert placeholders == {"error": "bind answer: error (code 500)"}
+    assert coordinator.last_exception.translation_key == "cloud_error"
+    assert coordinator.last_exception.translation_placeholders is None
 
 
 async def test_malformed_firmware_keeps_offers(

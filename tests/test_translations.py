@@ -16,6 +16,17 @@ from typing import Any
 
 import pytest
 
+from custom_components.bambu_cloud.bambu.tls import TlsBundleError
+from custom_components.bambu_cloud.error_reasons import (
+    BUNDLE_ERROR,
+    BUNDLE_REASONS,
+    CERTIFICATE_ERROR,
+    CERTIFICATE_REASONS,
+    NAMED_BUNDLE_REASONS,
+    bundle_error,
+    certificate_error_key,
+)
+
 INTEGRATION = Path(__file__).parent.parent / "custom_components" / "bambu_cloud"
 TRANSLATIONS = INTEGRATION / "translations"
 EN = TRANSLATIONS / "en.json"
@@ -30,7 +41,10 @@ _CONSTANT = re.compile(
     re.MULTILINE,
 )
 # Sections of en.json that translation_key= arguments can refer to.
-_KEYED_SECTIONS = ("entity", "exceptions", "issues", "selector")
+_KEYED_SECTIONS = ("entity", "device", "exceptions", "issues", "selector")
+# Library errors whose reasons each have a translation key.
+_AUTH = INTEGRATION / "bambu" / "auth.py"
+_CERTIFICATE_ERROR = re.compile(r"""CertificateError\(\s*["']([a-z_]+)["']""")
 
 
 @pytest.fixture(autouse=True)
@@ -149,7 +163,7 @@ def test_source_translation_keys_exist() -> None:
     en = _load(EN)
     known: set[str] = set()
     known |= _keys_under(en.get("entity", {}), 1)  # entity.<platform>.<key>
-    for section in _KEYED_SECTIONS[1:]:  # exceptions / issues / selector.<key>
+    for section in _KEYED_SECTIONS[1:]:  # device / exceptions / ... .<key>
         known |= _keys_under(en.get(section, {}), 0)
 
     used = _used_translation_keys()
@@ -173,3 +187,54 @@ def test_icon_keys_exist() -> None:
         if key not in en_entity.get(platform, {})
     )
     assert not missing, f"icons.json entity keys missing from en.json: {missing}"
+
+
+def test_every_certificate_reason_is_listed() -> None:
+    """Each reason bambu/auth.py raises has its own translation key."""
+    raised = set(_CERTIFICATE_ERROR.findall(_AUTH.read_text(encoding="utf-8")))
+    assert raised, "no CertificateError found in auth.py: is the regex broken?"
+    assert raised <= CERTIFICATE_REASONS
+
+
+def test_reason_keys_exist() -> None:
+    """Every refusal reason has a message without English text inserted.
+
+    The certificate reasons are shown by entry setup (exceptions) and by the
+    config flow (which reports a missing certificate ID with its own key);
+    the CA bundle reasons by the options flow, naming the certificate when
+    the reason is about one.
+    """
+    en = _load(EN)
+    exceptions = en["exceptions"]
+    config_errors = en["config"]["error"]
+    option_errors = en["options"]["error"]
+    for section in (exceptions, config_errors):
+        assert "reason" not in _placeholders(str(section))
+    assert not _placeholders(exceptions[CERTIFICATE_ERROR]["message"])
+    assert not _placeholders(config_errors[CERTIFICATE_ERROR])
+    for reason in CERTIFICATE_REASONS:
+        key = f"{CERTIFICATE_ERROR}_{reason}"
+        assert not _placeholders(exceptions[key]["message"]), key
+        if reason != "certificate_id_required":
+            assert not _placeholders(config_errors[key]), key
+    assert not _placeholders(option_errors[BUNDLE_ERROR])
+    for reason in BUNDLE_REASONS:
+        key = f"{BUNDLE_ERROR}_{reason}"
+        expected = {"certificate"} if reason in NAMED_BUNDLE_REASONS else set()
+        assert _placeholders(option_errors[key]) == expected, key
+
+
+def test_unknown_reasons_fall_back_to_the_generic_message() -> None:
+    """A reason a newer library adds still shows a translated message."""
+    assert certificate_error_key("not_rsa") == "invalid_certificate_not_rsa"
+    assert certificate_error_key("brand_new") == CERTIFICATE_ERROR
+    assert bundle_error(TlsBundleError("not_pem")) == ("invalid_bundle_not_pem", {})
+    assert bundle_error(TlsBundleError("expired", "Old CA")) == (
+        "invalid_bundle_expired",
+        {"certificate": "Old CA"},
+    )
+    # A reason about one certificate, without its name: nothing to name.
+    assert bundle_error(TlsBundleError("expired")) == (BUNDLE_ERROR, {})
+    unknown = TlsBundleError("not_pem")
+    unknown.reason = "brand_new"  # type: ignore[assignment]
+    assert bundle_error(unknown) == (BUNDLE_ERROR, {})

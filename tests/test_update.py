@@ -24,18 +24,23 @@ from homeassistant.const import (
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.update_coordinator import UpdateFailed
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
+from custom_components.bambu_cloud.bambu.cloud import BambuCloud
+from custom_components.bambu_cloud.bambu.config import BambuConfig
+from custom_components.bambu_cloud.bambu.const import RegionEndpoints
 from custom_components.bambu_cloud.const import DOMAIN
-from custom_components.bambu_cloud.firmware import BambuFirmwareCoordinator
+from custom_components.bambu_cloud.coordinator import BambuFirmwareCoordinator
 from tools.virtual_printer.printer import VirtualPrinter
 
-from .cloud_server import A1MINI, P1S, X1C, Failure, FakeCloud, MqttEndpoint
+from .cloud_server import A1MINI, P1S, TOKEN, X1C, Failure, FakeCloud, MqttEndpoint
 from .helpers import state_of, wait_for
 
 VERSION = "/v1/iot-service/api/user/device/version"
@@ -95,6 +100,28 @@ def update_entity(hass: HomeAssistant, serial: str) -> str:
     )
     assert entity_id is not None
     return entity_id
+
+
+async def test_firmware_coordinator_set_up_with_the_entry(
+    hass: HomeAssistant, cloud_versions: FakeCloud, init_integration: MockConfigEntry
+) -> None:
+    """Entry setup polls the firmware list once and keeps the coordinator.
+
+    The update entities use that coordinator (no poll of their own), and it
+    stops with the entry.
+    """
+    firmware = init_integration.runtime_data.firmware
+    assert isinstance(firmware, BambuFirmwareCoordinator)
+    assert firmware.last_update_success
+    assert set(firmware.data) == {X1C["dev_id"], P1S["dev_id"]}
+    assert cloud_versions.calls(VERSION) == 1
+    assert state_of(hass, update_entity(hass, X1C["dev_id"])) == STATE_ON
+
+    await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(hours=7))
+    await hass.async_block_till_done()
+    assert cloud_versions.calls(VERSION) == 1
 
 
 async def test_installed_from_printer(
@@ -222,11 +249,8 @@ async def test_fetch_errors(
 @pytest.mark.parametrize(
     ("failure", "key", "placeholders"),
     [
-        (
-            Failure(500),
-            "cannot_connect",
-            {"error": "GET /v1/iot-service/api/user/device/version: HTTP 500"},
-        ),
+        (Failure(500), "cloud_error", None),
+        (Failure(200, "not json", "text/plain"), "cloud_error", None),
         (Failure(403, '{"code":8}'), "forbidden", None),
         (
             Failure(403, "<html>cloudflare</html>", "text/html"),
@@ -273,6 +297,29 @@ async def test_error_mapping(
         assert err.translation_key == "rate_limited"
     else:
         assert coordinator.update_interval == timedelta(minutes=30)
+    await coordinator.async_shutdown()
+
+
+async def test_unreachable_cloud_is_cannot_connect(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """No answer at all (connection refused) is cannot_connect, not cloud_error."""
+    closed = "http://127.0.0.1:1"
+    config = BambuConfig(
+        endpoints=RegionEndpoints(
+            api_url=closed, web_url=closed, mqtt_host="127.0.0.1", mqtt_port=1
+        )
+    )
+    coordinator = BambuFirmwareCoordinator(
+        hass,
+        init_integration,
+        BambuCloud(async_get_clientsession(hass), config, TOKEN),
+    )
+    await coordinator.async_refresh()
+    err = coordinator.last_exception
+    assert isinstance(err, UpdateFailed)
+    assert err.translation_key == "cannot_connect"
+    assert err.translation_placeholders is None
     await coordinator.async_shutdown()
 
 

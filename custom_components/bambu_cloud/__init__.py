@@ -33,8 +33,22 @@ from .const import (
     DOMAIN,
     PLATFORMS,
 )
-from .coordinator import BambuCloudCoordinator, BambuConfigEntry, BambuRuntimeData
-from .entity import account_device_info, printer_device_info
+from .coordinator import (
+    BambuCloudCoordinator,
+    BambuConfigEntry,
+    BambuFirmwareCoordinator,
+    BambuRuntimeData,
+)
+from .devices import (
+    AccountId,
+    PrinterId,
+    account_device_info,
+    device_ids,
+    owning_serial,
+    printer_device_info,
+    printer_identifier,
+)
+from .error_reasons import certificate_error_key
 from .issues import (
     async_delete_entry_issues,
     problem_handler,
@@ -68,8 +82,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
         except CertificateError as err:
             raise ConfigEntryError(
                 translation_domain=DOMAIN,
-                translation_key="invalid_certificate",
-                translation_placeholders={"reason": err.reason},
+                translation_key=certificate_error_key(err.reason),
             ) from err
     config = library_config(entry.data[CONF_REGION])
     cloud = BambuCloud(async_get_clientsession(hass), config, token.value, certificate)
@@ -92,7 +105,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
         on_problem=problem_handler(hass, entry),
         certificate=certificate,
     )
-    entry.runtime_data = BambuRuntimeData(cloud, token, coordinator, hub, trust)
+    # A failed firmware poll does not stop the setup: it is retried later.
+    firmware = BambuFirmwareCoordinator(hass, entry, cloud)
+    await firmware.async_refresh()
+    entry.runtime_data = BambuRuntimeData(
+        cloud, token, coordinator, firmware, hub, trust
+    )
     dr.async_get(hass).async_get_or_create(
         config_entry_id=entry.entry_id,
         **account_device_info(profile.uid, profile.nickname or profile.name),
@@ -143,10 +161,10 @@ async def async_remove_config_entry_device(
 ) -> bool:
     """Let the user delete a device only once its printer is unbound."""
     printers = entry.runtime_data.coordinator.data.printers
-    account = f"account_{entry.unique_id}"
     return not any(
-        domain == DOMAIN and (key in printers or key == account)
-        for domain, key in device.identifiers
+        isinstance(found, AccountId)
+        or (isinstance(found, PrinterId) and found.serial in printers)
+        for found in device_ids(device)
     )
 
 
@@ -165,7 +183,9 @@ def _printer_follower(
         state = link.state
         if "info" in changed:
             registry = dr.async_get(hass)
-            if device := registry.async_get_device(identifiers={(DOMAIN, serial)}):
+            if device := registry.async_get_device(
+                identifiers={(DOMAIN, printer_identifier(serial))}
+            ):
                 model = bambu_const.lookup_model(product_name=state.product_name)
                 registry.async_update_device(
                     device.id,
@@ -227,10 +247,10 @@ def _remove_unbound_devices(hass: HomeAssistant, entry: BambuConfigEntry) -> Non
     printers = entry.runtime_data.coordinator.data.printers
     registry = dr.async_get(hass)
     for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
-        keys = {key for domain, key in device.identifiers if domain == DOMAIN}
-        if keys and not any(
-            key.startswith("account_") or key.split("_", 1)[0] in printers
-            for key in keys
+        found = device_ids(device)
+        if found and not any(
+            (serial := owning_serial(device_id)) is None or serial in printers
+            for device_id in found
         ):
             registry.async_update_device(
                 device.id, remove_config_entry_id=entry.entry_id

@@ -18,7 +18,12 @@ from .bambu.const import PrinterModel
 from .bambu.models import BoundPrinter
 from .bambu.state import PrinterState
 from .coordinator import BambuConfigEntry
-from .entity import BambuPrinterCloudEntity, BambuPrinterEntity, track_printers
+from .entity import (
+    BambuPrinterCloudEntity,
+    BambuPrinterEntity,
+    BambuPrinterEntityDescription,
+)
+from .printer_tracking import track_printers
 
 PARALLEL_UPDATES = 0
 
@@ -31,8 +36,10 @@ class BambuCloudBinarySensorDescription(BinarySensorEntityDescription):
 
 
 @dataclass(frozen=True, kw_only=True)
-class BambuBinarySensorDescription(BinarySensorEntityDescription):
-    """A binary sensor read from the printer's live state."""
+class BambuBinarySensorDescription(
+    BambuPrinterEntityDescription, BinarySensorEntityDescription
+):
+    """A binary sensor read from the printer's live state (``views``: what it reads)."""
 
     value_fn: Callable[[PrinterState], bool | None]
     exists_fn: Callable[[PrinterModel], bool] = lambda _: True
@@ -53,6 +60,7 @@ PRINTER_BINARY_SENSORS: tuple[BambuBinarySensorDescription, ...] = (
         translation_key="door",
         device_class=BinarySensorDeviceClass.DOOR,
         value_fn=lambda s: s.door_open,
+        views=frozenset({"door_open"}),
         exists_fn=lambda model: model.enclosed,
     ),
     BambuBinarySensorDescription(
@@ -60,30 +68,35 @@ PRINTER_BINARY_SENSORS: tuple[BambuBinarySensorDescription, ...] = (
         translation_key="printer_error",
         device_class=BinarySensorDeviceClass.PROBLEM,
         value_fn=lambda s: bool(s.hms) or s.print_error is not None,
+        views=frozenset({"hms", "print_error"}),
     ),
     BambuBinarySensorDescription(
         key="filament_present",
         translation_key="filament_present",
         entity_registry_enabled_default=False,
         value_fn=lambda s: s.filament_present,
+        views=frozenset({"filament_present"}),
     ),
     BambuBinarySensorDescription(
         key="sd_card",
         translation_key="sd_card",
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda s: s.sd_card,
+        views=frozenset({"sd_card"}),
     ),
     BambuBinarySensorDescription(
         key="timelapse",
         translation_key="timelapse",
         entity_registry_enabled_default=False,
         value_fn=lambda s: s.camera.timelapse,
+        views=frozenset({"camera"}),
     ),
     BambuBinarySensorDescription(
         key="signed_commands_required",
         translation_key="signed_commands_required",
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda s: s.signed_commands_required,
+        views=frozenset({"signed_commands_required"}),
     ),
 )
 

@@ -14,7 +14,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .bambu.commands import print_action
 from .const import DOMAIN, LOGGER
 from .coordinator import BambuConfigEntry
-from .entity import BambuPrinterEntity, track_printers
+from .entity import BambuPrinterEntity, BambuPrinterEntityDescription
+from .printer_tracking import track_printers
 
 # Commands wait for the printer's ack: one at a time per platform.
 PARALLEL_UPDATES = 1
@@ -24,11 +25,21 @@ REFRESH_SPACING = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
-class BambuPrintButtonDescription(ButtonEntityDescription):
-    """A ``print`` action allowed in some job states only."""
+class BambuPrintButtonDescription(
+    BambuPrinterEntityDescription, ButtonEntityDescription
+):
+    """A ``print`` action allowed in some job states only (``gcode_state``)."""
 
     action: str
     gcode_states: frozenset[str]
+    views: frozenset[str] = frozenset({"gcode_state"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class BambuButtonDescription(BambuPrinterEntityDescription, ButtonEntityDescription):
+    """A button that shows nothing of the printer's state but availability."""
+
+    views: frozenset[str] = frozenset()
 
 
 PRINT_BUTTONS: tuple[BambuPrintButtonDescription, ...] = (
@@ -52,7 +63,7 @@ PRINT_BUTTONS: tuple[BambuPrintButtonDescription, ...] = (
     ),
 )
 
-REFRESH_BUTTON = ButtonEntityDescription(
+REFRESH_BUTTON = BambuButtonDescription(
     key="refresh",
     translation_key="refresh",
     entity_category=EntityCategory.DIAGNOSTIC,
@@ -80,8 +91,6 @@ async def async_setup_entry(
 class BambuPrintButton(BambuPrinterEntity, ButtonEntity):
     """Pause, resume or stop the job; available only where that makes sense."""
 
-    views = frozenset({"gcode_state"})
-
     entity_description: BambuPrintButtonDescription
     needs_signature = True
 
@@ -101,7 +110,7 @@ class BambuPrintButton(BambuPrinterEntity, ButtonEntity):
 class BambuRefreshButton(BambuPrinterEntity, ButtonEntity):
     """Ask the printer for a full report (rate limited)."""
 
-    views: frozenset[str] = frozenset()
+    entity_description: BambuButtonDescription
 
     _last_press = float("-inf")
 

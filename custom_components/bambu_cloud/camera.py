@@ -11,6 +11,7 @@ do not verify the printer; they get the plain RTSP URL of a loopback relay
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 
 from aiohttp import web
@@ -31,8 +32,9 @@ from .bambu.relay import RtspRelay
 from .bambu.state import ChangeSet
 from .const import DOMAIN
 from .coordinator import BambuConfigEntry
-from .entity import BambuPrinterEntity, track_printers
+from .entity import BambuPrinterEntity, BambuPrinterEntityDescription
 from .issues import problem_handler
+from .printer_tracking import track_printers
 from .trust import PrinterTrust
 
 PARALLEL_UPDATES = 0
@@ -42,7 +44,18 @@ MJPEG_FRAME_TIMEOUT = 30.0
 MJPEG_BOUNDARY = "frame"
 LIVEVIEW_ISSUE = "camera_liveview_disabled"
 
-CAMERA = CameraEntityDescription(key="camera", translation_key="camera")
+
+@dataclass(frozen=True, kw_only=True)
+class BambuCameraDescription(BambuPrinterEntityDescription, CameraEntityDescription):
+    """A camera entity (``views``: what its state shows of the printer's)."""
+
+
+# The entity's state shows availability only; the live-view switch is
+# followed by its own listener (``camera`` view).
+CAMERA = BambuCameraDescription(
+    key="camera", translation_key="camera", views=frozenset()
+)
+CAMERA_VIEWS = frozenset({"camera"})
 
 
 async def async_setup_entry(
@@ -173,7 +186,9 @@ class BambuRtspsCamera(BambuCamera):
     async def async_added_to_hass(self) -> None:
         """Follow the live-view switch of the printer."""
         await super().async_added_to_hass()
-        self.async_on_remove(self.hub.listen(self.serial, self._camera_changed))
+        self.async_on_remove(
+            self.hub.listen(self.serial, self._camera_changed, CAMERA_VIEWS)
+        )
         self._sync_issue()
 
     async def async_will_remove_from_hass(self) -> None:
@@ -185,8 +200,7 @@ class BambuRtspsCamera(BambuCamera):
 
     @callback
     def _camera_changed(self, changed: ChangeSet) -> None:
-        if "camera" in changed:
-            self._sync_issue()
+        self._sync_issue()
 
     @callback
     def _sync_issue(self) -> None:

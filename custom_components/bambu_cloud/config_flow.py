@@ -68,32 +68,10 @@ from .const import (
     MIN_POLL_INTERVAL,
 )
 from .coordinator import BambuConfigEntry
+from .error_reasons import bundle_error, certificate_error_key
 from .library import library_config
 
 CERTIFICATE_KEYS = (CONF_CERTIFICATE_ID, CONF_PRIVATE_KEY)
-
-# Shown in the invalid_certificate error, which names what is wrong.
-CERTIFICATE_REASONS = {
-    "no_private_key": "the PEM holds no private key",
-    "invalid_pem": "the private key cannot be read",
-    "encrypted_key": "the private key is encrypted; paste it unencrypted",
-    "not_rsa": "the key is not an RSA key",
-    "key_too_small": "the RSA key is shorter than 2048 bits",
-    "key_too_large": "the RSA key is longer than 4096 bits",
-    "too_large": "the PEM text is larger than 16 KiB",
-    "invalid_certificate": "the certificate cannot be read",
-    "key_mismatch": "the private key does not belong to the certificate",
-}
-
-# Shown in the invalid_bundle error of the printer CA bundle option.
-BUNDLE_REASONS = {
-    "not_pem": "no PEM certificate found",
-    "private_key": "the bundle contains a private key; paste certificates only",
-    "too_large": "the bundle is too large",
-    "not_ca": "a certificate is not a CA certificate",
-    "expired": "a certificate has expired",
-    "not_pinned": "a certificate is neither a pinned Bambu Lab CA nor signed by one",
-}
 
 _REGION_SELECTOR = SelectSelector(
     SelectSelectorConfig(
@@ -148,8 +126,7 @@ def _flow_error(err: Exception) -> _FlowError:
     if isinstance(err, CertificateError):
         if err.reason == "certificate_id_required":
             return _FlowError("certificate_id_required")
-        reason = CERTIFICATE_REASONS.get(err.reason, err.reason)
-        return _FlowError("invalid_certificate", {"reason": reason})
+        return _FlowError(certificate_error_key(err.reason))
     LOGGER.exception("Unexpected error while talking to the Bambu Lab cloud")
     return _FlowError("unknown")
 
@@ -515,11 +492,7 @@ class BambuOptionsFlow(OptionsFlowWithReload):
                         partial(tls.validate_user_bundle, bundle, pins=pins)
                     )
             except tls.TlsBundleError as err:
-                errors[CONF_CA_BUNDLE] = "invalid_bundle"
-                reason = BUNDLE_REASONS.get(err.reason, err.reason)
-                placeholders["reason"] = (
-                    f"{reason} ({err.cert_name})" if err.cert_name else reason
-                )
+                errors[CONF_CA_BUNDLE], placeholders = bundle_error(err)
             else:
                 options = {**self.config_entry.options, CONF_CA_BUNDLE: bundle}
                 if not bundle:

@@ -1,11 +1,13 @@
-"""The account coordinator: polls the cloud profile and bind list."""
+"""Coordinators: the cloud profile and bind list, and the firmware list."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final
 
+import aiohttp
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed
@@ -21,7 +23,7 @@ from .bambu.errors import (
     BambuRateLimitedError,
 )
 from .bambu.hub import BambuHub
-from .bambu.models import BoundPrinter, Profile
+from .bambu.models import BoundPrinter, FirmwareInfo, Profile
 from .const import (
     CONF_POLL_INTERVAL,
     DEFAULT_POLL_INTERVAL,
@@ -34,6 +36,12 @@ from .trust import PrinterTrust
 
 type BambuConfigEntry = ConfigEntry[BambuRuntimeData]
 
+FIRMWARE_INTERVAL: Final = timedelta(hours=6)
+# After a failed poll: try again sooner than the regular six hours.
+FIRMWARE_RETRY: Final = timedelta(minutes=30)
+# Entities keep the last good list through outages shorter than this.
+FIRMWARE_STALE_AFTER: Final = timedelta(hours=24)
+
 
 @dataclass(slots=True)
 class BambuRuntimeData:
@@ -42,6 +50,7 @@ class BambuRuntimeData:
     cloud: BambuCloud
     token: AccessToken
     coordinator: BambuCloudCoordinator
+    firmware: BambuFirmwareCoordinator
     hub: BambuHub
     trust: PrinterTrust
 
@@ -155,10 +164,14 @@ class BambuCloudPoller[DataT](DataUpdateCoordinator[DataT]):
                 else "forbidden",
             ) from err
         except BambuError as err:
+            # The library's wording is for maintainers; users get a
+            # translated reason: the cloud was not reached, or it answered
+            # with an error status or something unusable.
+            LOGGER.debug("%s poll failed: %s", self.name, err)
+            unreachable = isinstance(err.__cause__, (TimeoutError, aiohttp.ClientError))
             raise UpdateFailed(
                 translation_domain=DOMAIN,
-                translation_key="cannot_connect",
-                translation_placeholders={"error": str(err)},
+                translation_key="cannot_connect" if unreachable else "cloud_error",
             ) from err
 
 
@@ -187,3 +200,25 @@ class BambuCloudCoordinator(BambuCloudPoller[CloudData]):
         profile = await self.cloud.get_profile()
         printers = await self.cloud.get_bound_printers()
         return CloudData(profile, {printer.serial: printer for printer in printers})
+
+
+class BambuFirmwareCoordinator(BambuCloudPoller[dict[str, FirmwareInfo]]):
+    """Polls the firmware list of every printer of the account in one request."""
+
+    def __init__(
+        self, hass: HomeAssistant, entry: BambuConfigEntry, cloud: BambuCloud
+    ) -> None:
+        """Poll every six hours; failures retry after half an hour."""
+        super().__init__(
+            hass,
+            entry,
+            cloud,
+            name=f"{DOMAIN} firmware",
+            interval=FIRMWARE_INTERVAL,
+            retry=FIRMWARE_RETRY,
+            stale_after=FIRMWARE_STALE_AFTER,
+        )
+
+    async def _async_poll(self) -> dict[str, FirmwareInfo]:
+        infos = await self.cloud.get_firmware()
+        return {info.serial: info for info in infos}

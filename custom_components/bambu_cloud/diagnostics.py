@@ -21,7 +21,6 @@ from .coordinator import BambuConfigEntry
 TO_REDACT = {
     CONF_ACCESS_TOKEN,
     CONF_CA_BUNDLE,
-    CONF_CA_BUNDLE,
     CONF_CERTIFICATE_ID,
     CONF_PRIVATE_KEY,
     CONF_HOST,
@@ -35,14 +34,34 @@ TO_REDACT = {
     "print_job",
     "unique_id",
     "title",
+    "url",
+}
+# On top of what the library redacts in a printer's report (serials,
+# addresses, access codes, URLs): job and file names, job ids, spool tags.
+LIVE_TO_REDACT = {
+    "gcode_file",
+    "job_id",
+    "profile_id",
+    "project_id",
+    "subtask_id",
+    "subtask_name",
+    "tag_uid",
+    "task_id",
+    "tray_uuid",
 }
 
 
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: BambuConfigEntry
 ) -> dict[str, Any]:
-    """Entry settings and the last cloud poll, serials replaced by indexes."""
-    coordinator = entry.runtime_data.coordinator
+    """Entry settings, the last cloud polls and each printer's live state.
+
+    Serials are replaced by indexes; the live state is the library's own
+    redacted copy of the merged report.
+    """
+    runtime = entry.runtime_data
+    coordinator = runtime.coordinator
+    firmware = runtime.firmware
     aliases = {
         serial: f"printer_{index}"
         for index, serial in enumerate(sorted(coordinator.data.printers), start=1)
@@ -53,7 +72,7 @@ async def async_get_config_entry_diagnostics(
             aliases.get(serial, "unbound_printer"): settings
             for serial, settings in printers.items()
         }
-    token = entry.runtime_data.token
+    token = runtime.token
     return {
         "entry": {
             "data": async_redact_data(dict(entry.data), TO_REDACT),
@@ -71,5 +90,29 @@ async def async_get_config_entry_diagnostics(
                 aliases[serial]: async_redact_data(asdict(printer), TO_REDACT)
                 for serial, printer in coordinator.data.printers.items()
             },
+        },
+        "firmware": {
+            "last_update_success": firmware.last_update_success,
+            "update_interval": str(firmware.update_interval),
+            "data": {
+                aliases[serial]: {
+                    "installed": info.installed,
+                    "releases": [
+                        async_redact_data(asdict(release), TO_REDACT)
+                        for release in info.releases
+                    ],
+                }
+                for serial, info in (firmware.data or {}).items()
+                if serial in aliases
+            },
+        },
+        "printers": {
+            aliases[serial]: {
+                "available": link.available,
+                "lan_connected": link.lan_connected,
+                "state": async_redact_data(link.state.diagnostics(), LIVE_TO_REDACT),
+            }
+            for serial, link in runtime.hub.printers.items()
+            if serial in aliases
         },
     }

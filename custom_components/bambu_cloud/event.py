@@ -10,6 +10,7 @@ replaces the remembered state silently.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -21,7 +22,8 @@ from homeassistant.helpers.event import async_call_later
 from .bambu.hub import AVAILABILITY
 from .bambu.state import ChangeSet, HmsEntry
 from .coordinator import BambuConfigEntry
-from .entity import BambuPrinterEntity, track_printers
+from .entity import BambuPrinterEntity, BambuPrinterEntityDescription
+from .printer_tracking import track_printers
 
 PARALLEL_UPDATES = 0
 
@@ -41,15 +43,23 @@ _NO_REPORT: Final = frozenset({AVAILABILITY, "online"})
 _RUNNING: Final = frozenset({"PREPARE", "RUNNING"})
 _ACTIVE: Final = _RUNNING | {"PAUSE"}
 
-PRINT_JOB = EventEntityDescription(
+
+@dataclass(frozen=True, kw_only=True)
+class BambuEventDescription(BambuPrinterEntityDescription, EventEntityDescription):
+    """An event entity; ``views`` are the views whose transitions it fires on."""
+
+
+PRINT_JOB = BambuEventDescription(
     key="print_job",
     translation_key="print_job",
     event_types=[STARTED, FINISHED, FAILED, PAUSED, RESUMED],
+    views=frozenset({"gcode_state"}),
 )
-HMS = EventEntityDescription(
+HMS = BambuEventDescription(
     key="hms",
     translation_key="hms",
     event_types=[ERROR_RAISED, ERROR_CLEARED],
+    views=frozenset({"hms"}),
 )
 
 
@@ -82,13 +92,21 @@ async def async_setup_entry(
 
 
 class _BambuTransitionEvent(BambuPrinterEntity, EventEntity):
-    """Fires on changes of one view, from a baseline taken once available."""
+    """Fires on changes of its views, from a baseline taken once available."""
 
-    _views: frozenset[str]
+    entity_description: BambuEventDescription
     _has_baseline = False
     # Set while settling (the next report replaces the baseline silently):
     # cancels the timer that ends the window.
     _cancel_settling: CALLBACK_TYPE | None = None
+
+    @property
+    def listen_views(self) -> None:
+        """Every change set: any report while settling replaces the baseline.
+
+        Only the description's views are compared (``_handle_change``).
+        """
+        return None
 
     async def async_added_to_hass(self) -> None:
         """Take the baseline if the printer already reports."""
@@ -114,7 +132,7 @@ class _BambuTransitionEvent(BambuPrinterEntity, EventEntity):
         elif self._cancel_settling is not None and changed - _NO_REPORT:
             self._remember()
             self._stop_settling()
-        elif not self._views.isdisjoint(changed):
+        elif not self.entity_description.views.isdisjoint(changed):
             self._compare()
         super()._handle_change(changed)
 
@@ -144,7 +162,6 @@ class _BambuTransitionEvent(BambuPrinterEntity, EventEntity):
 class BambuJobEvent(_BambuTransitionEvent):
     """started / finished / failed / paused / resumed, from gcode_state."""
 
-    _views = frozenset({"gcode_state"})
     _last: str | None = None
 
     def _remember(self) -> None:
@@ -164,7 +181,6 @@ class BambuJobEvent(_BambuTransitionEvent):
 class BambuHmsEvent(_BambuTransitionEvent):
     """error_raised / error_cleared, one event per HMS code."""
 
-    _views = frozenset({"hms"})
     _active: dict[str, HmsEntry]
 
     def _current(self) -> dict[str, HmsEntry]:

@@ -31,7 +31,8 @@ from .bambu.models import PrintTask
 from .bambu.state import ChangeSet
 from .const import LOGGER
 from .coordinator import BambuCloudCoordinator, BambuConfigEntry
-from .entity import BambuPrinterEntity, track_printers
+from .entity import BambuPrinterEntity, BambuPrinterEntityDescription
+from .printer_tracking import track_printers
 
 PARALLEL_UPDATES = 0
 
@@ -41,7 +42,16 @@ MAX_REDIRECTS: Final = 5
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _CHUNK: Final = 64 * 1024
 
-COVER = ImageEntityDescription(key="cover", translation_key="cover")
+
+@dataclass(frozen=True, kw_only=True)
+class BambuImageDescription(BambuPrinterEntityDescription, ImageEntityDescription):
+    """An image that follows the printer's state (``views``: what it reads)."""
+
+
+# A new task id means a new job: its cover is fetched.
+COVER = BambuImageDescription(
+    key="cover", translation_key="cover", views=frozenset({"task_id"})
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +91,7 @@ class BambuCoverImage(BambuPrinterEntity, ImageEntity):
         coordinator: BambuCloudCoordinator,
         hub: BambuHub,
         serial: str,
-        description: ImageEntityDescription,
+        description: BambuImageDescription,
     ) -> None:
         """Attach the image to the printer; nothing is fetched yet."""
         BambuPrinterEntity.__init__(self, hub, serial, description)

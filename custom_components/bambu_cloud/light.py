@@ -15,18 +15,23 @@ from .bambu.commands import ledctrl
 from .bambu.const import PrinterModel
 from .bambu.hub import BambuHub
 from .coordinator import BambuConfigEntry
-from .entity import BambuPrinterEntity, track_live_entities
+from .entity import BambuPrinterEntity, BambuPrinterEntityDescription
+from .printer_tracking import track_live_entities
 
 # Commands wait for the printer's ack: one at a time per platform.
 PARALLEL_UPDATES = 1
 
 
 @dataclass(frozen=True, kw_only=True)
-class BambuLightDescription(LightEntityDescription):
-    """A light switched with ``system.ledctrl`` on one LED node."""
+class BambuLightDescription(BambuPrinterEntityDescription, LightEntityDescription):
+    """A light switched with ``system.ledctrl`` on one LED node.
+
+    Its state is the node's entry of the ``lights`` view.
+    """
 
     node: str
     exists_fn: Callable[[PrinterModel], bool] = lambda _: True
+    views: frozenset[str] = frozenset({"lights"})
 
 
 LIGHTS: tuple[BambuLightDescription, ...] = (
@@ -61,8 +66,6 @@ async def async_setup_entry(
 
 class BambuLight(BambuPrinterEntity, LightEntity):
     """A printer light; ``system`` commands work without signing."""
-
-    views = frozenset({"lights"})
 
     entity_description: BambuLightDescription
     _attr_color_mode = ColorMode.ONOFF

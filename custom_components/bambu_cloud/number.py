@@ -19,7 +19,8 @@ from .bambu.commands import gcode_line
 from .bambu.const import PrinterModel
 from .bambu.state import PrinterState
 from .coordinator import BambuConfigEntry
-from .entity import BambuPrinterEntity, track_live_entities
+from .entity import BambuPrinterEntity, BambuPrinterEntityDescription
+from .printer_tracking import track_live_entities
 
 # Commands wait for the printer's ack: one at a time per platform.
 PARALLEL_UPDATES = 1
@@ -50,7 +51,9 @@ def chamber_gcode(model: PrinterModel, target: int) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class BambuTemperatureDescription(NumberEntityDescription):
+class BambuTemperatureDescription(
+    BambuPrinterEntityDescription, NumberEntityDescription
+):
     """A target temperature set with G-code."""
 
     value_fn: Callable[[PrinterState], float | None]
@@ -62,6 +65,7 @@ class BambuTemperatureDescription(NumberEntityDescription):
 def _temperature(
     key: str,
     value_fn: Callable[[PrinterState], float | None],
+    views: frozenset[str],
     max_fn: Callable[[PrinterModel], int],
     gcode_fn: Callable[[PrinterModel, int], str],
     exists_fn: Callable[[PrinterModel], bool] = lambda _: True,
@@ -75,6 +79,7 @@ def _temperature(
         native_step=1,
         mode=NumberMode.BOX,
         value_fn=value_fn,
+        views=views,
         max_fn=max_fn,
         gcode_fn=gcode_fn,
         exists_fn=exists_fn,
@@ -85,18 +90,21 @@ TARGETS: tuple[BambuTemperatureDescription, ...] = (
     _temperature(
         "nozzle_target_temperature",
         lambda s: s.nozzle_target_temperature,
+        frozenset({"nozzle_target_temperature"}),
         lambda model: model.max_nozzle_temp,
         nozzle_gcode,
     ),
     _temperature(
         "bed_target_temperature",
         lambda s: s.bed_target_temperature,
+        frozenset({"bed_target_temperature"}),
         lambda model: model.max_bed_temp,
         bed_gcode,
     ),
     _temperature(
         "chamber_target_temperature",
         lambda s: s.chamber_target_temperature,
+        frozenset({"chamber_target_temperature"}),
         lambda model: model.max_chamber_temp,
         chamber_gcode,
         exists_fn=lambda model: model.chamber_heater,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from homeassistant.components.select import SelectEntity, SelectEntityDescription
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -9,15 +11,23 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .bambu.commands import print_speed
 from .bambu.state import SPEED_LEVELS
 from .coordinator import BambuConfigEntry
-from .entity import BambuPrinterEntity, track_printers
+from .entity import BambuPrinterEntity, BambuPrinterEntityDescription
+from .printer_tracking import track_printers
 
 # Commands wait for the printer's ack: one at a time per platform.
 PARALLEL_UPDATES = 1
 
-SPEED = SelectEntityDescription(
+
+@dataclass(frozen=True, kw_only=True)
+class BambuSelectDescription(BambuPrinterEntityDescription, SelectEntityDescription):
+    """A printer setting chosen from options (``views``: what it reads)."""
+
+
+SPEED = BambuSelectDescription(
     key="print_speed",
     translation_key="print_speed",
     options=list(SPEED_LEVELS),
+    views=frozenset({"speed_level"}),
 )
 
 
@@ -36,8 +46,7 @@ async def async_setup_entry(
 class BambuSpeedSelect(BambuPrinterEntity, SelectEntity):
     """Speed level: silent, standard, sport, ludicrous."""
 
-    views = frozenset({"speed_level"})
-
+    entity_description: BambuSelectDescription
     needs_signature = True
 
     @property

@@ -42,12 +42,14 @@ from .bambu.state import (
 )
 from .const import DOMAIN
 from .coordinator import BambuCloudCoordinator, BambuConfigEntry
+from .devices import ams_device_info, ams_identifier, printer_device_ref
 from .entity import (
     BambuAccountEntity,
     BambuPrinterCloudEntity,
     BambuPrinterEntity,
-    track_printers,
+    BambuPrinterEntityDescription,
 )
+from .printer_tracking import track_printers
 
 PARALLEL_UPDATES = 0
 
@@ -105,8 +107,8 @@ def _active_tray(state: PrinterState) -> str | None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class BambuSensorDescription(SensorEntityDescription):
-    """A sensor read from the printer's live state."""
+class BambuSensorDescription(BambuPrinterEntityDescription, SensorEntityDescription):
+    """A sensor read from the printer's live state (``views``: what it reads)."""
 
     value_fn: Callable[[PrinterState], SensorValue]
     exists_fn: Callable[[PrinterModel], bool] = lambda _: True
@@ -116,6 +118,7 @@ class BambuSensorDescription(SensorEntityDescription):
 def _temperature(
     key: str,
     value_fn: Callable[[PrinterState], SensorValue],
+    views: frozenset[str],
     exists_fn: Callable[[PrinterModel], bool] = lambda _: True,
     *,
     enabled: bool = True,
@@ -129,12 +132,17 @@ def _temperature(
         suggested_display_precision=0,
         entity_registry_enabled_default=enabled,
         value_fn=value_fn,
+        views=views,
         exists_fn=exists_fn,
     )
 
 
 def _fan(
-    key: str, value_fn: Callable[[PrinterState], SensorValue], *, enabled: bool = True
+    key: str,
+    value_fn: Callable[[PrinterState], SensorValue],
+    views: frozenset[str],
+    *,
+    enabled: bool = True,
 ) -> BambuSensorDescription:
     return BambuSensorDescription(
         key=key,
@@ -143,6 +151,7 @@ def _fan(
         state_class=SensorStateClass.MEASUREMENT,
         entity_registry_enabled_default=enabled,
         value_fn=value_fn,
+        views=views,
     )
 
 
@@ -153,6 +162,7 @@ PRINTER_SENSORS: tuple[BambuSensorDescription, ...] = (
         device_class=SensorDeviceClass.ENUM,
         options=GCODE_STATES,
         value_fn=lambda s: _enum(s.gcode_state, GCODE_STATES),
+        views=frozenset({"gcode_state"}),
     ),
     BambuSensorDescription(
         key="stage",
@@ -160,6 +170,7 @@ PRINTER_SENSORS: tuple[BambuSensorDescription, ...] = (
         device_class=SensorDeviceClass.ENUM,
         options=list(STAGE_OPTIONS),
         value_fn=lambda s: s.stage,
+        views=frozenset({"stage"}),
     ),
     BambuSensorDescription(
         key="progress",
@@ -167,6 +178,7 @@ PRINTER_SENSORS: tuple[BambuSensorDescription, ...] = (
         native_unit_of_measurement=PERCENTAGE,
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda s: s.progress,
+        views=frozenset({"progress"}),
     ),
     BambuSensorDescription(
         key="remaining_time",
@@ -176,12 +188,14 @@ PRINTER_SENSORS: tuple[BambuSensorDescription, ...] = (
         suggested_unit_of_measurement=UnitOfTime.HOURS,
         suggested_display_precision=1,
         value_fn=lambda s: s.remaining_minutes,
+        views=frozenset({"remaining_minutes"}),
     ),
     BambuSensorDescription(
         key="end_time",
         translation_key="end_time",
         device_class=SensorDeviceClass.TIMESTAMP,
         value_fn=lambda s: s.end_time(dt_util.utcnow()),
+        views=frozenset({"end_time"}),
     ),
     BambuSensorDescription(
         key="start_time",
@@ -189,28 +203,33 @@ PRINTER_SENSORS: tuple[BambuSensorDescription, ...] = (
         device_class=SensorDeviceClass.TIMESTAMP,
         entity_registry_enabled_default=False,
         value_fn=lambda s: s.start_time,
+        views=frozenset({"start_time"}),
     ),
     BambuSensorDescription(
         key="current_layer",
         translation_key="current_layer",
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda s: s.layer,
+        views=frozenset({"layer"}),
     ),
     BambuSensorDescription(
         key="total_layers",
         translation_key="total_layers",
         value_fn=lambda s: s.total_layers,
+        views=frozenset({"total_layers"}),
     ),
     BambuSensorDescription(
         key="job_name",
         translation_key="job_name",
         value_fn=lambda s: s.job_name,
+        views=frozenset({"job_name"}),
     ),
     BambuSensorDescription(
         key="gcode_file",
         translation_key="gcode_file",
         entity_registry_enabled_default=False,
         value_fn=lambda s: s.gcode_file,
+        views=frozenset({"gcode_file"}),
     ),
     BambuSensorDescription(
         key="speed_level",
@@ -218,37 +237,67 @@ PRINTER_SENSORS: tuple[BambuSensorDescription, ...] = (
         device_class=SensorDeviceClass.ENUM,
         options=list(SPEED_LEVELS),
         value_fn=lambda s: s.speed_level,
+        views=frozenset({"speed_level"}),
     ),
-    _temperature("nozzle_temperature", lambda s: s.nozzle_temperature),
+    _temperature(
+        "nozzle_temperature",
+        lambda s: s.nozzle_temperature,
+        frozenset({"nozzle_temperature"}),
+    ),
     # Targets are set and shown by the number entities; these are for history.
     _temperature(
         "nozzle_target_temperature",
         lambda s: s.nozzle_target_temperature,
+        frozenset({"nozzle_target_temperature"}),
         enabled=False,
     ),
     _temperature(
-        "left_nozzle_temperature", _nozzle(1), lambda m: m.nozzles > 1, enabled=False
+        "left_nozzle_temperature",
+        _nozzle(1),
+        frozenset({"nozzles"}),
+        lambda m: m.nozzles > 1,
+        enabled=False,
     ),
     _temperature(
-        "right_nozzle_temperature", _nozzle(0), lambda m: m.nozzles > 1, enabled=False
+        "right_nozzle_temperature",
+        _nozzle(0),
+        frozenset({"nozzles"}),
+        lambda m: m.nozzles > 1,
+        enabled=False,
     ),
-    _temperature("bed_temperature", lambda s: s.bed_temperature),
     _temperature(
-        "bed_target_temperature", lambda s: s.bed_target_temperature, enabled=False
+        "bed_temperature", lambda s: s.bed_temperature, frozenset({"bed_temperature"})
+    ),
+    _temperature(
+        "bed_target_temperature",
+        lambda s: s.bed_target_temperature,
+        frozenset({"bed_target_temperature"}),
+        enabled=False,
     ),
     _temperature(
         "chamber_temperature",
         lambda s: s.chamber_temperature,
+        frozenset({"chamber_temperature"}),
         lambda m: m.chamber_sensor,
     ),
-    _fan("part_cooling_fan", lambda s: s.part_cooling_fan),
-    _fan("aux_fan", lambda s: s.aux_fan),
-    _fan("chamber_fan", lambda s: s.chamber_fan),
-    _fan("heatbreak_fan", lambda s: s.heatbreak_fan, enabled=False),
+    _fan(
+        "part_cooling_fan",
+        lambda s: s.part_cooling_fan,
+        frozenset({"part_cooling_fan"}),
+    ),
+    _fan("aux_fan", lambda s: s.aux_fan, frozenset({"aux_fan"})),
+    _fan("chamber_fan", lambda s: s.chamber_fan, frozenset({"chamber_fan"})),
+    _fan(
+        "heatbreak_fan",
+        lambda s: s.heatbreak_fan,
+        frozenset({"heatbreak_fan"}),
+        enabled=False,
+    ),
     BambuSensorDescription(
         key="active_tray",
         translation_key="active_tray",
         value_fn=_active_tray,
+        views=frozenset({"active_tray"}),
     ),
     BambuSensorDescription(
         key="hms_errors",
@@ -256,12 +305,14 @@ PRINTER_SENSORS: tuple[BambuSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda s: len(s.hms),
         attrs_fn=_hms_attributes,
+        views=frozenset({"hms"}),
     ),
     BambuSensorDescription(
         key="print_error",
         translation_key="print_error",
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda s: s.print_error_code,
+        views=frozenset({"print_error_code"}),
     ),
     BambuSensorDescription(
         key="wifi_signal",
@@ -272,6 +323,7 @@ PRINTER_SENSORS: tuple[BambuSensorDescription, ...] = (
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
         value_fn=lambda s: s.wifi_signal,
+        views=frozenset({"wifi_signal"}),
     ),
     BambuSensorDescription(
         key="nozzle_diameter",
@@ -279,21 +331,33 @@ PRINTER_SENSORS: tuple[BambuSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfLength.MILLIMETERS,
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda s: s.nozzle_diameter,
+        views=frozenset({"nozzle_diameter"}),
     ),
     BambuSensorDescription(
         key="nozzle_type",
         translation_key="nozzle_type",
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda s: s.nozzle_type,
+        views=frozenset({"nozzle_type"}),
     ),
 )
 
 
 @dataclass(frozen=True, kw_only=True)
-class BambuAmsSensorDescription(SensorEntityDescription):
-    """A sensor of one AMS unit."""
+class BambuAmsSensorDescription(BambuPrinterEntityDescription, SensorEntityDescription):
+    """A sensor of one AMS unit: ``value_fn`` reads the unit from ``ams_units``."""
 
     value_fn: Callable[[AmsUnit], SensorValue]
+    views: frozenset[str] = frozenset({"ams_units"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class BambuTraySensorDescription(
+    BambuPrinterEntityDescription, SensorEntityDescription
+):
+    """A filament slot: an AMS tray or the external spool holder."""
+
+    views: frozenset[str] = frozenset({"ams_units", "external_spools"})
 
 
 AMS_SENSORS: tuple[BambuAmsSensorDescription, ...] = (
@@ -389,8 +453,6 @@ def _track_filament(
 
     @callback
     def _sync(changed: ChangeSet | None = None) -> None:
-        if changed is not None and changed.isdisjoint(FILAMENT_VIEWS):
-            return
         link = hub.printers.get(serial)
         if link is None:
             return
@@ -416,7 +478,7 @@ def _track_filament(
         registry = dr.async_get(hass)
         for unit_id in known - units.keys() - {EXTERNAL}:
             if device := registry.async_get_device(
-                identifiers={(DOMAIN, f"{serial}_ams_{unit_id}")}
+                identifiers={(DOMAIN, ams_identifier(serial, unit_id))}
             ):
                 registry.async_update_device(
                     device.id, remove_config_entry_id=entry.entry_id
@@ -425,7 +487,7 @@ def _track_filament(
         known.update(units)
 
     _sync()
-    entry.async_on_unload(hub.listen(serial, _sync))
+    entry.async_on_unload(hub.listen(serial, _sync, FILAMENT_VIEWS))
 
 
 EXTERNAL = -1
@@ -455,25 +517,13 @@ class BambuSensor(BambuPrinterEntity, SensorEntity):
 
 
 def _ams_device(serial: str, unit_id: int, hub: BambuHub) -> DeviceInfo:
-    printer = hub.printers[serial].spec.name or serial
-    number = unit_id + 1 if unit_id < 128 else unit_id - 127
-    unit = next(
-        (u for u in hub.printers[serial].state.ams_units if u.id == unit_id), None
-    )
-    return DeviceInfo(
-        identifiers={(DOMAIN, f"{serial}_ams_{unit_id}")},
-        manufacturer="Bambu Lab",
-        model=(unit.kind if unit else "ams").replace("_", " ").upper(),
-        name=f"{printer} AMS {number}",
-        sw_version=unit.firmware_version if unit else None,
-        via_device=(DOMAIN, serial),
-    )
+    link = hub.printers[serial]
+    unit = next((u for u in link.state.ams_units if u.id == unit_id), None)
+    return ams_device_info(serial, link.spec.name or serial, unit_id, unit)
 
 
 class BambuAmsSensor(BambuPrinterEntity, SensorEntity):
     """A sensor of one AMS unit, on the unit's own device."""
-
-    views = frozenset({"ams_units"})
 
     entity_description: BambuAmsSensorDescription
 
@@ -487,7 +537,7 @@ class BambuAmsSensor(BambuPrinterEntity, SensorEntity):
         """Attach to the AMS device."""
         super().__init__(hub, serial, description)
         self.unit_id = unit_id
-        self._attr_unique_id = f"{serial}_ams_{unit_id}_{description.key}"
+        self._attr_unique_id = f"{ams_identifier(serial, unit_id)}_{description.key}"
         self._attr_device_info = _ams_device(serial, unit_id, hub)
 
     @property
@@ -515,7 +565,7 @@ class BambuAmsSensor(BambuPrinterEntity, SensorEntity):
 class BambuTraySensor(BambuPrinterEntity, SensorEntity):
     """One filament slot: its filament type, with colour and amount left."""
 
-    views = frozenset({"external_spools", "ams_units"})
+    entity_description: BambuTraySensorDescription
 
     def __init__(
         self, hub: BambuHub, serial: str, unit_id: int | None, tray_id: int
@@ -525,7 +575,7 @@ class BambuTraySensor(BambuPrinterEntity, SensorEntity):
         super().__init__(
             hub,
             serial,
-            SensorEntityDescription(
+            BambuTraySensorDescription(
                 key=key,
                 translation_key="tray" if unit_id is not None else "external_spool",
                 translation_placeholders={"slot": str(tray_id + 1)},
@@ -535,9 +585,9 @@ class BambuTraySensor(BambuPrinterEntity, SensorEntity):
         self.tray_id = tray_id
         if unit_id is None:
             self._attr_unique_id = f"{serial}_external_{tray_id}"
-            self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, serial)})
+            self._attr_device_info = printer_device_ref(serial)
         else:
-            self._attr_unique_id = f"{serial}_ams_{unit_id}_tray_{tray_id}"
+            self._attr_unique_id = f"{ams_identifier(serial, unit_id)}_tray_{tray_id}"
             self._attr_device_info = _ams_device(serial, unit_id, hub)
 
     @property

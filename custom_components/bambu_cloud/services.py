@@ -13,9 +13,10 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.service import async_register_admin_service
 
 from .bambu.commands import gcode_line
+from .command_sender import async_send_command
 from .const import DOMAIN
 from .coordinator import BambuConfigEntry
-from .entity import async_send_command
+from .devices import printer_serial
 
 SERVICE_SEND_GCODE: Final = "send_gcode"
 ATTR_DEVICE_ID: Final = "device_id"
@@ -41,18 +42,6 @@ SEND_GCODE_SCHEMA: Final = vol.Schema(
 )
 
 
-def _printer_serial(device: dr.DeviceEntry) -> str | None:
-    """The serial of a printer device (accounts and AMS units are not)."""
-    return next(
-        (
-            key
-            for domain, key in device.identifiers
-            if domain == DOMAIN and "_" not in key
-        ),
-        None,
-    )
-
-
 @callback
 def _resolve(hass: HomeAssistant, device_id: str) -> tuple[BambuConfigEntry, str]:
     """The loaded entry and the serial of a printer device."""
@@ -63,7 +52,7 @@ def _resolve(hass: HomeAssistant, device_id: str) -> tuple[BambuConfigEntry, str
             translation_key="device_not_found",
             translation_placeholders={"device_id": device_id},
         )
-    serial = _printer_serial(device)
+    serial = printer_serial(device)
     if serial is None:
         raise ServiceValidationError(
             translation_domain=DOMAIN,

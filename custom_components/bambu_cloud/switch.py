@@ -16,14 +16,15 @@ from .bambu.const import CameraKind, PrinterModel
 from .bambu.hub import BambuHub
 from .bambu.state import PrinterState
 from .coordinator import BambuConfigEntry
-from .entity import BambuPrinterEntity, track_live_entities
+from .entity import BambuPrinterEntity, BambuPrinterEntityDescription
+from .printer_tracking import track_live_entities
 
 # Commands wait for the printer's ack: one at a time per platform.
 PARALLEL_UPDATES = 1
 
 
 @dataclass(frozen=True, kw_only=True)
-class BambuSwitchDescription(SwitchEntityDescription):
+class BambuSwitchDescription(BambuPrinterEntityDescription, SwitchEntityDescription):
     """A printer setting: read from the report, toggled with a command."""
 
     value_fn: Callable[[PrinterState], bool | None]
@@ -43,6 +44,7 @@ SWITCHES: tuple[BambuSwitchDescription, ...] = (
         key="timelapse",
         translation_key="timelapse",
         value_fn=lambda s: s.camera.timelapse,
+        views=frozenset({"camera"}),
         command_fn=lambda on: camera_control("ipcam_timelapse", on),
         exists_fn=_has_camera,
     ),
@@ -50,6 +52,7 @@ SWITCHES: tuple[BambuSwitchDescription, ...] = (
         key="camera_recording",
         translation_key="camera_recording",
         value_fn=lambda s: s.camera.recording,
+        views=frozenset({"camera"}),
         command_fn=lambda on: camera_control("ipcam_record_set", on),
         exists_fn=_has_camera,
     ),
@@ -57,6 +60,7 @@ SWITCHES: tuple[BambuSwitchDescription, ...] = (
         key="spaghetti_detection",
         translation_key="spaghetti_detection",
         value_fn=lambda s: s.xcam.spaghetti_detector,
+        views=frozenset({"xcam"}),
         command_fn=lambda on: xcam_control("spaghetti_detector", on),
         exists_fn=_has_camera,
     ),
@@ -64,6 +68,7 @@ SWITCHES: tuple[BambuSwitchDescription, ...] = (
         key="first_layer_inspection",
         translation_key="first_layer_inspection",
         value_fn=lambda s: s.xcam.first_layer_inspector,
+        views=frozenset({"xcam"}),
         command_fn=lambda on: xcam_control("first_layer_inspector", on),
         exists_fn=lambda model: model.lidar,
     ),
@@ -71,6 +76,7 @@ SWITCHES: tuple[BambuSwitchDescription, ...] = (
         key="prompt_sound",
         translation_key="prompt_sound",
         value_fn=lambda s: s.home_flags.prompt_sound,
+        views=frozenset({"home_flags"}),
         command_fn=lambda on: print_option("sound_enable", on),
         exists_fn=lambda model: model.prompt_sound,
         needs_signature=True,
@@ -79,6 +85,7 @@ SWITCHES: tuple[BambuSwitchDescription, ...] = (
         key="auto_recovery",
         translation_key="auto_recovery",
         value_fn=lambda s: s.home_flags.auto_recovery,
+        views=frozenset({"home_flags"}),
         command_fn=lambda on: print_option("auto_recovery", on),
         needs_signature=True,
     ),

@@ -6,6 +6,8 @@ from its screen or the Bambu apps), so the entity offers release notes only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from homeassistant.components.update import (
     UpdateDeviceClass,
     UpdateEntity,
@@ -18,17 +20,24 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .bambu.hub import BambuHub
 from .bambu.models import FirmwareInfo, FirmwareRelease
-from .coordinator import BambuConfigEntry
-from .entity import BambuPrinterEntity, track_printers
-from .firmware import BambuFirmwareCoordinator
+from .coordinator import BambuConfigEntry, BambuFirmwareCoordinator
+from .entity import BambuPrinterEntity, BambuPrinterEntityDescription
+from .printer_tracking import track_printers
 
 PARALLEL_UPDATES = 0
 
-FIRMWARE = UpdateEntityDescription(
+
+@dataclass(frozen=True, kw_only=True)
+class BambuUpdateDescription(BambuPrinterEntityDescription, UpdateEntityDescription):
+    """An update entity that also reads the printer's state (``views``)."""
+
+
+FIRMWARE = BambuUpdateDescription(
     key="firmware",
     translation_key="firmware",
     device_class=UpdateDeviceClass.FIRMWARE,
     entity_category=EntityCategory.CONFIG,
+    views=frozenset({"firmware_version"}),
 )
 
 
@@ -37,10 +46,9 @@ async def async_setup_entry(
     entry: BambuConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Poll the account's firmware list; one update entity per printer."""
+    """One update entity per printer, fed by the entry's firmware coordinator."""
     runtime = entry.runtime_data
-    coordinator = BambuFirmwareCoordinator(hass, entry, runtime.cloud)
-    await coordinator.async_refresh()
+    coordinator = runtime.firmware
     initial = True
 
     def printer_entities(serial: str) -> list[UpdateEntity]:
@@ -58,8 +66,7 @@ async def async_setup_entry(
 class BambuFirmwareUpdate(BambuPrinterEntity, UpdateEntity):
     """Installed firmware (get_version) against the newest the cloud offers."""
 
-    views = frozenset({"firmware_version"})
-
+    entity_description: BambuUpdateDescription
     _attr_supported_features = UpdateEntityFeature.RELEASE_NOTES
 
     def __init__(
@@ -67,7 +74,7 @@ class BambuFirmwareUpdate(BambuPrinterEntity, UpdateEntity):
         coordinator: BambuFirmwareCoordinator,
         hub: BambuHub,
         serial: str,
-        description: UpdateEntityDescription,
+        description: BambuUpdateDescription,
     ) -> None:
         """Attach the entity to the printer and the firmware coordinator."""
         super().__init__(hub, serial, description)
