@@ -32,13 +32,21 @@ async def farm(socket_enabled: None, tmp_path: Path) -> AsyncIterator[VirtualFar
 
 
 @pytest.fixture
-async def hass_process(farm: VirtualFarm, tmp_path: Path) -> AsyncIterator[HassProcess]:
+def hass_config_dir(tmp_path: Path) -> Path:
+    """Home Assistant's configuration directory (fresh: onboarding to do)."""
+    return tmp_path / "config"
+
+
+@pytest.fixture
+async def hass_process(
+    farm: VirtualFarm, tmp_path: Path, hass_config_dir: Path
+) -> AsyncIterator[HassProcess]:
     """A real Home Assistant pointed at the farm by the demo launcher.
 
     It must also shut down without logging an error (the tests check the log
     while running; this checks what the stop added).
     """
-    process = HassProcess(config=tmp_path / "config", port=free_port())
+    process = HassProcess(config=hass_config_dir, port=free_port())
     try:
         await process.start(tmp_path / "farm.json")
         yield process

@@ -23,13 +23,12 @@ from typing import Any
 
 import aiohttp
 
+from tools.demo_setup import HomeAssistantApi
 from tools.hass_config import configuration
 from tools.virtual_farm.farm import FarmPrinter, VirtualFarm
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOT_TIMEOUT = float(os.environ.get("BAMBU_E2E_BOOT_TIMEOUT", "900"))
-USERNAME = "e2e"
-PASSWORD = "e2e-password-123"
 
 # A log line of Home Assistant's: "2026-01-31 12:00:00.123 ERROR (MainThread) [...]".
 LOG_ERROR = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+ (ERROR|CRITICAL) ", re.MULTILINE)
@@ -151,73 +150,16 @@ class HassProcess:
         assert self._session is not None
         return self._session
 
-    async def onboard(self) -> str:
-        """Create the owner through the onboarding API; return an access token."""
-        client_id = f"{self.url}/"
-        async with self.session.post(
-            f"{self.url}/api/onboarding/users",
-            json={
-                "client_id": client_id,
-                "name": "E2E",
-                "username": USERNAME,
-                "password": PASSWORD,
-                "language": "en",
-            },
-        ) as response:
-            response.raise_for_status()
-            code = (await response.json())["auth_code"]
-        async with self.session.post(
-            f"{self.url}/auth/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "client_id": client_id,
-            },
-        ) as response:
-            response.raise_for_status()
-            self.token = (await response.json())["access_token"]
-        # core_config is left out: it adds Home Assistant's default entries
-        # (weather, radio), which reach for the internet. The browser test goes
-        # through the whole onboarding.
-        for step in ("analytics", "integration"):
-            body: dict[str, Any] = {}
-            if step == "integration":
-                body = {"client_id": client_id, "redirect_uri": client_id}
-            async with self.session.post(
-                f"{self.url}/api/onboarding/{step}",
-                json=body,
-                headers=self.headers,
-            ) as response:
-                assert response.status in (200, 403), await response.text()
-        return self.token
+    @property
+    def api(self) -> HomeAssistantApi:
+        """The REST/websocket client of the demo set-up, with this token."""
+        api = HomeAssistantApi(self.session, self.url)
+        api.token = self.token
+        return api
 
     async def login(self, username: str, password: str) -> str:
         """Log in through the login flow (like the UI) and keep the token."""
-        client_id = f"{self.url}/"
-        async with self.session.post(
-            f"{self.url}/auth/login_flow",
-            json={
-                "client_id": client_id,
-                "handler": ["homeassistant", None],
-                "redirect_uri": client_id,
-            },
-        ) as response:
-            flow = await response.json()
-        async with self.session.post(
-            f"{self.url}/auth/login_flow/{flow['flow_id']}",
-            json={"client_id": client_id, "username": username, "password": password},
-        ) as response:
-            code = (await response.json())["result"]
-        async with self.session.post(
-            f"{self.url}/auth/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "client_id": client_id,
-            },
-        ) as response:
-            response.raise_for_status()
-            self.token = (await response.json())["access_token"]
+        self.token = await self.api.login(username, password)
         return self.token
 
     async def wait_for_entries_settled(self, within: float = 300) -> None:
@@ -257,24 +199,15 @@ class HassProcess:
     @property
     def headers(self) -> dict[str, str]:
         """Bearer authorisation for the REST API."""
-        return {"Authorization": f"Bearer {self.token}"}
+        return self.api.headers
 
     async def get(self, path: str) -> Any:
         """GET a REST API path, JSON answer."""
-        async with self.session.get(
-            f"{self.url}{path}", headers=self.headers
-        ) as response:
-            response.raise_for_status()
-            return await response.json()
+        return await self.api.get(path)
 
     async def post(self, path: str, body: dict[str, Any]) -> Any:
         """POST to a REST API path, JSON answer."""
-        async with self.session.post(
-            f"{self.url}{path}", json=body, headers=self.headers
-        ) as response:
-            text = await response.text()
-            assert response.status < 400, f"{path}: {response.status} {text}"
-            return await response.json() if text else None
+        return await self.api.post(path, body)
 
     async def states(self) -> dict[str, dict[str, Any]]:
         """Every entity state by entity id."""
@@ -282,14 +215,7 @@ class HassProcess:
 
     async def ws_command(self, message: dict[str, Any]) -> Any:
         """One websocket command (authenticated), its result."""
-        async with self.session.ws_connect(f"{self.url}/api/websocket") as ws:
-            await ws.receive_json()
-            await ws.send_json({"type": "auth", "access_token": self.token})
-            assert (await ws.receive_json())["type"] == "auth_ok"
-            await ws.send_json({"id": 1, **message})
-            reply = await ws.receive_json()
-            assert reply["success"], reply
-            return reply["result"]
+        return await self.api.ws_command(message)
 
 
 async def until(

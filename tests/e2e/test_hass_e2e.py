@@ -1,15 +1,22 @@
-"""A real Home Assistant, the real integration, the virtual farm."""
+"""A real Home Assistant, the real integration, the virtual farm.
+
+Set up exactly as ``scripts/develop --demo`` does it (tools/demo_setup.py):
+onboarding and the account through Home Assistant's own APIs, so one boot
+checks the demo's set-up and everything after it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import io
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
+from tools import demo_setup
 from tools.virtual_farm.farm import VirtualFarm
 
 from .hass_process import HassProcess, enable_jpeg_camera
@@ -29,39 +36,48 @@ async def _until(
     return result
 
 
-async def _add_account(hass: HassProcess, farm: VirtualFarm) -> dict[str, Any]:
-    """Create the entry through the REST config-flow API, as the UI does."""
-    flow = await hass.post(
-        "/api/config/config_entries/flow",
-        {"handler": "bambu_cloud", "show_advanced_options": False},
-    )
-    assert flow["type"] == "menu"
-    assert flow["menu_options"] == ["token", "sign_in"]
-    flow = await hass.post(
-        f"/api/config/config_entries/flow/{flow['flow_id']}",
-        {"next_step_id": "token"},
-    )
-    assert flow["type"] == "form"
-    assert flow["step_id"] == "token"
-    result = await hass.post(
-        f"/api/config/config_entries/flow/{flow['flow_id']}",
-        {"region": "global", "access_token": farm.token},
-    )
-    assert result["type"] == "create_entry", result
-    return dict(result)
+@pytest.fixture
+def hass_config_dir(tmp_path: Path) -> Path:
+    """A fresh configuration prepared like the demo's (before the start)."""
+    config = tmp_path / "config"
+    assert demo_setup.prepare(config)
+    assert not demo_setup.prepare(config)  # once: a used config is left alone
+    return config
+
+
+async def _demo_ready(hass: HassProcess, farm: VirtualFarm) -> None:
+    """The demo set-up: owner, account and live printers, twice (idempotent)."""
+    state = farm.describe()
+    ready = await demo_setup.provision(hass.url, state, hass.config, within=WAIT * 5)
+    assert ready.created_owner
+    assert ready.created_entry
+    assert ready.live_printers == len(farm.printers)
+    steps = await hass.api.onboarding()
+    assert all(steps.values()), steps  # the UI opens on the dashboard
+
+    # The printed credentials log in, as a newcomer would.
+    owner = ready.owner
+    assert demo_setup.stored_owner(hass.config) == owner
+    assert owner.password in demo_setup.banner(hass.url, ready, hass.config)
+    await hass.login(owner.username, owner.password)
+    (entry,) = await hass.api.entries()
+    assert entry["title"] == "Virtual Farm"
+    assert entry["state"] == "loaded"
+
+    again = await demo_setup.provision(hass.url, state, hass.config, within=WAIT)
+    assert (again.created_owner, again.created_entry) == (False, False)
+    assert len(await hass.api.entries()) == 1
 
 
 async def test_real_home_assistant(
     hass_process: HassProcess, farm: VirtualFarm
 ) -> None:
-    """Set up from the API, see live states and the camera, control a light.
+    """Set up as the demo is, see live states and the camera, control a light.
 
     Then the broker restarts; through it all Home Assistant logs no error.
     """
     hass = hass_process
-    await hass.onboard()
-    entry = await _add_account(hass, farm)
-    assert entry["title"] == "Virtual Farm"
+    await _demo_ready(hass, farm)
 
     # The P1S camera: JPEG frames over pinned TLS, served as a still.
     camera = await enable_jpeg_camera(hass, farm)
