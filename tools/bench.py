@@ -6,8 +6,9 @@ each in a fresh process so that memory and CPU figures do not bleed:
 * the integration in Home Assistant core (``tools.bench_ha``): setup time,
   reports/s, state writes per report, report-to-state latency, CPU, RSS;
 * the same publishing workload with a do-nothing subscriber
-  (``tools.bench_workload.run_publish_only``): the CPU of the in-process
-  broker and virtual printers, subtracted to get the integration's share;
+  (``tools.bench_workload.run_publish_only``): the CPU of the virtual
+  printers and the broker's front door in this process (mosquitto itself
+  runs in its own), subtracted to get the integration's share;
 * once, an account without printers: the memory baseline.
 
 Figures are printed as tables and written to ``bench/results.json``
@@ -81,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Benchmark the Bambu Lab Cloud integration in a real Home Assistant "
             "against N virtual printers (1 report/s each, X1C full reports and "
-            "P1S deltas mixed) on an in-process TLS MQTT broker."
+            "P1S deltas mixed) on a local TLS MQTT broker (mosquitto)."
         ),
     )
     parser.add_argument(

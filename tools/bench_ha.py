@@ -1,8 +1,9 @@
 """Measure the integration inside a real Home Assistant core instance.
 
 The fake cloud (``tests.cloud_server``) lists the fleet's printers, the
-integration connects to the in-process TLS broker exactly as it connects to
-the real cloud broker, and every figure is taken in this process:
+integration connects to the local TLS broker (mosquitto) exactly as it
+connects to the real cloud broker, and every figure is taken in this process
+(mosquitto's own CPU is not counted: it runs in its own process):
 
 * reports received: calls of the hub's report handler;
 * state writes: ``state_changed`` events of the config entry's entities,
