@@ -44,15 +44,8 @@ from custom_components.bambu_cloud.entity import (
 )
 from tools.virtual_printer.printer import VirtualPrinter
 
-from .bambu.fixtures_state import (
-    a1_mini_full,
-    h2d_full,
-    h2d_version,
-    p1s_full,
-    x1c_full,
-    x1c_version,
-)
 from .cloud_server import X1C, MqttEndpoint
+from .common import load_json_object_fixture
 from .helpers import state_of, wait_for
 
 PLATFORMS: tuple[ModuleType, ...] = (
@@ -112,10 +105,16 @@ def _states() -> list[PrinterState]:
     """States that take every branch: empty, single and dual nozzle, AMS HT."""
     return [
         PrinterState(),
-        _state(x1c_full(), x1c_version()),
-        _state(h2d_full(), h2d_version()),
-        _state(p1s_full()),
-        _state(a1_mini_full()),
+        _state(
+            load_json_object_fixture("x1c_full.json"),
+            load_json_object_fixture("x1c_version.json"),
+        ),
+        _state(
+            load_json_object_fixture("h2d_full.json"),
+            load_json_object_fixture("h2d_version.json"),
+        ),
+        _state(load_json_object_fixture("p1s_full.json")),
+        _state(load_json_object_fixture("a1_mini_full.json")),
     ]
 
 
@@ -165,7 +164,7 @@ def test_value_fn_reads_only_declared_views(description: Any) -> None:
 def test_recording_state_catches_an_undeclared_read() -> None:
     """The recorder sees through helpers: a wrong declaration is caught."""
     by_key = {d.key: d for d in sensor.PRINTER_SENSORS}
-    recorder = RecordingState(_state(h2d_full()))
+    recorder = RecordingState(_state(load_json_object_fixture("h2d_full.json")))
     by_key["right_nozzle_temperature"].value_fn(cast("PrinterState", recorder))
     assert recorder.read == {"nozzles"}
     recorder = RecordingState(PrinterState())

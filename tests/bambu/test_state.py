@@ -26,20 +26,17 @@ from custom_components.bambu_cloud.bambu.state import (
     Tray,
     affected_views,
 )
-
-from .fixtures_state import (
-    a1_mini_full,
-    a1_mini_version,
-    h2d_full,
-    h2d_version,
-    p1s_delta,
-    p1s_full,
-    x1c_full,
-    x1c_version,
-)
+from tests.common import load_json_object_fixture
 
 PAYLOADS = Path(__file__).resolve().parents[2].parent / "shared" / "payloads"
 NOW = datetime(2025, 6, 1, 12, 0, 45, tzinfo=UTC)
+
+
+def p1s_delta(**fields: Any) -> dict[str, Any]:
+    """A P1/A1 delta (``p1s_delta.json``, ``msg`` 1) carrying only ``fields``."""
+    message = load_json_object_fixture("p1s_delta.json")
+    message["print"].update(fields)
+    return message
 
 
 def state_of(*messages: Any) -> PrinterState:
@@ -62,7 +59,10 @@ def all_views(printer: PrinterState) -> dict[str, Any]:
 
 
 def test_x1c_full_report_views() -> None:
-    printer = state_of(x1c_full(), x1c_version())
+    printer = state_of(
+        load_json_object_fixture("x1c_full.json"),
+        load_json_object_fixture("x1c_version.json"),
+    )
 
     assert printer.has_full_report
     assert printer.online is True
@@ -102,7 +102,7 @@ def test_x1c_full_report_views() -> None:
 
 
 def test_x1c_camera_xcam_flags() -> None:
-    printer = state_of(x1c_full())
+    printer = state_of(load_json_object_fixture("x1c_full.json"))
 
     camera = printer.camera
     assert camera.recording is True
@@ -137,7 +137,10 @@ def test_x1c_camera_xcam_flags() -> None:
 
 
 def test_x1c_errors_and_firmware() -> None:
-    printer = state_of(x1c_full(), x1c_version())
+    printer = state_of(
+        load_json_object_fixture("x1c_full.json"),
+        load_json_object_fixture("x1c_version.json"),
+    )
 
     assert printer.hms == (
         HmsEntry(
@@ -163,7 +166,10 @@ def test_x1c_errors_and_firmware() -> None:
 
 
 def test_x1c_ams_and_nozzle() -> None:
-    printer = state_of(x1c_full(), x1c_version())
+    printer = state_of(
+        load_json_object_fixture("x1c_full.json"),
+        load_json_object_fixture("x1c_version.json"),
+    )
 
     (unit,) = printer.ams_units
     assert unit.id == 0
@@ -210,7 +216,7 @@ def test_x1c_ams_and_nozzle() -> None:
 
 def test_p1s_delta_sequence() -> None:
     printer = PrinterState()
-    first = printer.merge(p1s_full())
+    first = printer.merge(load_json_object_fixture("p1s_full.json"))
     assert {"nozzle_temper", "ams", "hms", "online"} <= first.changed
     assert "command" not in first.changed
     assert "sequence_id" not in first.changed
@@ -228,7 +234,7 @@ def test_p1s_delta_sequence() -> None:
 
 
 def test_p1s_ams_trays_merge_by_id() -> None:
-    printer = state_of(p1s_full())
+    printer = state_of(load_json_object_fixture("p1s_full.json"))
     delta = {"ams": {"ams": [{"id": "0", "tray": [{"id": "2", "remain": 50}]}]}}
     assert printer.merge(p1s_delta(**delta)).changed == {"ams"}
 
@@ -259,7 +265,7 @@ def test_p1s_ams_trays_merge_by_id() -> None:
 
 
 def test_p1s_hms_and_lists_are_replaced() -> None:
-    printer = state_of(p1s_full())
+    printer = state_of(load_json_object_fixture("p1s_full.json"))
     assert [entry.severity for entry in printer.hms] == ["serious", "info"]
     assert [entry.hms_code for entry in printer.hms] == [
         "HMS_0700_0200_0002_0001",
@@ -278,10 +284,12 @@ def test_p1s_hms_and_lists_are_replaced() -> None:
 
 
 def test_full_report_replaces_and_msg_variants() -> None:
-    printer = state_of(p1s_full(), p1s_delta(subtask_name="cube"))
+    printer = state_of(
+        load_json_object_fixture("p1s_full.json"), p1s_delta(subtask_name="cube")
+    )
     assert printer.job_name == "cube"
 
-    snapshot = p1s_full()
+    snapshot = load_json_object_fixture("p1s_full.json")
     del snapshot["print"]["msg"]  # no msg also means full
     result = printer.merge(snapshot)
     assert result.changed == {"subtask_name"}
@@ -307,7 +315,10 @@ def test_delta_before_full_report() -> None:
 
 
 def test_a1_mini_idle_stage_and_external_spool() -> None:
-    printer = state_of(a1_mini_full(), a1_mini_version())
+    printer = state_of(
+        load_json_object_fixture("a1_mini_full.json"),
+        load_json_object_fixture("a1_mini_version.json"),
+    )
 
     assert printer.stage_id == 0
     assert printer.stage == "idle"
@@ -357,7 +368,10 @@ def test_stage_names() -> None:
 
 
 def test_h2d_dual_nozzle_packed_temperatures() -> None:
-    printer = state_of(h2d_full(), h2d_version())
+    printer = state_of(
+        load_json_object_fixture("h2d_full.json"),
+        load_json_object_fixture("h2d_version.json"),
+    )
 
     assert printer.active_extruder == 1
     right, left = printer.nozzles
@@ -389,7 +403,10 @@ def test_h2d_dual_nozzle_packed_temperatures() -> None:
 
 
 def test_h2d_ams_ht_and_virtual_slots() -> None:
-    printer = state_of(h2d_full(), h2d_version())
+    printer = state_of(
+        load_json_object_fixture("h2d_full.json"),
+        load_json_object_fixture("h2d_version.json"),
+    )
 
     ams, ht = printer.ams_units
     assert (ams.kind, ht.kind) == ("ams", "ams_ht")
@@ -408,7 +425,7 @@ def test_h2d_ams_ht_and_virtual_slots() -> None:
 
 
 def test_h2d_extruder_switch_delta() -> None:
-    printer = state_of(h2d_full())
+    printer = state_of(load_json_object_fixture("h2d_full.json"))
     result = printer.merge({"print": {"device": {"extruder": {"state": 0x02}}}})
     assert result.changed == {"device"}
     assert printer.active_extruder == 0
@@ -417,7 +434,7 @@ def test_h2d_extruder_switch_delta() -> None:
 
 
 def test_ams_kind_fallback_without_get_version() -> None:
-    printer = state_of(h2d_full())
+    printer = state_of(load_json_object_fixture("h2d_full.json"))
     assert [unit.kind for unit in printer.ams_units] == ["ams", "ams_ht"]
     assert [unit.firmware_version for unit in printer.ams_units] == [None, None]
 
@@ -426,7 +443,7 @@ def test_ams_kind_fallback_without_get_version() -> None:
 
 
 def test_command_ack_is_not_merged() -> None:
-    printer = state_of(x1c_full())
+    printer = state_of(load_json_object_fixture("x1c_full.json"))
     ack = {
         "print": {
             "command": "pause",
@@ -480,15 +497,18 @@ def test_ack_variants() -> None:
     assert status.ack is None
     assert "online" in status.changed
 
-    version = printer.merge(a1_mini_version())
+    version = printer.merge(load_json_object_fixture("a1_mini_version.json"))
     assert version.changed == {"info"}
     assert version.ack is not None
     assert version.ack.command == "get_version"
-    assert printer.merge(a1_mini_version()).changed == frozenset()
+    assert (
+        printer.merge(load_json_object_fixture("a1_mini_version.json")).changed
+        == frozenset()
+    )
 
 
 def test_get_version_without_module_list_is_ignored() -> None:
-    printer = state_of(x1c_version())
+    printer = state_of(load_json_object_fixture("x1c_version.json"))
     result = printer.merge({"info": {"command": "get_version", "module": "x"}})
     assert result == MergeResult()
     assert printer.firmware_version == "01.08.01.00"
@@ -509,7 +529,7 @@ def test_presence_events() -> None:
 
 
 def test_other_messages_are_ignored() -> None:
-    printer = state_of(x1c_full())
+    printer = state_of(load_json_object_fixture("x1c_full.json"))
     ignored: list[dict[str, Any]] = [
         {"mc_print": {"command": "push_info", "param": "[BMC] M900 K0.02"}},
         {"print": {"command": "gcode_line", "param": "G28"}},
@@ -545,7 +565,7 @@ def test_other_messages_are_ignored() -> None:
     ],
 )
 def test_garbage_is_dropped(payload: Any, caplog: pytest.LogCaptureFixture) -> None:
-    printer = state_of(x1c_full())
+    printer = state_of(load_json_object_fixture("x1c_full.json"))
     before = all_views(printer)
     with caplog.at_level(logging.DEBUG, logger=state_module.__name__):
         assert printer.merge(payload) == MergeResult()
@@ -595,7 +615,7 @@ def test_deeply_nested_report_is_dropped_with_a_debug_log(
     payload: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The parser's RecursionError is one more malformed message, not a crash."""
-    printer = state_of(x1c_full())
+    printer = state_of(load_json_object_fixture("x1c_full.json"))
     before = all_views(printer)
     with caplog.at_level(logging.DEBUG, logger=state_module.__name__):
         assert printer.merge(payload) == MergeResult()
@@ -642,7 +662,7 @@ def test_ams_ids_outside_the_known_ranges_are_dropped() -> None:
 
 def test_deltas_cannot_grow_the_ams_list() -> None:
     """Units or trays without a known id are never stored, delta after delta."""
-    printer = state_of(p1s_full())
+    printer = state_of(load_json_object_fixture("p1s_full.json"))
     for i in range(200):
         unit = {"id": "0", "tray": [{"remain": 5}, {"id": str(4 + i)}, {"id": "2"}]}
         printer.merge(
@@ -857,7 +877,11 @@ def test_every_public_view_is_registered() -> None:
 
 
 def test_diagnostics_redacts_identifiers() -> None:
-    printer = state_of(x1c_full(), x1c_version(), {"event": {"event": "x"}})
+    printer = state_of(
+        load_json_object_fixture("x1c_full.json"),
+        load_json_object_fixture("x1c_version.json"),
+        {"event": {"event": "x"}},
+    )
     text = json.dumps(printer.diagnostics())
     assert "00M00A000000000" not in text
     assert "rtsps://" not in text
@@ -1051,7 +1075,17 @@ def _keys_of(tree: Any) -> Iterator[str]:
 
 
 KNOWN_KEYS = sorted(
-    set(_keys_of([x1c_full(), p1s_full(), a1_mini_full(), h2d_full(), x1c_version()]))
+    set(
+        _keys_of(
+            [
+                load_json_object_fixture("x1c_full.json"),
+                load_json_object_fixture("p1s_full.json"),
+                load_json_object_fixture("a1_mini_full.json"),
+                load_json_object_fixture("h2d_full.json"),
+                load_json_object_fixture("x1c_version.json"),
+            ]
+        )
+    )
     | set(WRONG_TYPES)
 )
 scalars = (
@@ -1093,7 +1127,7 @@ messages = st.one_of(
 @given(st.lists(messages, min_size=1, max_size=4))
 def test_garbage_never_raises(batch: list[Any]) -> None:
     printer = PrinterState()
-    printer.merge(x1c_full())
+    printer.merge(load_json_object_fixture("x1c_full.json"))
     for message in batch:
         payload = (
             message if isinstance(message, bytes | str | dict) else json.dumps(message)
