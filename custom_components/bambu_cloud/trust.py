@@ -95,9 +95,7 @@ class PrinterTrust:
             anchors = learned
         try:
             return await self._hass.async_add_executor_job(
-                partial(
-                    tls.printer_context, anchors, self._extra_pem, pins=config.pins
-                )
+                partial(tls.printer_context, anchors, self._extra_pem, pins=config.pins)
             )
         except tls.TlsBundleError as err:
             raise TrustError("unknown_ca") from err

@@ -22,6 +22,9 @@ from .tls import BBL_CA_SHA256
 
 # The printer's MQTT port; a LAN host option "ip:port" overrides it.
 LAN_PORT: Final = 8883
+# Reconnects of an MQTT session; new looks at an untrusted printer's chain.
+MQTT_RETRY: Final = RetryPolicy()
+PROBE_RETRY: Final = RetryPolicy(minimum=60.0, maximum=3600.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,7 +77,7 @@ class BambuConfig:
     ports: Ports = Ports()
     timeouts: Timeouts = Timeouts()
     # Reconnects of every MQTT session.
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = MQTT_RETRY
     # A new look at a printer's chain after a failed probe or an unknown CA.
-    probe_retry: RetryPolicy = RetryPolicy(minimum=60.0, maximum=3600.0)
+    probe_retry: RetryPolicy = PROBE_RETRY
     watchdog: Watchdog = Watchdog()
