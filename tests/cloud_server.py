@@ -8,7 +8,9 @@ Home Assistant level tests swap the integration's one configuration value
 
 The cloud itself lives in ``tools.virtual_farm.cloud`` (the virtual farm
 serves the same application over HTTPS); this module re-exports it and adds
-what only tests need: the configuration swap and a plain-HTTP test server.
+what only tests need: the cloud's data from the JSON fixture files
+(``tests/fixtures/bind.json``, ``profile.json``), the configuration swap and a
+plain-HTTP test server.
 """
 
 from __future__ import annotations
@@ -25,17 +27,15 @@ from aiohttp.test_utils import TestServer
 from custom_components.bambu_cloud.bambu.config import BambuConfig
 from custom_components.bambu_cloud.bambu.const import Region, RegionEndpoints
 from custom_components.bambu_cloud.library import LIBRARY_CONFIGS
+from tests.common import load_json_object_fixture
 from tools.virtual_farm.cloud import (
-    A1MINI,
     ACCOUNT,
     CODE,
     OTHER_TOKEN,
     OTHER_UID,
-    P1S,
     PASSWORD,
     TOKEN,
     UID,
-    X1C,
     Failure,
     FakeCloud,
     bind_entry,
@@ -58,9 +58,14 @@ __all__ = [
     "bind_entry",
     "cloud_server",
     "configured_library",
+    "fake_cloud",
     "library_config_for",
     "running_cloud",
 ]
+
+# The printers the cloud knows (bind.json): the test account has the X1C and
+# the P1S bound; tests bind the offline A1 mini where they need it.
+X1C, P1S, A1MINI = load_json_object_fixture("bind.json")["devices"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,23 @@ class MqttEndpoint:
 
     port: int = 1  # nothing listens there: connections are refused at once
     ca_pem: str | None = None
+
+
+def fake_cloud() -> FakeCloud:
+    """A fake cloud with the test account's data from the fixture files.
+
+    The bind list holds the X1C and the P1S of ``bind.json``; the profile
+    answers with the account, nickname and models of ``profile.json`` (the
+    fake derives uid, name and avatar itself; the cloud tests check that they
+    match the file).
+    """
+    profile = load_json_object_fixture("profile.json")
+    return FakeCloud(
+        devices=[X1C, P1S],
+        account=profile["account"],
+        nickname=profile["nickname"],
+        product_models=profile["productModels"],
+    )
 
 
 def library_config_for(
@@ -116,7 +138,7 @@ async def running_cloud(
     fake: FakeCloud | None = None, mqtt: MqttEndpoint | None = None
 ) -> AsyncIterator[FakeCloud]:
     """Serve a fake cloud on 127.0.0.1 and configure the integration for it."""
-    fake = fake or FakeCloud()
+    fake = fake or fake_cloud()
     async with cloud_server(fake.app()) as base_url:
         with configured_library(library_config_for(base_url, mqtt)):
             yield fake

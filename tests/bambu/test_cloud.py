@@ -48,8 +48,10 @@ from tests.cloud_server import (
     Failure,
     FakeCloud,
     cloud_server,
+    fake_cloud,
     library_config_for,
 )
+from tests.common import load_json_object_fixture
 
 PROFILE = "/v1/user-service/my/profile"
 BIND = "/v1/iot-service/api/user/bind"
@@ -77,7 +79,7 @@ async def session(socket_enabled: None) -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 async def served(socket_enabled: None) -> AsyncIterator[tuple[FakeCloud, str]]:
     """The fake cloud and its base URL."""
-    cloud = FakeCloud()
+    cloud = fake_cloud()
     async with cloud_server(cloud.app()) as base_url:
         yield cloud, base_url
 
@@ -181,6 +183,17 @@ async def test_profile(client: BambuCloud) -> None:
     assert profile.account == ACCOUNT
     assert profile.nickname == "Maker"
     assert profile.avatar == "https://example.invalid/avatar.png"
+
+
+async def test_profile_answer_matches_fixture(
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
+) -> None:
+    """The fake's profile answer is the one in profile.json, field for field."""
+    async with session.get(
+        f"{config.endpoints.api_url}{PROFILE}",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ) as response:
+        assert await response.json() == load_json_object_fixture("profile.json")
 
 
 async def test_profile_other_account(
@@ -454,27 +467,7 @@ def test_valid_serial(serial: object, valid: bool) -> None:
 # Tasks
 
 
-TASK_X1C = {
-    "id": 35237965,
-    "title": "Calibration cube",
-    "cover": "https://example.invalid/cover/1.png",
-    "status": 2,
-    "startTime": "2024-03-05T10:00:00Z",
-    "endTime": "2024-03-05T12:30:15Z",
-    "weight": 34.62,
-    "length": 1161,
-    "deviceId": "00M09A350100001",
-}
-TASK_P1S = {
-    "id": "35237966",
-    "title": "Benchy",
-    "status": "3",
-    "startTime": "2024-03-06T08:15:00+01:00",
-    "endTime": "not a time",
-    "weight": "12.5",
-    "length": None,
-    "deviceId": "01P00A451600002",
-}
+TASK_X1C, TASK_P1S = load_json_object_fixture("tasks.json")["hits"]
 
 
 async def test_tasks(client: BambuCloud, fake: FakeCloud) -> None:
@@ -557,30 +550,7 @@ async def test_tasks_without_hits(client: BambuCloud, fake: FakeCloud) -> None:
 # Firmware
 
 
-VERSION_X1C = {
-    "dev_id": "00M09A350100001",
-    "version": "01.07.00.00",
-    "firmware": [
-        {
-            "version": "01.09.05.01",
-            "force_update": False,
-            "url": "https://example.invalid/fw/01.09.05.01.json.sig",
-            "description": "- fixes",
-        },
-        {
-            "version": "01.10.00.00",
-            "force_update": True,
-            "url": "https://example.invalid/fw/01.10.00.00.json.sig",
-            "description": "# New\n- features",
-        },
-        {"version": "01.08.02.00", "force_update": "yes"},
-        {"description": "no version, skipped"},
-        {"version": None},
-        "not a dict",
-    ],
-    "ams": [],
-}
-VERSION_P1S = {"dev_id": "01P00A451600002", "version": None, "firmware": None}
+VERSION_X1C, VERSION_P1S = load_json_object_fixture("version.json")["devices"]
 
 
 async def test_firmware(client: BambuCloud, fake: FakeCloud) -> None:
