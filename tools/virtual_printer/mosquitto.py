@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ctypes
 import getpass
 import hashlib
 import json
@@ -313,6 +314,7 @@ class MqttBroker:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
+            preexec_fn=_die_with_parent,
         )
         if (stream := self._process.stderr) is None:
             raise RuntimeError("mosquitto's log is not piped")
@@ -595,6 +597,12 @@ class MqttBroker:
             else:
                 client.subscriptions.pop(rest, None)
             return
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: a broker whose test process was killed (-9) stops too."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _bounded_put[K, V](table: dict[K, V], key: K, value: V, limit: int = 256) -> None:
