@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -854,16 +854,235 @@ def test_no_update_offered() -> None:
 
 
 def test_affected_views() -> None:
-    assert affected_views({"nozzle_temper"}) >= {
-        "nozzle_temperature",
-        "nozzles",
-        "nozzle_diameter",
-    }
+    assert affected_views({"nozzle_temper"}) >= {"nozzle_temperature", "nozzles"}
     assert "bed_temperature" not in affected_views({"nozzle_temper"})
     assert affected_views({"info"}) >= {"firmware_version", "ams_units", "modules"}
     assert affected_views({"online"}) == {"online"}
     assert affected_views(set()) == frozenset()
     assert "end_time" in affected_views(["mc_remaining_time"])
+
+
+def test_one_nozzle_field_wakes_only_its_view() -> None:
+    """A new nozzle temperature is not a new diameter, type or target.
+
+    Each scalar nozzle view declares its own field and ``device`` only, so
+    the entities showing the others are not woken by every report.
+    """
+    assert affected_views({"nozzle_temper"}) == {"nozzle_temperature", "nozzles"}
+    assert affected_views({"nozzle_target_temper"}) == {
+        "nozzle_target_temperature",
+        "nozzles",
+    }
+    assert affected_views({"nozzle_diameter"}) == {"nozzle_diameter", "nozzles"}
+    assert affected_views({"nozzle_type"}) == {"nozzle_type", "nozzles"}
+    assert {"active_extruder", "nozzle_temperature"} <= affected_views({"device"})
+
+
+class _RecordingReport(dict[str, Any]):
+    """The cached report, noting every top-level field a view looks at."""
+
+    def __init__(self, report: dict[str, Any], read: set[str]) -> None:
+        super().__init__(report)
+        self.read = read
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self.read.add("*every field*")
+        return super().__iter__()
+
+    def keys(self) -> Any:
+        self.read.add("*every field*")
+        return super().keys()
+
+    def values(self) -> Any:
+        self.read.add("*every field*")
+        return super().values()
+
+    def items(self) -> Any:
+        self.read.add("*every field*")
+        return super().items()
+
+
+class _RecordingModules(list[Any]):
+    """The get_version module list: reading it is reading ``info``."""
+
+    def __init__(self, modules: list[Any], read: set[str]) -> None:
+        super().__init__(modules)
+        self.read = read
+
+    def __iter__(self) -> Iterator[Any]:
+        self.read.add("info")
+        return super().__iter__()
+
+
+class _RecordingState(PrinterState):
+    """A merged state whose views report which fields they read."""
+
+    read: set[str]
+
+    @property
+    def _online(self) -> bool | None:  # type: ignore[override]
+        self.read.add("online")
+        online: bool | None = self.__dict__["_online"]
+        return online
+
+    @_online.setter
+    def _online(self, value: bool | None) -> None:
+        self.__dict__["_online"] = value
+
+
+def fields_read_by_views(printer: PrinterState) -> dict[str, set[str]]:
+    """View name -> the change names (report fields, info, online) it read."""
+    read: set[str] = set()
+    online = printer.online
+    printer.__class__ = _RecordingState
+    recording = cast("_RecordingState", printer)
+    recording.read = read
+    recording.__dict__["_online"] = online
+    recording._print = _RecordingReport(printer._print, read)
+    recording._modules = _RecordingModules(printer._modules, read)
+    found = {}
+    for name in VIEW_FIELDS:
+        recording._cache.clear()  # a cached inner view would hide its reads
+        read.clear()
+        view = getattr(recording, name)
+        if callable(view):
+            view(NOW)
+        found[name] = set(read)
+    return found
+
+
+def _declaration_states() -> Iterator[tuple[str, PrinterState]]:
+    fixtures = {
+        "empty": [],
+        "x1c": ["x1c_full.json", "x1c_version.json"],
+        "h2d": ["h2d_full.json", "h2d_version.json"],
+        "p1s": ["p1s_full.json"],
+        "p1s_delta_only": ["p1s_delta.json"],
+        "a1_mini": ["a1_mini_full.json", "a1_mini_version.json"],
+    }
+    for name, files in fixtures.items():
+        yield name, state_of(*map(load_json_object_fixture, files))
+    for name in ("P1P.json", "H2D.json"):
+        path = PAYLOADS / name
+        if path.is_file():
+            capture = json.loads(path.read_text())
+            yield (
+                name,
+                state_of(
+                    {"print": capture["push_all"]}, {"info": capture["get_version"]}
+                ),
+            )
+
+
+def test_views_read_only_the_fields_they_declare() -> None:
+    """The view registry tells the truth: the hub wakes entities by it.
+
+    A view reading a field it does not declare would show a stale value
+    when only that field changes.
+    """
+    for state_name, printer in _declaration_states():
+        for view, read in fields_read_by_views(printer).items():
+            assert read <= VIEW_FIELDS[view], (
+                f"{view} reads {sorted(read - VIEW_FIELDS[view])} undeclared"
+                f" ({state_name})"
+            )
+
+
+def test_field_recorder_sees_reads() -> None:
+    """The recorder behind the declaration test is not blind."""
+    x1c = state_of(
+        load_json_object_fixture("x1c_full.json"),
+        load_json_object_fixture("x1c_version.json"),
+    )
+    read = fields_read_by_views(x1c)
+    assert read["nozzles"] == {
+        "device",
+        "nozzle_temper",
+        "nozzle_target_temper",
+        "nozzle_diameter",
+        "nozzle_type",
+    }
+    assert read["nozzle_temperature"] == {"device", "nozzle_temper"}
+    assert read["firmware_version"] == {"info"}
+    assert read["online"] == {"online"}
+    assert read["stage"] == {"stg_cur", "stage", "print_type"}
+    assert x1c.nozzle_temperature == x1c.nozzles[0].temperature
+
+
+_loose_numbers = (
+    st.none()
+    | st.integers(min_value=-5, max_value=2**32)
+    | st.floats(allow_nan=False, width=32)
+    | st.sampled_from(["1", "x", "0.4", "-3", ""])
+)
+_nozzle_ids = st.none() | st.integers(min_value=-1, max_value=3) | st.just("1")
+_heads = st.lists(
+    st.fixed_dictionaries(
+        {"temp": st.integers(min_value=0, max_value=2**31)},
+        optional={"id": _nozzle_ids, "snow": _loose_numbers},
+    )
+    | st.just({})
+    | st.integers(),
+    max_size=3,
+)
+_specs = st.lists(
+    st.fixed_dictionaries(
+        {"id": st.sampled_from([0, 1, "1", None])},
+        optional={
+            "type": st.sampled_from(["HS01", "HH00", "stainless_steel", "", 3]),
+            "diameter": _loose_numbers,
+        },
+    ),
+    max_size=3,
+)
+_devices = st.fixed_dictionaries(
+    {
+        "extruder": st.fixed_dictionaries(
+            {"info": _heads}, optional={"state": _loose_numbers}
+        )
+    },
+    optional={"nozzle": st.fixed_dictionaries({"info": _specs})},
+) | st.sampled_from([{}, None, {"extruder": []}])
+_nozzle_reports = st.fixed_dictionaries(
+    {"device": _devices},
+    optional={
+        "nozzle_temper": _loose_numbers,
+        "nozzle_target_temper": _loose_numbers,
+        "nozzle_diameter": _loose_numbers,
+        "nozzle_type": st.sampled_from(["hardened_steel", "HS05", "", None, 2]),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_nozzle_reports)
+def test_active_nozzle_views_agree_with_nozzles(report: dict[str, Any]) -> None:
+    """The scalar nozzle views show the nozzle ``nozzles`` marks active.
+
+    They find it on their own (reading fewer fields); any report, however
+    odd, must give the same values as the full list.
+    """
+    printer = state_of({"print": {**report, "command": "push_status", "msg": 0}})
+    nozzles = printer.nozzles
+    active = next((nozzle for nozzle in nozzles if nozzle.active), nozzles[0])
+    assert printer.nozzle_temperature == active.temperature
+    assert printer.nozzle_target_temperature == active.target_temperature
+    assert printer.nozzle_diameter == active.diameter
+    assert printer.nozzle_type == active.type
+    for view, read in fields_read_by_views(printer).items():
+        assert read <= VIEW_FIELDS[view], view
 
 
 def test_every_public_view_is_registered() -> None:

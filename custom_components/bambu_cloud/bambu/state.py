@@ -753,7 +753,7 @@ class PrinterState:
         return _unpack_temp(_path(self._print, "device", part, "info", "temp"))
 
     @property
-    @_uses(*_NOZZLE_FIELDS)
+    @_uses("device")
     def active_extruder(self) -> int | None:
         """Index of the extruder in use (bits 4-7 of the extruder state)."""
         state = as_int(_path(self._print, "device", "extruder", "state"))
@@ -826,33 +826,69 @@ class PrinterState:
             tray_id=_snow_tray(snow),
         )
 
-    def _active_nozzle(self) -> Nozzle:
-        nozzles = self.nozzles
-        return next((nozzle for nozzle in nozzles if nozzle.active), nozzles[0])
+    def _active_head(self) -> tuple[int, Mapping[str, Any], bool]:
+        """``(index, extruder entry, single)`` of the nozzle in use.
+
+        The nozzle ``nozzles`` marks active (else its first one), found
+        without building every Nozzle: the scalar nozzle views below read
+        only their own field and ``device``, so a new temperature does not
+        wake the entities showing the diameter, type or target.
+        """
+        heads = dicts(_path(self._print, "device", "extruder", "info"))
+        if len(heads) <= 1:
+            return 0, heads[0] if heads else {}, True
+        active = self.active_extruder
+        indexed = [
+            (position if (index := as_int(head.get("id"))) is None else index, head)
+            for position, head in enumerate(heads)
+        ]
+        index, head = next((item for item in indexed if item[0] == active), indexed[0])
+        return index, head, False
+
+    def _nozzle_spec(self, index: int) -> Mapping[str, Any]:
+        """``device.nozzle.info`` of one nozzle (the last entry of an id wins)."""
+        specs = dicts(_path(self._print, "device", "nozzle", "info"))
+        return next((s for s in reversed(specs) if as_int(s.get("id")) == index), {})
+
+    def _active_temperature(self, field: str, part: int) -> float | None:
+        """Current (part 0) or target (part 1) of the active nozzle, °C.
+
+        Single-nozzle printers: the float field first, the packed form as
+        fallback; dual-nozzle printers report the packed form only.
+        """
+        _index, head, single = self._active_head()
+        packed = _unpack_temp(head.get("temp"))[part]
+        return _first(as_float(self._print.get(field)), packed) if single else packed
 
     @property
-    @_uses(*_NOZZLE_FIELDS)
+    @_uses("nozzle_temper", "device")
     def nozzle_temperature(self) -> float | None:
         """Current temperature of the active nozzle, °C."""
-        return self._active_nozzle().temperature
+        return self._active_temperature("nozzle_temper", 0)
 
     @property
-    @_uses(*_NOZZLE_FIELDS)
+    @_uses("nozzle_target_temper", "device")
     def nozzle_target_temperature(self) -> float | None:
         """Target temperature of the active nozzle, °C."""
-        return self._active_nozzle().target_temperature
+        return self._active_temperature("nozzle_target_temper", 1)
 
     @property
-    @_uses(*_NOZZLE_FIELDS)
+    @_uses("nozzle_diameter", "device")
     def nozzle_diameter(self) -> float | None:
         """Diameter of the active nozzle, mm."""
-        return self._active_nozzle().diameter
+        index, _head, _single = self._active_head()
+        diameter = as_float(self._nozzle_spec(index).get("diameter"))
+        return _first(diameter, as_float(self._print.get("nozzle_diameter")))
 
     @property
-    @_uses(*_NOZZLE_FIELDS)
+    @_uses("nozzle_type", "device")
     def nozzle_type(self) -> str | None:
         """Active nozzle material: stainless_steel, hardened_steel, ..."""
-        return self._active_nozzle().type
+        index, _head, _single = self._active_head()
+        material, _flow = _nozzle_kind(self._nozzle_spec(index).get("type"))
+        if material is None:
+            material, _flow = _nozzle_kind(self._print.get("nozzle_type"))
+        return material
 
     @property
     @_uses("bed_temper", "device")
