@@ -1203,6 +1203,64 @@ async def test_failing_listener_is_isolated(
     assert errors == [f"{X1_SERIAL}: a state listener failed"]
 
 
+async def test_listeners_hear_the_change_sets_naming_their_views(
+    make_hub: HubFactory,
+    x1c: VirtualPrinter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each listener hears the change sets naming its views, in order.
+
+    Who hears a change set is worked out once per distinct change set (the
+    same field changes report after report), and again whenever a listener
+    comes or goes.
+    """
+    expanded: list[frozenset[str]] = []
+    affected_views = hub_module.affected_views
+
+    def counted(changed: frozenset[str]) -> frozenset[str]:
+        expanded.append(frozenset(changed))
+        return affected_views(changed)
+
+    monkeypatch.setattr(hub_module, "affected_views", counted)
+    hub = make_hub()
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+    heard: list[tuple[str, ChangeSet]] = []
+
+    def listener(name: str) -> Callable[[ChangeSet], None]:
+        return lambda changed: heard.append((name, changed))
+
+    hub.listen(X1_SERIAL, listener("all"))
+    hub.listen(X1_SERIAL, listener("bed"), frozenset({"bed_temperature"}))
+    unlisten_nozzle = hub.listen(
+        X1_SERIAL, listener("nozzle"), frozenset({"nozzle_temperature"})
+    )
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.available)
+
+    async def report(value: float) -> list[tuple[str, ChangeSet]]:
+        heard.clear()
+        x1c.update({"nozzle_temper": value})
+        await until(lambda: len(heard) >= 1)
+        await asyncio.sleep(0.05)
+        return list(heard)
+
+    expanded.clear()
+    for value in (101.0, 102.0, 103.0):
+        calls = await report(value)
+        assert [name for name, _ in calls] == ["all", "nozzle"]
+        assert all({"nozzle_temper", "nozzle_temperature"} <= c for _, c in calls)
+        assert all("nozzle_diameter" not in changed for _, changed in calls)
+    assert expanded == [{"nozzle_temper"}]
+
+    # A listener that comes (or goes) is heard at the next report.
+    hub.listen(X1_SERIAL, listener("late"), frozenset({"nozzle_temperature"}))
+    assert [name for name, _ in await report(104.0)] == ["all", "nozzle", "late"]
+    unlisten_nozzle()
+    assert [name for name, _ in await report(105.0)] == ["all", "late"]
+    assert expanded == [{"nozzle_temper"}] * 3
+
+
 async def test_stop_never_raises_and_tears_everything_down(
     make_hub: HubFactory,
     broker: MqttBroker,

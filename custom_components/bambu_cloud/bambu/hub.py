@@ -37,6 +37,8 @@ _LOGGER = logging.getLogger(__name__)
 
 LAN_USER = "bblp"
 AVAILABILITY = "availability"
+# Distinct change sets whose route a printer keeps (reports repeat a few).
+_MAX_ROUTES = 256
 _PORT = re.compile(r"[0-9]{1,5}")
 
 
@@ -153,6 +155,10 @@ class PrinterLink:
     listeners: list[tuple[StateListener, frozenset[str] | None]] = field(
         default_factory=list
     )
+    # Change set -> (what listeners hear, who hears it); see _route.
+    routes: dict[ChangeSet, tuple[ChangeSet, tuple[StateListener, ...]]] = field(
+        default_factory=dict
+    )
     lan: MqttSession | None = None
     lan_task: asyncio.Task[None] | None = None
     last_report: float = 0.0
@@ -187,22 +193,47 @@ class PrinterLink:
         return self.lan is not None and self.lan.connected
 
 
-def _notify(link: PrinterLink, changed: ChangeSet) -> None:
-    """Hand a change set to the listeners interested in it.
+def _route(
+    link: PrinterLink, changed: ChangeSet
+) -> tuple[ChangeSet, tuple[StateListener, ...]]:
+    """The change set with the views it affects, and the listeners of those.
 
-    A failing listener is logged (in full once, then briefly) and the others
-    still hear the change.
+    A printer's reports change the same few fields over and over (the nozzle
+    temperature, the progress), so both are looked up, not worked out again:
+    computed once per distinct change set and forgotten whenever a listener
+    comes or goes (and all at once past ``_MAX_ROUTES``).
     """
-    for listener, views in list(link.listeners):
-        if views is None or not changed.isdisjoint(views):
-            try:
-                listener(changed)
-            except Exception:
-                if id(listener) in link.failed_listeners:
-                    _LOGGER.debug("%s: listener failed again", link.serial)
-                else:
-                    link.failed_listeners.add(id(listener))
-                    _LOGGER.exception("%s: a state listener failed", link.serial)
+    route = link.routes.get(changed)
+    if route is None:
+        heard = changed | affected_views(changed)
+        listeners = tuple(
+            listener
+            for listener, views in link.listeners
+            if views is None or not heard.isdisjoint(views)
+        )
+        if len(link.routes) >= _MAX_ROUTES:
+            link.routes.clear()
+        route = link.routes[changed] = (heard, listeners)
+    return route
+
+
+def _notify(link: PrinterLink, changed: ChangeSet) -> None:
+    """Hand a change set, with the views it affects, to its listeners.
+
+    Listeners filter on view names, so those are added here once. A failing
+    listener is logged (in full once, then briefly) and the others still
+    hear the change; one that stops listening meanwhile hears this one still.
+    """
+    heard, listeners = _route(link, changed)
+    for listener in listeners:
+        try:
+            listener(heard)
+        except Exception:
+            if id(listener) in link.failed_listeners:
+                _LOGGER.debug("%s: listener failed again", link.serial)
+            else:
+                link.failed_listeners.add(id(listener))
+                _LOGGER.exception("%s: a state listener failed", link.serial)
 
 
 async def _settle(task: asyncio.Future[Any], what: str) -> None:
@@ -401,10 +432,12 @@ class BambuHub:
         link = self.printers[serial]
         entry = (listener, views)
         link.listeners.append(entry)
+        link.routes.clear()
 
         def unlisten() -> None:
             with contextlib.suppress(ValueError):
                 link.listeners.remove(entry)
+                link.routes.clear()
 
         return unlisten
 
@@ -672,9 +705,6 @@ class BambuHub:
             if future is not None and not future.done():
                 future.set_result(ack)
         changed = result.changed
-        if changed:
-            # Listeners filter on view names: computed once per report here.
-            changed = changed | affected_views(changed)
         if self._update_available(link):
             changed = changed | {AVAILABILITY}
         if changed:
