@@ -1,8 +1,10 @@
-"""Helpers for the virtual printer tests: a real paho client and a raw one.
+"""Test helpers: a real paho client, a raw MQTT client and a scripted server.
 
 The paho client runs its network loop in its own thread (``loop_start``), so
-tests never block the event loop the broker runs on: they poll with
-``asyncio.sleep`` instead of waiting on threading primitives.
+tests never block the event loop (where the broker's observer and the virtual
+printers run): they poll with ``asyncio.sleep`` instead of waiting on
+threading primitives. The scripted server stands in for a broker only where a
+real one (mosquitto) would never misbehave that way.
 """
 
 from __future__ import annotations
