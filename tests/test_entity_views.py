@@ -183,9 +183,12 @@ def mqtt_endpoint(broker_endpoint: MqttEndpoint) -> MqttEndpoint:
 
 
 @pytest.fixture
-def woken(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, ChangeSet]]:
-    """Every change set the hub hands to a listener, with the listener's owner."""
-    calls: list[tuple[object, ChangeSet]] = []
+def woken(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, object, ChangeSet]]:
+    """Every change set the hub hands to a listener: printer, listener, changes.
+
+    The listener is its entity for entities' handlers, else the function.
+    """
+    calls: list[tuple[str, object, ChangeSet]] = []
     original = BambuHub.listen
 
     def listen(
@@ -195,7 +198,7 @@ def woken(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, ChangeSet]]:
         views: frozenset[str] | None = None,
     ) -> Callable[[], None]:
         def recorded(changed: ChangeSet) -> None:
-            calls.append((getattr(listener, "__self__", None), changed))
+            calls.append((serial, getattr(listener, "__self__", listener), changed))
             listener(changed)
 
         return original(self, serial, recorded, views)
@@ -254,30 +257,82 @@ async def test_entities_read_only_what_they_hear(
         )
 
 
+def _woken_on(woken: list[tuple[str, object, ChangeSet]], serial: str) -> list[object]:
+    """Who heard the printer's change sets: entity ids, else the listeners."""
+    return [
+        listener.entity_id if isinstance(listener, BambuPrinterEntity) else listener
+        for heard_serial, listener, _ in woken
+        if heard_serial == serial
+    ]
+
+
 @pytest.mark.usefixtures("entity_registry_enabled_by_default", "cloud")
+@pytest.mark.parametrize(
+    ("field", "value", "entity_id"),
+    [
+        ("bed_temper", 61.0, "sensor.workshop_x1c_bed_temperature"),
+        ("nozzle_temper", 201.0, "sensor.workshop_x1c_nozzle_temperature"),
+    ],
+)
 async def test_a_report_wakes_only_the_entities_showing_it(
     hass: HomeAssistant,
     mock_config_entry: MockConfigEntry,
     printers: dict[str, VirtualPrinter],
-    woken: list[tuple[object, ChangeSet]],
+    woken: list[tuple[str, object, ChangeSet]],
+    field: str,
+    value: float,
+    entity_id: str,
 ) -> None:
-    """A new bed temperature reaches the bed sensor and the event entities.
+    """A new temperature reaches the one sensor showing it, nothing else.
 
-    Events hear every change set: after a reconnect any report replaces
-    their baseline. Nothing else of the printer is called.
+    Not the target, diameter or type of the nozzle, not the event entities
+    (settled: they compare their own views only), not the device follower.
     """
     await _live_entities(hass, mock_config_entry)
-    bed = "sensor.workshop_x1c_bed_temperature"
     woken.clear()
-    printers["x1c"].update({"bed_temper": 61.0})
-    await wait_for(hass, lambda: state_of(hass, bed) == "61.0")
-    called = {
-        owner.entity_id
-        for owner, _ in woken
-        if isinstance(owner, BambuPrinterEntity) and owner.serial == X1C["dev_id"]
-    }
-    assert called == {
-        bed,
-        "event.workshop_x1c_print_job",
-        "event.workshop_x1c_hms_error",
-    }
+    printers["x1c"].update({field: value})
+    await wait_for(hass, lambda: state_of(hass, entity_id) == str(value))
+    assert _woken_on(woken, X1C["dev_id"]) == [entity_id]
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default", "cloud")
+async def test_events_hear_every_report_while_settling(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    printers: dict[str, VirtualPrinter],
+    woken: list[tuple[str, object, ChangeSet]],
+) -> None:
+    """Back from unavailable, events hear the next report (it is the baseline).
+
+    Then they are settled and a report of other values passes them by.
+    """
+    await _live_entities(hass, mock_config_entry)
+    hub = mock_config_entry.runtime_data.hub
+    link = hub.printers[X1C["dev_id"]]
+    job = "event.workshop_x1c_print_job"
+    hms = "event.workshop_x1c_hms_error"
+    events = {job, hms}
+    printers["x1c"].set_online(False)
+    await wait_for(hass, lambda: not link.available)
+    woken.clear()
+    printers["x1c"].set_online(True)
+    await wait_for(hass, lambda: link.available)
+    await hass.async_block_till_done()
+    assert events <= set(_woken_on(woken, X1C["dev_id"]))
+    settling = [
+        entity
+        for platform in entity_platform.async_get_platforms(hass, DOMAIN)
+        for entity in platform.entities.values()
+        if entity.entity_id in events
+    ]
+    assert all(entity.listen_views is None for entity in settling)
+    woken.clear()
+    printers["x1c"].update({"bed_temper": 62.0})
+    bed = "sensor.workshop_x1c_bed_temperature"
+    await wait_for(hass, lambda: state_of(hass, bed) == "62.0")
+    assert events <= set(_woken_on(woken, X1C["dev_id"]))
+    assert all(entity.listen_views is not None for entity in settling)
+    woken.clear()
+    printers["x1c"].update({"bed_temper": 63.0})
+    await wait_for(hass, lambda: state_of(hass, bed) == "63.0")
+    assert _woken_on(woken, X1C["dev_id"]) == [bed]

@@ -61,6 +61,11 @@ from .trust import PrinterTrust, async_cloud_context, async_remove_trust
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
+# What the printer's device shows, and what the printer follower reads: a
+# printer's other reports (temperatures, progress) need not wake it.
+DEVICE_VIEWS = frozenset({"firmware_version", "product_name"})
+FOLLOWED_VIEWS = DEVICE_VIEWS | {"signed_commands_required"}
+
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the integration's actions (once, for every entry)."""
@@ -133,7 +138,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
                         profile.uid, coordinator.data.printers[serial]
                     ),
                 )
-                hub.listen(serial, _printer_follower(hass, hub, serial))
+                hub.listen(serial, _printer_follower(hass, hub, serial), FOLLOWED_VIEWS)
         sync_token_issue(hass, entry, token)
 
     # Registered before the platforms' listeners: links exist before entities.
@@ -181,7 +186,7 @@ def _printer_follower(
         if link is None:
             return
         state = link.state
-        if "info" in changed:
+        if not changed.isdisjoint(DEVICE_VIEWS):
             registry = dr.async_get(hass)
             if device := registry.async_get_device(
                 identifiers={(DOMAIN, printer_identifier(serial))}

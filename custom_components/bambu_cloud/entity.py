@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -118,6 +119,7 @@ class BambuPrinterEntity(Entity):
         self._attr_unique_id = f"{serial}_{description.key}"
         self._attr_device_info = printer_device_ref(serial)
         self._written: object = None
+        self._stop_listening: Callable[[], None] | None = None
 
     @property
     def listen_views(self) -> frozenset[str] | None:
@@ -153,9 +155,25 @@ class BambuPrinterEntity(Entity):
         """Follow the printer's change sets."""
         await super().async_added_to_hass()
         self._written = self.snapshot()
-        self.async_on_remove(
-            self.hub.listen(self.serial, self._handle_change, self.listen_views)
+        self._listen()
+        self.async_on_remove(self._unlisten)
+
+    @callback
+    def _listen(self) -> None:
+        """Hear the printer's change sets naming ``listen_views`` (from now on).
+
+        Called again by entities whose ``listen_views`` change.
+        """
+        self._unlisten()
+        self._stop_listening = self.hub.listen(
+            self.serial, self._handle_change, self.listen_views
         )
+
+    @callback
+    def _unlisten(self) -> None:
+        if self._stop_listening is not None:
+            self._stop_listening()
+            self._stop_listening = None
 
     async def async_send(self, command: Command) -> None:
         """Send a command; failures become translated HomeAssistantErrors."""

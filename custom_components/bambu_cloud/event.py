@@ -101,12 +101,17 @@ class _BambuTransitionEvent(BambuPrinterEntity, EventEntity):
     _cancel_settling: CALLBACK_TYPE | None = None
 
     @property
-    def listen_views(self) -> None:
-        """Every change set: any report while settling replaces the baseline.
+    def listen_views(self) -> frozenset[str] | None:
+        """Every change set while settling, else the views fired on.
 
-        Only the description's views are compared (``_handle_change``).
+        While settling any report replaces the baseline. Otherwise only the
+        description's views are compared, and availability (in the base
+        class's set) is all that can take the baseline away or bring the
+        entity back: a printer's other reports need not wake it.
         """
-        return None
+        if self._cancel_settling is not None:
+            return None
+        return super().listen_views
 
     async def async_added_to_hass(self) -> None:
         """Take the baseline if the printer already reports."""
@@ -118,6 +123,7 @@ class _BambuTransitionEvent(BambuPrinterEntity, EventEntity):
 
     @callback
     def _handle_change(self, changed: ChangeSet) -> None:
+        settling = self._cancel_settling is not None
         if not self.available:
             self._has_baseline = False
         elif not self._has_baseline:
@@ -134,12 +140,15 @@ class _BambuTransitionEvent(BambuPrinterEntity, EventEntity):
             self._stop_settling()
         elif not self.entity_description.views.isdisjoint(changed):
             self._compare()
+        if (self._cancel_settling is not None) != settling:
+            self._listen()
         super()._handle_change(changed)
 
     @callback
     def _settled(self, _now: datetime) -> None:
         """The window passed without a report: compare from now on."""
         self._cancel_settling = None
+        self._listen()
 
     @callback
     def _stop_settling(self) -> None:
