@@ -225,7 +225,7 @@ async def test_front_drops_what_is_not_tls(broker: MqttBroker) -> None:
 
 async def test_missing_binary_and_failed_start(pki: PrinterPKI, tmp_path: Path) -> None:
     """No mosquitto: a clear error (a skip in the suite); bad files: the log."""
-    with pytest.raises(MosquittoNotFoundError, match="not installed"):
+    with pytest.raises(MosquittoNotFoundError, match="no mosquitto at"):
         await MqttBroker(binary=str(tmp_path / "no-mosquitto")).start()
     assert find_mosquitto((str(tmp_path / "none"),)) is None
     broken = dataclasses.replace(pki.leaf, key_path=tmp_path / "missing.key")

@@ -43,6 +43,7 @@ import getpass
 import hashlib
 import json
 import logging
+import os
 import re
 import secrets
 import shutil
@@ -65,6 +66,8 @@ _LOGGER = logging.getLogger(__name__)
 type Payload = bytes | str | Mapping[str, Any]
 
 MOSQUITTO_PATHS = ("mosquitto", "/usr/sbin/mosquitto")
+BINARY_ENV = "BAMBU_MOSQUITTO"
+"""Another mosquitto build to use (a path that does not exist: tests skip)."""
 HOST = "127.0.0.1"
 SERVICE_USER = "test-bench-service"
 """The internal account of the observer, the printers and take-overs."""
@@ -179,8 +182,9 @@ class MqttBroker:
     ) -> None:
         """Configure; nothing runs before :meth:`start`."""
         self.certificate = certificate
-        self.binary = binary
-        """The mosquitto executable; by default the one installed."""
+        self.binary = binary or os.environ.get(BINARY_ENV) or None
+        """The mosquitto executable; by default ``$BAMBU_MOSQUITTO`` or the
+        one installed."""
         self.restrict_topics = restrict_topics
         self._users = None if users is None else dict(users)
         self._port = port
@@ -238,7 +242,9 @@ class MqttBroker:
         binary = find_mosquitto((self.binary,) if self.binary else MOSQUITTO_PATHS)
         if binary is None:
             raise MosquittoNotFoundError(
-                "mosquitto is not installed (scripts/setup installs it when root)"
+                f"no mosquitto at {self.binary}"
+                if self.binary
+                else "mosquitto is not installed (scripts/setup installs it when root)"
             )
         loop = asyncio.get_running_loop()
         self._directory = Path(
