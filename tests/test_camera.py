@@ -19,6 +19,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 from homeassistant.components.camera import (
@@ -27,13 +28,17 @@ from homeassistant.components.camera import (
     async_get_stream_source,
 )
 from homeassistant.components.camera.const import DATA_COMPONENT
-from homeassistant.const import ATTR_SUPPORTED_FEATURES, STATE_UNAVAILABLE
+from homeassistant.const import ATTR_SUPPORTED_FEATURES, STATE_UNAVAILABLE, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    snapshot_platform,
+)
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.bambu_cloud.bambu import camera as bambu_camera
 from custom_components.bambu_cloud.bambu.config import BambuConfig, Ports
@@ -104,13 +109,20 @@ async def p1s_lan(
 
 
 @pytest.fixture
+def platforms() -> list[Platform]:
+    """Only the camera platform is set up."""
+    return [Platform.CAMERA]
+
+
+@pytest.fixture
 async def lan_entry(
     hass: HomeAssistant,
     printers: dict[str, VirtualPrinter],
     p1s_lan: P1SLan,
     mock_config_entry: MockConfigEntry,
     cloud: FakeCloud,
-) -> MockConfigEntry:
+    platforms: list[Platform],
+) -> AsyncIterator[MockConfigEntry]:
     """The integration with LAN hosts for both printers, both reporting."""
     mock_config_entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(
@@ -122,15 +134,16 @@ async def lan_entry(
             }
         },
     )
-    await hass.config_entries.async_setup(mock_config_entry.entry_id)
-    await hass.async_block_till_done()
-    for serial in (P1S_SERIAL, X1C_SERIAL):
-        entity_id = _camera_id(hass, serial)
-        await wait_for(
-            hass,
-            lambda e=entity_id: state_of(hass, e) not in (None, STATE_UNAVAILABLE),
-        )
-    return mock_config_entry
+    with patch("custom_components.bambu_cloud.PLATFORMS", platforms):
+        await hass.config_entries.async_setup(mock_config_entry.entry_id)
+        await hass.async_block_till_done()
+        for serial in (P1S_SERIAL, X1C_SERIAL):
+            entity_id = _camera_id(hass, serial)
+            await wait_for(
+                hass,
+                lambda e=entity_id: state_of(hass, e) not in (None, STATE_UNAVAILABLE),
+            )
+        yield mock_config_entry
 
 
 def _camera_id(hass: HomeAssistant, serial: str) -> str:
@@ -139,6 +152,17 @@ def _camera_id(hass: HomeAssistant, serial: str) -> str:
     )
     assert entity_id is not None
     return entity_id
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default", "mock_access_tokens")
+async def test_entities(
+    hass: HomeAssistant,
+    lan_entry: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """Cameras of an X1C (RTSPS) and a P1S (JPEG) with LAN hosts match."""
+    await snapshot_platform(hass, entity_registry, snapshot, lan_entry.entry_id)
 
 
 async def test_jpeg_camera_image(
@@ -176,6 +200,10 @@ async def test_jpeg_camera_image(
     assert bambu_camera.is_jpeg(fresh.content)
     assert cam.auth_packets[-1] == expected_auth("87654321")
     assert cam.connections == 2
+    # The LAN session reconnects with the new code; let its executor connect
+    # finish before the test ends (no worker thread outlives the test).
+    link = lan_entry.runtime_data.hub.printers[P1S_SERIAL]
+    await wait_for(hass, lambda: link.lan_connected)
 
 
 async def test_jpeg_camera_mjpeg_stream(

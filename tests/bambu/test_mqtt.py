@@ -16,6 +16,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -555,6 +556,37 @@ async def test_connect_timeout_is_configured(cloud: Cloud) -> None:
             assert [type(e) for e in errors] == [TimeoutError]
         finally:
             await session.stop()
+
+
+async def test_silent_handshake_frees_the_executor_thread(cloud: Cloud) -> None:
+    """The blocking connect ends with the configured timeout, not keepalive.
+
+    The connect runs in an executor thread: a handshake left waiting for
+    keepalive (60 s) would hold that thread long after the attempt timed out
+    on the loop, and retries would pile more threads up.
+    """
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        session = MqttSession(
+            SessionConfig(
+                host="127.0.0.1",
+                port=silent.getsockname()[1],
+                username=USER,
+                password=PASSWORD,
+                ssl_context=cloud.client_context,
+                connect_timeout=0.3,
+            ),
+            loop=asyncio.get_running_loop(),
+            on_message=lambda topic, payload: None,
+            on_status=lambda status, error: None,
+        )
+        client = session._new_client()
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(10):
+                await asyncio.to_thread(
+                    client.connect, "127.0.0.1", silent.getsockname()[1], 60
+                )
+        assert time.monotonic() - started < 3
 
 
 async def test_closed_port_retries(cloud: Cloud) -> None:

@@ -141,7 +141,10 @@ class _Client(mqtt.Client):
             do_handshake_on_connect=False,
         )
         try:
-            sock.settimeout(self._keepalive)
+            # paho waits keepalive seconds (60) for the handshake: a peer
+            # that accepts TCP and stays silent would hold an executor
+            # thread long after the attempt timed out on the loop.
+            sock.settimeout(self._connect_timeout)
             sock.do_handshake()
         except BaseException:
             sock.close()
@@ -368,6 +371,7 @@ class MqttSession:
             reconnect_on_failure=False,
         )
         client.server_hostname = cfg.server_hostname
+        client.connect_timeout = cfg.connect_timeout
         client.username_pw_set(cfg.username, cfg.password)
         client.tls_set_context(cfg.ssl_context)
         client.on_connect = self._handle_connect
