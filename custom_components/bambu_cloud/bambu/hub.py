@@ -3,7 +3,9 @@
 The cloud session (one per account) carries every bound printer; a printer
 with a LAN host also gets its own LAN session, which is preferred while it is
 connected. Reports from the cloud are ignored for a printer whose LAN session
-is up, so there is one source of state at a time.
+is up, so there is one source of state at a time. A hub built without a cloud
+login (a printer added without an account) has no cloud session: its printers'
+only link is LAN, and everything else works the same.
 
 One fault never stops the hub for good: a failing listener is logged once and
 the others still run, a refused cloud login is retried once the owner found
@@ -254,7 +256,7 @@ class BambuHub:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        cloud: CloudSpec,
+        cloud: CloudSpec | None,
         *,
         config: BambuConfig,
         printer_context: ContextFactory,
@@ -266,7 +268,8 @@ class BambuHub:
 
         ``config`` names the cloud broker and times everything: reconnects
         of every MQTT session, new looks at a printer's chain after a probe
-        or trust failure, command acknowledgements and the watchdog.
+        or trust failure, command acknowledgements and the watchdog. Without
+        ``cloud`` there is no cloud session: printers are reached over LAN only.
         """
         self.config = config
         self._loop = loop
@@ -278,22 +281,24 @@ class BambuHub:
         self._clock = clock
         self._pending: dict[tuple[str, str], asyncio.Future[CommandAck]] = {}
         self.printers: dict[str, PrinterLink] = {}
-        self.cloud = MqttSession(
-            SessionConfig(
-                host=config.endpoints.mqtt_host,
-                port=config.endpoints.mqtt_port,
-                username=f"u_{cloud.uid}",
-                password=cloud.token,
-                ssl_context=cloud.ssl_context,
-                connect_timeout=config.timeouts.mqtt_connect,
-            ),
-            loop=loop,
-            on_message=self._cloud_message,
-            on_status=self._cloud_status,
-            on_connected=self._cloud_connected,
-            retry=config.retry,
-            name="cloud",
-        )
+        self.cloud: MqttSession | None = None
+        if cloud is not None:
+            self.cloud = MqttSession(
+                SessionConfig(
+                    host=config.endpoints.mqtt_host,
+                    port=config.endpoints.mqtt_port,
+                    username=f"u_{cloud.uid}",
+                    password=cloud.token,
+                    ssl_context=cloud.ssl_context,
+                    connect_timeout=config.timeouts.mqtt_connect,
+                ),
+                loop=loop,
+                on_message=self._cloud_message,
+                on_status=self._cloud_status,
+                on_connected=self._cloud_connected,
+                retry=config.retry,
+                name="cloud",
+            )
         self._watchdog: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._cloud_tls_logged = False
@@ -301,8 +306,9 @@ class BambuHub:
         self._watch_failed = False
 
     async def start(self) -> None:
-        """Connect the cloud session and the watchdog."""
-        self.cloud.start()
+        """Connect the cloud session (if any) and the watchdog."""
+        if self.cloud is not None:
+            self.cloud.start()
         self._watchdog = self._loop.create_task(self._watch(), name="bambu watchdog")
 
     async def stop(self) -> None:
@@ -328,7 +334,8 @@ class BambuHub:
         for link in list(self.printers.values()):
             await self._stop_lan_logged(link)
         try:
-            await self.cloud.stop()
+            if self.cloud is not None:
+                await self.cloud.stop()
         except Exception:
             _LOGGER.exception("Stopping the cloud session failed")
 
@@ -344,7 +351,7 @@ class BambuHub:
         The owner calls this once it has found the refusal transient (the
         cloud API still accepts the token); nothing happens after `stop`.
         """
-        if not self._stopped:
+        if not self._stopped and self.cloud is not None:
             self.cloud.retry()
 
     def set_printers(self, specs: Mapping[str, PrinterSpec]) -> None:
@@ -358,7 +365,8 @@ class BambuHub:
             return
         for serial in list(self.printers.keys() - specs.keys()):
             link = self.printers.pop(serial)
-            self.cloud.unsubscribe(link.report_topic)
+            if self.cloud is not None:
+                self.cloud.unsubscribe(link.report_topic)
             self._background(self._stop_lan(link))
         for serial, spec in specs.items():
             if not valid_serial(serial) or spec.serial != serial:
@@ -373,9 +381,10 @@ class BambuHub:
                 link = self.printers[serial] = PrinterLink(
                     spec, probe_backoff=self.config.probe_retry.backoff()
                 )
-                self.cloud.subscribe(link.report_topic)
-                if self.cloud.connected:
-                    self._greet(link)
+                if self.cloud is not None:
+                    self.cloud.subscribe(link.report_topic)
+                    if self.cloud.connected:
+                        self._greet(link)
             elif (link := existing).spec != spec:
                 old, link.spec = link.spec, spec
                 if (old.lan_host, old.access_code) != (spec.lan_host, spec.access_code):
@@ -507,6 +516,11 @@ class BambuHub:
         return sent
 
     # ----------------------------------------------------------- cloud side
+
+    @property
+    def cloud_connected(self) -> bool:
+        """Whether the cloud session is up (never, for a LAN-only hub)."""
+        return self.cloud is not None and self.cloud.connected
 
     def _cloud_connected(self) -> None:
         for link in self.printers.values():
@@ -662,7 +676,7 @@ class BambuHub:
             else:
                 self._background(self._stop_lan(link))
         self._refresh_availability()
-        if was_connected and not link.lan_connected and self.cloud.connected:
+        if was_connected and not link.lan_connected and self.cloud_connected:
             # The cloud takes over: its reports were ignored, so ask for a
             # full one (once per LAN outage; reconnects back off).
             self.request_full_report(link.serial, force=True)
@@ -712,7 +726,7 @@ class BambuHub:
 
     def _update_available(self, link: PrinterLink) -> bool:
         """Recompute availability; True when it changed."""
-        connected = link.lan_connected or self.cloud.connected
+        connected = link.lan_connected or self.cloud_connected
         available = (
             connected and link.state.has_full_report and link.state.online is not False
         )
