@@ -38,6 +38,7 @@ from .coordinator import (
     BambuConfigEntry,
     BambuFirmwareCoordinator,
     BambuRuntimeData,
+    async_remove_printer_list,
 )
 from .devices import (
     AccountId,
@@ -92,7 +93,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
     config = library_config(entry.data[CONF_REGION])
     cloud = BambuCloud(async_get_clientsession(hass), config, token.value, certificate)
     coordinator = BambuCloudCoordinator(hass, entry, cloud)
-    await coordinator.async_config_entry_first_refresh()
+    # With the cloud down, the last good printer list (LAN links come up).
+    await coordinator.async_first_refresh()
     profile = coordinator.data.profile
 
     trust = PrinterTrust(
@@ -124,10 +126,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
     followed: set[str] = set()
 
     @callback
-    def _on_update() -> None:
-        if coordinator.last_update_success:
+    def _on_update(*, starting: bool = False) -> None:
+        # Starting from the stored list, the links and devices come from it;
+        # a failed poll changes nothing and only a good one removes devices.
+        if coordinator.last_update_success or starting:
             hub.set_printers(printer_specs(coordinator.data.printers, entry.options))
-            _remove_unbound_devices(hass, entry)
+            if coordinator.last_update_success:
+                _remove_unbound_devices(hass, entry)
             followed.intersection_update(hub.printers)
             registry = dr.async_get(hass)
             for serial in hub.printers.keys() - followed:
@@ -142,7 +147,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
         sync_token_issue(hass, entry, token)
 
     # Registered before the platforms' listeners: links exist before entities.
-    _on_update()
+    _on_update(starting=True)
     entry.async_on_unload(coordinator.async_add_listener(_on_update))
     await hub.start()
     entry.async_on_unload(hub.stop)
@@ -156,9 +161,10 @@ async def async_unload_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> bo
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> None:
-    """Drop the entry's repair issues and stored trust anchors with it."""
+    """Drop the entry's repair issues, trust anchors and printer list with it."""
     async_delete_entry_issues(hass, entry)
     await async_remove_trust(hass, entry.entry_id)
+    await async_remove_printer_list(hass, entry.entry_id)
 
 
 async def async_remove_config_entry_device(

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import ConfigEntryAuthFailed
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
+from homeassistant.helpers.storage import Store
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
@@ -23,7 +24,7 @@ from .bambu.errors import (
     BambuRateLimitedError,
 )
 from .bambu.hub import BambuHub
-from .bambu.models import BoundPrinter, FirmwareInfo, Profile
+from .bambu.models import BoundPrinter, FirmwareInfo, Profile, valid_serial
 from .const import (
     CONF_POLL_INTERVAL,
     DEFAULT_POLL_INTERVAL,
@@ -41,6 +42,22 @@ FIRMWARE_INTERVAL: Final = timedelta(hours=6)
 FIRMWARE_RETRY: Final = timedelta(minutes=30)
 # Entities keep the last good list through outages shorter than this.
 FIRMWARE_STALE_AFTER: Final = timedelta(hours=24)
+
+PRINTER_LIST_VERSION: Final = 1
+# What a stored printer may hold: BoundPrinter's fields and their JSON types.
+_STORED_FIELDS: Final[dict[str, tuple[type, ...]]] = {
+    "serial": (str,),
+    "name": (str,),
+    "online": (bool,),
+    "print_status": (str, type(None)),
+    "model_id": (str, type(None)),
+    "product_name": (str, type(None)),
+    "access_code": (str, type(None)),
+    "nozzle_diameter": (float, int, type(None)),
+    "structure": (str, type(None)),
+    "print_job": (str, type(None)),
+}
+_STORED_PROFILE: Final = ("uid", "name", "nickname")
 
 
 @dataclass(slots=True)
@@ -61,6 +78,75 @@ class CloudData:
 
     profile: Profile
     printers: dict[str, BoundPrinter]
+
+
+def printer_list_key(entry_id: str) -> str:
+    """Where one config entry keeps the printer list of its last good poll."""
+    return f"{DOMAIN}.printers.{entry_id}"
+
+
+def _printer_list_store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
+    # Private: the list holds the printers' access codes, like the entry
+    # holds the token.
+    return Store(
+        hass,
+        PRINTER_LIST_VERSION,
+        printer_list_key(entry_id),
+        private=True,
+        atomic_writes=True,
+    )
+
+
+async def async_remove_printer_list(hass: HomeAssistant, entry_id: str) -> None:
+    """Forget the stored printer list of a deleted config entry."""
+    await _printer_list_store(hass, entry_id).async_remove()
+
+
+def _dump_cloud_data(data: CloudData) -> dict[str, Any]:
+    """The stored form of a good poll: the profile's identity, every printer."""
+    return {
+        "profile": {key: getattr(data.profile, key) for key in _STORED_PROFILE},
+        "printers": {
+            serial: asdict(printer) for serial, printer in data.printers.items()
+        },
+    }
+
+
+def _load_cloud_data(stored: object) -> CloudData | None:
+    """The stored list as CloudData; None when anything in it is off.
+
+    The file is ours, but a hand edit or a half-restored backup must not
+    start the entry with printers that were never bound: all or nothing.
+    """
+    if not isinstance(stored, dict):
+        return None
+    profile, printers = stored.get("profile"), stored.get("printers")
+    if not (
+        isinstance(profile, dict)
+        and isinstance(profile.get("uid"), str)
+        and profile["uid"]
+        and all(
+            isinstance(profile.get(key), (str, type(None))) for key in _STORED_PROFILE
+        )
+        and isinstance(printers, dict)
+    ):
+        return None
+    loaded: dict[str, BoundPrinter] = {}
+    for serial, printer in printers.items():
+        if (
+            not valid_serial(serial)
+            or not isinstance(printer, dict)
+            or printer.keys() != _STORED_FIELDS.keys()
+            or printer["serial"] != serial
+            or not all(
+                isinstance(printer[key], types) for key, types in _STORED_FIELDS.items()
+            )
+        ):
+            return None
+        loaded[serial] = BoundPrinter(**printer)
+    return CloudData(
+        Profile(**{key: profile.get(key) for key in _STORED_PROFILE}), loaded
+    )
 
 
 class BambuCloudPoller[DataT](DataUpdateCoordinator[DataT]):
@@ -195,11 +281,45 @@ class BambuCloudCoordinator(BambuCloudPoller[CloudData]):
             retry=self.poll_interval,
             stale_after=STALE_AFTER,
         )
+        self._store = _printer_list_store(hass, entry.entry_id)
+        self._stored: dict[str, Any] | None = None
+
+    async def async_first_refresh(self) -> bool:
+        """The first poll; with the cloud down, the last good list instead.
+
+        Returns whether the cloud answered. When it cannot be reached (or
+        answers with an error) and a list of an earlier good poll is stored,
+        the entry starts from that list: LAN links come up, cloud-only
+        printers stay unavailable until the cloud answers, and the regular
+        polls keep trying. Without a stored list this raises
+        ConfigEntryNotReady as usual; a refused token (ConfigEntryAuthFailed)
+        always propagates and starts reauth.
+        """
+        stored = self._stored = await self._store.async_load()
+        try:
+            await self.async_config_entry_first_refresh()
+        except ConfigEntryNotReady:
+            if (last_good := _load_cloud_data(stored)) is None:
+                raise
+            self.data = last_good
+            LOGGER.warning(
+                "The Bambu Lab cloud cannot be reached; starting with the %d "
+                "printer(s) of the last good poll and trying again every %s",
+                len(last_good.printers),
+                self.update_interval,
+            )
+            return False
+        return True
 
     async def _async_poll(self) -> CloudData:
         profile = await self.cloud.get_profile()
         printers = await self.cloud.get_bound_printers()
-        return CloudData(profile, {printer.serial: printer for printer in printers})
+        data = CloudData(profile, {printer.serial: printer for printer in printers})
+        # Only a good poll is kept, and only when it differs from the stored.
+        if (dumped := _dump_cloud_data(data)) != self._stored:
+            await self._store.async_save(dumped)
+            self._stored = dumped
+        return data
 
 
 class BambuFirmwareCoordinator(BambuCloudPoller[dict[str, FirmwareInfo]]):
@@ -222,3 +342,4 @@ class BambuFirmwareCoordinator(BambuCloudPoller[dict[str, FirmwareInfo]]):
     async def _async_poll(self) -> dict[str, FirmwareInfo]:
         infos = await self.cloud.get_firmware()
         return {info.serial: info for info in infos}
+
