@@ -507,11 +507,15 @@ def _decode(payload: object) -> dict[str, Any] | None:
     Logs say why a message was dropped, never its content (acks carry secrets).
     """
     try:
-        if isinstance(payload, Mapping):
-            payload = json.dumps(dict(payload))  # plain JSON types only
-        if isinstance(payload, str):
+        # Bytes, what MQTT delivers, are checked first: the Mapping check is
+        # an abstract-class lookup, paid on every report otherwise.
+        if isinstance(payload, bytes | bytearray):
+            pass
+        elif isinstance(payload, str):
             payload = payload.encode()
-        if not isinstance(payload, bytes | bytearray):
+        elif isinstance(payload, Mapping):
+            payload = json.dumps(dict(payload)).encode()  # plain JSON types only
+        else:
             _LOGGER.debug(
                 "Dropped printer message: unsupported payload type %s",
                 type(payload).__name__,
@@ -617,11 +621,11 @@ def _uses[F: Callable[..., object]](*fields: str) -> Callable[[F], F]:
 
         @functools.wraps(view)
         def cached(self: PrinterState) -> object:
-            try:
-                return self._cache[name]
-            except KeyError:
+            # A miss is the rule once per report: no KeyError raised for it.
+            value = self._cache.get(name, _MISSING)
+            if value is _MISSING:
                 value = self._cache[name] = view(self)
-                return value
+            return value
 
         return cast("F", cached)
 
@@ -693,15 +697,36 @@ class PrinterState:
             return _NOTHING
         return MergeResult(changed=frozenset(changed), ack=ack)
 
-    def _apply_report(self, body: Mapping[str, Any]) -> set[str]:
-        report = {key: value for key, value in body.items() if key not in _ENVELOPE}
+    def _apply_report(self, body: dict[str, Any]) -> set[str]:
+        """Merge a status report; the names of the top-level fields it changed.
+
+        ``body`` is this merge's own parse, so the envelope is taken out of
+        it rather than copying the report without it.
+        """
         full = body.get("command") == _PUSH_STATUS and as_int(body.get("msg", 0)) == 0
+        for key in _ENVELOPE:
+            body.pop(key, None)
         old = self._print
-        new = report if full else dict(_dict(_merge_tree(old, report, ())))
-        keys = old.keys() | report.keys() if full else report.keys()
-        changed = {
-            key for key in keys if old.get(key, _MISSING) != new.get(key, _MISSING)
-        }
+        changed: set[str] = set()
+        if full:
+            new = body
+            for key, value in body.items():
+                if old.get(key, _MISSING) != value:
+                    changed.add(key)
+            changed.update(old.keys() - body.keys())
+        else:
+            new = dict(old)
+            for key, value in body.items():
+                before = old.get(key, _MISSING)
+                # Lists merge by id deeper down only (AMS units and trays).
+                after = (
+                    _merge_tree(before, value, (key,))
+                    if isinstance(value, dict)
+                    else value
+                )
+                if before != after:
+                    changed.add(key)
+                new[key] = after
         self._print = new
         self._full |= full
         return changed | self._set_online(online=True)
