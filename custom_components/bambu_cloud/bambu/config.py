@@ -36,6 +36,11 @@ class Ports:
     rtsps: int = 322
     # The JPEG frame stream (P1, A1).
     jpeg: int = 6000
+    # The printers' NOTIFY datagrams (PROTOCOL.md section 6): broadcast to
+    # 255.255.255.255 (where Bambu Studio listens) and multicast to
+    # 239.255.255.250; listened to, never sent to.
+    discovery_broadcast: int = 2021
+    discovery_multicast: int = 1990
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,3 +86,7 @@ class BambuConfig:
     # A new look at a printer's chain after a failed probe or an unknown CA.
     probe_retry: RetryPolicy = PROBE_RETRY
     watchdog: Watchdog = Watchdog()
+    # The local IPv4 address the discovery listener binds to and joins the
+    # multicast group on: every interface (broadcasts reach only a socket
+    # bound to all of them). Tests use 127.0.0.1 so nothing leaves the host.
+    discovery_interface: str = "0.0.0.0"  # noqa: S104
