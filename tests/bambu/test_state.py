@@ -1355,3 +1355,20 @@ def test_garbage_never_raises(batch: list[Any]) -> None:
         assert isinstance(result, MergeResult)
         all_views(printer)
         printer.diagnostics()
+
+
+def test_printer_addresses_every_interface() -> None:
+    """net.info lists one address per interface; zero and duplicates are left out."""
+    wlan = int.from_bytes(bytes([192, 168, 1, 23]), "little")
+    eth = int.from_bytes(bytes([10, 0, 0, 7]), "little")
+    printer = state_of(
+        p1s_delta(
+            net={
+                "conf": 16,
+                "info": [{"ip": 0}, {"ip": wlan}, {"ip": str(eth)}, {"ip": wlan}],
+            }
+        )
+    )
+    assert printer.printer_addresses == ("192.168.1.23", "10.0.0.7")
+    assert printer.printer_ip == "192.168.1.23"
+    assert state_of(p1s_delta(net={"info": "garbage"})).printer_addresses == ()

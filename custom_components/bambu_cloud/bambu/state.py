@@ -1119,11 +1119,25 @@ class PrinterState:
     @_uses("net")
     def printer_ip(self) -> str | None:
         """The printer's own IPv4 address (little-endian uint32 in net.info)."""
+        addresses = self.printer_addresses
+        return addresses[0] if addresses else None
+
+    @property
+    @_uses("net")
+    def printer_addresses(self) -> tuple[str, ...]:
+        """Every IPv4 address the printer reports (one per interface).
+
+        A printer on Wi-Fi and Ethernet has two; the LAN link keeps the one
+        it uses while it is still among them, instead of hopping between them.
+        """
+        addresses: list[str] = []
         for entry in dicts(_path(self._print, "net", "info")):
             address = _in_range(as_int(entry.get("ip")), 1, _UINT32)
             if address is not None:
-                return str(IPv4Address(address.to_bytes(4, "little")))
-        return None
+                text = str(IPv4Address(address.to_bytes(4, "little")))
+                if text not in addresses:
+                    addresses.append(text)
+        return tuple(addresses)
 
     @property
     @_uses("fun")
