@@ -6,19 +6,37 @@ import asyncio
 import io
 import json
 import os
+import socket
 import ssl
 import struct
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from PIL import Image
 
-from tools.virtual_farm import DEMO_CODE, DEMO_TOKEN, DEMO_UID, VirtualFarm
+from custom_components.bambu_cloud.bambu.discovery import (
+    DiscoveredPrinter,
+    parse_notify,
+)
+from tools.virtual_farm import (
+    DEMO_CODE,
+    DEMO_TOKEN,
+    DEMO_UID,
+    Announcement,
+    FarmPrinter,
+    NotifySender,
+    VirtualFarm,
+    notify_datagram,
+)
+from tools.virtual_farm.__main__ import banner, main, parse_args
 from tools.virtual_farm.camera import auth_packet
+from tools.virtual_farm.farm import MODEL_INFO
+from tools.virtual_printer.printer import ERR_VERIFY_FAILED
 
 from . import PahoClient, eventually
 
@@ -285,3 +303,229 @@ def test_cli_help() -> None:
     assert result.returncode == 0, result.stderr
     assert "--printers" in result.stdout
     assert "--state-file" in result.stdout
+
+
+# -- LAN-only printers and their NOTIFY datagrams ----------------------------
+
+
+class _Heard(asyncio.DatagramProtocol):
+    """Every datagram received, with its sender."""
+
+    def __init__(self) -> None:
+        self.datagrams: list[tuple[bytes, tuple[str, int]]] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.datagrams.append((data, addr))
+
+
+@pytest.fixture
+async def listener() -> AsyncIterator[tuple[int, _Heard]]:
+    """A UDP socket on 127.0.0.1 (any port), standing in for Home Assistant."""
+    loop = asyncio.get_running_loop()
+    transport, heard = await loop.create_datagram_endpoint(
+        _Heard, local_addr=("127.0.0.1", 0)
+    )
+    try:
+        yield transport.get_extra_info("sockname")[1], heard
+    finally:
+        transport.close()
+
+
+@pytest.fixture
+async def lan_farm(listener: tuple[int, _Heard]) -> AsyncIterator[VirtualFarm]:
+    """One account printer and two LAN-only ones announcing every 0.1 s."""
+    async with VirtualFarm(
+        printers=1,
+        lan_only=2,
+        notify_port=listener[0],
+        notify_interval=0.1,
+        speed=50,
+        job_seconds=20,
+        idle_seconds=4,
+        cameras=False,
+    ) as running:
+        yield running
+
+
+async def test_lan_only_printers_announce_on_loopback(
+    lan_farm: VirtualFarm, listener: tuple[int, _Heard]
+) -> None:
+    """Each LAN-only printer sends a printer's NOTIFY, again and again."""
+    port, heard = listener
+    lan_only = [p for p in lan_farm.printers if not p.cloud]
+    assert [p.developer_mode for p in lan_only] == [True, False]
+    assert lan_farm.notify is not None
+    assert lan_farm.notify.port == port
+    await eventually(lambda: len(heard.datagrams) >= 3 * len(lan_only), within=5)
+
+    found = {}
+    for data, (sender, _) in heard.datagrams:
+        assert sender == "127.0.0.1"
+        assert data.startswith(b"NOTIFY * HTTP/1.1\r\n")
+        assert data.endswith(b"\r\n\r\n")
+        # What the integration's parser makes of it (the contract's side).
+        printer = parse_notify(data, sender)
+        assert printer is not None
+        found.setdefault(printer.serial, []).append(printer)
+    assert set(found) == {p.serial for p in lan_only}
+    for farm_printer in lan_only:
+        announced = found[farm_printer.serial]
+        assert len(announced) >= 2  # every few seconds, not once
+        assert announced[-1] == DiscoveredPrinter(
+            serial=farm_printer.serial,
+            host="127.0.0.1",
+            model_id=MODEL_INFO[farm_printer.model].model_id,
+            name=farm_printer.name,
+            connect_mode="lan",
+            bind="free",
+            version=farm_printer.printer.spec.sw_ver,
+        )
+
+
+async def test_lan_only_printers_have_no_cloud(lan_farm: VirtualFarm) -> None:
+    """The account does not list them; only their own broker reaches them."""
+    bound = [p.serial for p in lan_farm.printers if p.cloud]
+    assert [d["dev_id"] for d in lan_farm.cloud.devices] == bound
+    assert [v["dev_id"] for v in lan_farm.cloud.versions] == bound
+    for farm_printer in lan_farm.printers:
+        if not farm_printer.cloud:
+            assert farm_printer.printer.brokers == (farm_printer.lan_broker,)
+            assert farm_printer.camera is None
+    described = lan_farm.describe()["printers"]
+    assert [(p["cloud"], p["developer_mode"]) for p in described] == [
+        (True, None),
+        (False, True),
+        (False, False),
+    ]
+    text = banner(lan_farm)
+    assert "LAN-only, Developer Mode on" in text
+    assert "LAN-only, Developer Mode off" in text
+    assert f"to 127.0.0.1:{lan_farm.notify.port}" in text  # type: ignore[union-attr]
+
+
+async def _lan_command(
+    farm: VirtualFarm, farm_printer: FarmPrinter, command: dict[str, Any]
+) -> dict[str, Any]:
+    """Send a command over the printer's LAN broker; its acknowledgement."""
+    assert farm.pki is not None
+    assert farm_printer.lan_broker is not None
+    serial = farm_printer.serial
+    client = PahoClient(
+        farm_printer.lan_broker.port,
+        ssl_context=farm.pki.printer_client_context(),
+        sni=serial,
+        password=farm_printer.access_code,
+        subscribe=(f"device/{serial}/report",),
+    ).start()
+    try:
+        await client.ready()
+        client.publish_json(f"device/{serial}/request", command)
+        kind, inner = next(iter(command.items()))
+        reply = await client.next_json(
+            lambda m: (
+                m.get(kind, {}).get("sequence_id") == inner["sequence_id"]
+                and "result" in m[kind]
+            )
+        )
+        return dict(reply[kind])
+    finally:
+        client.close()
+
+
+async def test_developer_mode_decides_unsigned_controls(lan_farm: VirtualFarm) -> None:
+    """Developer Mode on: unsigned print commands work; off: refused, light works."""
+    on, off = (p for p in lan_farm.printers if not p.cloud)
+    pause = {"print": {"sequence_id": "7", "command": "pause", "param": ""}}
+    light = {
+        "system": {
+            "sequence_id": "8",
+            "command": "ledctrl",
+            "led_node": "chamber_light",
+            "led_mode": "on",
+        }
+    }
+    assert not on.printer.signature_required
+    assert (await _lan_command(lan_farm, on, pause))["result"] == "success"
+    assert off.printer.signature_required  # fun & 0x20000000 in its reports
+    refused = await _lan_command(lan_farm, off, pause)
+    assert refused["result"] == "failed"
+    assert refused["err_code"] == ERR_VERIFY_FAILED
+    assert (await _lan_command(lan_farm, off, light))["result"] == "success"
+
+
+async def test_notify_sender_only_dials_loopback(
+    listener: tuple[int, _Heard],
+) -> None:
+    """The destination is 127.0.0.1, whatever the caller wants."""
+    port, heard = listener
+    announcement = Announcement(
+        serial="00M0FL000000001", model_id="BL-P001", name="Bench", version="1"
+    )
+    sender = NotifySender(lambda: [announcement], port=port, interval=60)
+    await sender.start()
+    try:
+        assert sender._transport is not None
+        assert sender._transport.get_extra_info("peername") == ("127.0.0.1", port)
+        sock = sender._transport.get_extra_info("socket")
+        assert not sock.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST)
+        await eventually(lambda: heard.datagrams)
+        assert sender.announce() == 1
+        await eventually(lambda: len(heard.datagrams) == 2)
+        assert sender.sent == 2
+    finally:
+        await sender.stop()
+    assert sender.announce() == 0
+    await sender.stop()  # twice is fine
+    for bad in (0, 65536):
+        with pytest.raises(ValueError, match="port"):
+            NotifySender(list, port=bad)
+    with pytest.raises(ValueError, match="interval"):
+        NotifySender(list, interval=0)
+
+
+async def test_notify_sender_ignores_send_errors() -> None:
+    """Nobody listening (ICMP unreachable on loopback) stops nothing."""
+    announcement = Announcement(
+        serial="00M0FL000000001", model_id="BL-P001", name="Bench", version="1"
+    )
+    sender = NotifySender(lambda: [announcement, announcement], port=9, interval=0.05)
+    await sender.start()
+    try:
+        await eventually(lambda: sender.sent >= 4, within=5)
+    finally:
+        await sender.stop()
+
+
+def test_notify_datagram_format() -> None:
+    """Header by header as PROTOCOL.md section 6 shows it, CRLF, blank end."""
+    data = notify_datagram(
+        Announcement(
+            serial="00M0FL000000001",
+            model_id="BL-P001",
+            name="Bench X1C",
+            version="01.08.02.00",
+            connect="cloud",
+            bind="occupied",
+        )
+    )
+    lines = data.decode().split("\r\n")
+    assert lines[0] == "NOTIFY * HTTP/1.1"
+    assert lines[-2:] == ["", ""]
+    headers = dict(line.split(": ", 1) for line in lines[1:-2])
+    assert headers["Location"] == "127.0.0.1"
+    assert headers["NT"] == "urn:bambulab-com:device:3dprinter:1"
+    assert headers["NTS"] == "ssdp:alive"
+    assert headers["USN"] == "00M0FL000000001"
+    assert headers["DevModel.bambu.com"] == "BL-P001"
+    assert headers["DevName.bambu.com"] == "Bench X1C"
+    assert headers["DevConnect.bambu.com"] == "cloud"
+    assert headers["DevBind.bambu.com"] == "occupied"
+    assert headers["DevVersion.bambu.com"] == "01.08.02.00"
+
+
+def test_cli_banner_names_lan_only_printers() -> None:
+    """``--lan-only`` and ``--notify-port`` exist; bad values are refused."""
+    args = parse_args([])
+    assert (args.lan_only, args.notify_port) == (1, 2021)
+    assert main(["--lan-only", "11"]) == 2
+    assert main(["--notify-port", "70000"]) == 2

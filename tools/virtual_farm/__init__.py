@@ -13,6 +13,7 @@ from .farm import (
     FarmPrinter,
     VirtualFarm,
 )
+from .notify import Announcement, NotifySender, notify_datagram
 
 __all__ = [
     "DEMO_ACCOUNT",
@@ -20,6 +21,9 @@ __all__ = [
     "DEMO_PASSWORD",
     "DEMO_TOKEN",
     "DEMO_UID",
+    "Announcement",
     "FarmPrinter",
+    "NotifySender",
     "VirtualFarm",
+    "notify_datagram",
 ]

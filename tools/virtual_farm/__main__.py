@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .farm import VirtualFarm
+from .notify import DEFAULT_PORT
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -22,11 +23,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             "A virtual Bambu Lab printer farm on 127.0.0.1: an HTTPS fake cloud, "
             "its TLS MQTT broker and printers living through print jobs "
             "(X1C, P1S, A1 mini, H2D, cycling), with LAN brokers and P1/A1 "
-            "camera servers. Certificates are throwaway, made at start-up."
+            "camera servers, plus printers in LAN-only mode that announce "
+            "themselves with NOTIFY datagrams to 127.0.0.1. Certificates are "
+            "throwaway, made at start-up."
         ),
     )
     parser.add_argument(
         "--printers", type=int, default=4, help="number of printers (default 4)"
+    )
+    parser.add_argument(
+        "--lan-only",
+        type=int,
+        default=1,
+        help=(
+            "printers in LAN-only mode, bound to no account, Developer Mode "
+            "on for the 1st, 3rd, ... (default 1)"
+        ),
+    )
+    parser.add_argument(
+        "--notify-port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=(
+            "the LAN-only printers send NOTIFY datagrams to 127.0.0.1:PORT "
+            f"(default {DEFAULT_PORT}; 0: none). Never broadcast or multicast"
+        ),
     )
     parser.add_argument(
         "--api-port", type=int, default=0, help="HTTPS cloud port (default: any)"
@@ -85,9 +106,20 @@ def banner(farm: VirtualFarm) -> str:
         camera = (
             f"  camera 127.0.0.1:{printer.camera_port}" if printer.camera_port else ""
         )
+        mode = (
+            ""
+            if printer.cloud
+            else "  LAN-only, Developer Mode "
+            + ("on" if printer.developer_mode else "off")
+        )
         lines.append(
             f"    {printer.name:<16} {printer.serial}  access code "
-            f"{printer.access_code}  LAN host {printer.lan_host}{camera}"
+            f"{printer.access_code}  LAN host {printer.lan_host}{camera}{mode}"
+        )
+    if farm.notify is not None:
+        lines.append(
+            f"  NOTIFY datagrams    to 127.0.0.1:{farm.notify.port} "
+            f"every {farm.notify.interval:g} s (LAN-only printers)"
         )
     return "\n".join(lines)
 
@@ -107,6 +139,8 @@ async def run(args: argparse.Namespace) -> int:
         lan_base_port=args.lan_base_port,
         first_camera_port=args.first_camera_port,
         seed=args.seed,
+        lan_only=args.lan_only,
+        notify_port=args.notify_port or None,
     )
     async with farm:
         if args.state_file is not None:
@@ -130,6 +164,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not 1 <= args.printers <= 100:
         sys.stderr.write("--printers must be between 1 and 100\n")
+        return 2
+    if not 0 <= args.lan_only <= 10:
+        sys.stderr.write("--lan-only must be between 0 and 10\n")
+        return 2
+    if not 0 <= args.notify_port < 65536:
+        sys.stderr.write("--notify-port must be between 0 and 65535\n")
         return 2
     return asyncio.run(run(args))
 

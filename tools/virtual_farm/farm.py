@@ -13,7 +13,14 @@ Everything listens on 127.0.0.1 only::
   (:class:`JobRunner`), its own LAN MQTT broker (mosquitto, user ``bblp`` /
   access code) and, for P1/A1 models, a port-6000 style camera server.
   Printer-side TLS uses the Bambu-shaped CA (``CN=<serial>``, no SAN) of
-  :class:`tools.test_pki.FarmPKI`.
+  :class:`tools.test_pki.FarmPKI`;
+* ``lan_only`` more printers in LAN-only mode: bound to no account (the
+  cloud does not list them, they are not on its broker), reachable only on
+  their own LAN broker, alternately with Developer Mode on (controls work
+  unsigned) and off (authorization firmware: ``print`` commands need a
+  signature, reads and the light work). With ``notify_port`` they announce
+  themselves with ``NOTIFY`` datagrams to ``127.0.0.1:<notify_port>``
+  (:mod:`.notify`; never broadcast or multicast).
 
 Certificates are made at start-up in a temporary directory removed on stop.
 """
@@ -49,6 +56,7 @@ from .jobs import (
     JobPlan,
     JobRunner,
 )
+from .notify import Announcement, NotifySender
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -96,6 +104,10 @@ class FarmPrinter:
     camera: CameraServer | None
     runner: JobRunner
     firmware_behind: bool
+    cloud: bool = True
+    """Bound to the farm's account; False: LAN-only mode, no cloud binding."""
+    developer_mode: bool | None = None
+    """LAN-only printers: whether ``print`` commands work unsigned."""
 
     @property
     def lan_host(self) -> str | None:
@@ -117,7 +129,20 @@ class FarmPrinter:
             "lan_host": self.lan_host,
             "camera_port": self.camera_port,
             "firmware_behind": self.firmware_behind,
+            "cloud": self.cloud,
+            "developer_mode": self.developer_mode,
         }
+
+    def announcement(self) -> Announcement:
+        """What the printer says in its ``NOTIFY`` datagram."""
+        return Announcement(
+            serial=self.serial,
+            model_id=MODEL_INFO[self.model].model_id,
+            name=self.name,
+            version=self.printer.spec.sw_ver,
+            connect="cloud" if self.cloud else "lan",
+            bind="occupied" if self.cloud else "free",
+        )
 
 
 def _newer(version: str) -> str:
@@ -149,6 +174,9 @@ class VirtualFarm:
         cameras: bool = True,
         camera_interval: float = 1.0,
         seed: int = 0,
+        lan_only: int = 0,
+        notify_port: int | None = None,
+        notify_interval: float = 5.0,
     ) -> None:
         """Configure the farm; nothing runs before :meth:`start`.
 
@@ -157,12 +185,26 @@ class VirtualFarm:
         ``base + 2i + 1`` (stable across runs, for saved options).
         ``first_camera_port`` (e.g. 6000, where the integration looks for a
         P1/A1 camera) overrides the port of the first camera server.
+        ``lan_only`` printers in LAN-only mode come after the account's
+        (their LAN brokers next in the port range); with ``notify_port``
+        they send ``NOTIFY`` datagrams to ``127.0.0.1:<notify_port>`` every
+        ``notify_interval`` seconds.
         """
         if not 1 <= printers <= 100:
             raise ValueError("printers must be between 1 and 100")
+        if not 0 <= lan_only <= 10:
+            raise ValueError("lan_only must be between 0 and 10")
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.count = printers
+        self.lan_only = lan_only
+        self.notify: NotifySender | None = (
+            None
+            if notify_port is None
+            else NotifySender(
+                self._announcements, port=notify_port, interval=notify_interval
+            )
+        )
         self.speed = speed
         self.job_seconds = job_seconds
         self.idle_seconds = idle_seconds
@@ -302,6 +344,13 @@ class VirtualFarm:
             None,
             lambda: [pki.printer_server(self._serial(i)) for i in range(self.count)],
         )
+        lan_leaves = await loop.run_in_executor(
+            None,
+            lambda: [
+                pki.printer_server(self._lan_only_serial(j))
+                for j in range(self.lan_only)
+            ],
+        )
         cloud_ctx = pki.cloud_server.server_context()
 
         self.broker = MqttBroker(
@@ -321,9 +370,11 @@ class VirtualFarm:
 
         for index, leaf in enumerate(leaves):
             self.printers.append(await self._start_printer(index, leaf))
+        for number, leaf in enumerate(lan_leaves):
+            self.printers.append(await self._start_lan_only_printer(number, leaf))
         self._seed_history()
         self.cloud.product_models = sorted(
-            {MODEL_INFO[p.model].product for p in self.printers}
+            {MODEL_INFO[p.model].product for p in self.printers if p.cloud}
         )
         for farm_printer in self.printers:
             self._tasks.append(
@@ -331,6 +382,8 @@ class VirtualFarm:
                     self._run(farm_printer), name=f"farm-{farm_printer.serial}"
                 )
             )
+        if self.notify is not None:
+            await self.notify.start()
         _LOGGER.info(
             "virtual farm: cloud %s, broker %s:%s, %d printers",
             self.api_url,
@@ -341,6 +394,8 @@ class VirtualFarm:
 
     async def stop(self) -> None:
         """Stop everything; leaves no task, socket or temporary file behind."""
+        if self.notify is not None:
+            await self.notify.stop()
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
@@ -376,6 +431,14 @@ class VirtualFarm:
     def _serial(self, index: int) -> str:
         spec = MODELS[MODEL_CYCLE[index % len(MODEL_CYCLE)]]
         return f"{spec.serial_prefix}0FA{index + 1:09d}"
+
+    def _lan_only_serial(self, number: int) -> str:
+        spec = MODELS[MODEL_CYCLE[number % len(MODEL_CYCLE)]]
+        return f"{spec.serial_prefix}0FL{number + 1:09d}"
+
+    def _announcements(self) -> list[Announcement]:
+        """Who announces: the LAN-only printers (found only on the network)."""
+        return [p.announcement() for p in self.printers if not p.cloud]
 
     def _port(self, index: int, offset: int) -> int:
         if not self._lan_base_port:
@@ -461,6 +524,67 @@ class VirtualFarm:
             camera=camera,
             runner=runner,
             firmware_behind=behind,
+        )
+
+    async def _start_lan_only_printer(
+        self, number: int, leaf: IssuedCert
+    ) -> FarmPrinter:
+        """A printer in LAN-only mode: its own broker only, no cloud, no camera.
+
+        Even-numbered ones have Developer Mode on; odd ones run
+        authorization firmware without it (``fun`` bit 0x20000000 set,
+        unsigned ``print`` commands refused).
+        """
+        model = MODEL_CYCLE[number % len(MODEL_CYCLE)]
+        info = MODEL_INFO[model]
+        serial = self._lan_only_serial(number)
+        access_code = f"{(number + 1) * 24680 % 100000000:08d}"
+        developer_mode = number % 2 == 0
+        name = f"LAN {info.short} {number + 1}"
+        lan_broker = MqttBroker(
+            leaf,
+            port=self._port(self.count + number, 0),
+            users={"bblp": access_code},
+        )
+        printer = VirtualPrinter(
+            lan_broker,
+            serial,
+            model,
+            access_code=access_code,
+            signature_required=not developer_mode,
+        )
+        try:
+            await lan_broker.start()
+            await printer.start()
+        except BaseException:
+            await printer.stop()
+            await lan_broker.stop()
+            raise
+        runner = JobRunner(
+            printer,
+            self.count + number,
+            # No account: the cloud's task list and bind list never hear of it.
+            JobEvents(lambda *_: None, lambda *_: None),
+            speed=self.speed,
+            job_seconds=self.job_seconds,
+            idle_seconds=self.idle_seconds,
+            prepare_seconds=max(4, min(12, self.job_seconds // 5)),
+            seed=self.seed,
+        )
+        return FarmPrinter(
+            index=self.count + number,
+            serial=serial,
+            name=name,
+            model=model,
+            access_code=access_code,
+            printer=printer,
+            certificate=leaf,
+            lan_broker=lan_broker,
+            camera=None,
+            runner=runner,
+            firmware_behind=False,
+            cloud=False,
+            developer_mode=developer_mode,
         )
 
     def _offer_update(self, printer: VirtualPrinter) -> None:
@@ -560,6 +684,8 @@ class VirtualFarm:
         """Two finished jobs per printer, in the past, so covers exist at once."""
         now = dt.datetime.now(dt.UTC)
         for farm_printer in self.printers:
+            if not farm_printer.cloud:
+                continue
             for back in (2, 1):
                 plan = JobPlan(
                     number=-back,
