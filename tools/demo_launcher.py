@@ -138,7 +138,10 @@ def instructions(state: dict[str, Any]) -> str:
         f"e-mail code {state['code']}",
         "  LAN connection (integration -> Configure -> printer -> host):",
     ]
+    lan_only = [p for p in state["printers"] if not p.get("cloud", True)]
     for printer in state["printers"]:
+        if printer in lan_only:
+            continue
         camera = (
             f", camera port {printer['camera_port']}"
             if printer.get("camera_port")
@@ -147,6 +150,15 @@ def instructions(state: dict[str, Any]) -> str:
         lines.append(
             f"    {printer['name']:<16} {printer['serial']}  "
             f"host {printer['lan_host']}{camera}"
+        )
+    if lan_only:
+        lines.append("  Without an account: Add integration -> Printer on my network")
+    for printer in lan_only:
+        mode = "on" if printer.get("developer_mode") else "off"
+        lines.append(
+            f"    {printer['name']:<16} {printer['serial']}  "
+            f"host {printer['lan_host']}  access code {printer['access_code']}  "
+            f"(Developer Mode {mode})"
         )
     lines += ["=" * 72, ""]
     return "\n".join(lines)

@@ -9,7 +9,8 @@ Usage::
 A newcomer should log in and see live printers, without clicking through
 onboarding and the config flow. Everything goes through Home Assistant's
 public HTTP APIs against the running instance (the onboarding API creates the
-owner, the config-flow API adds the account exactly as the UI would), so it
+owner, the config-flow API adds the account exactly as the UI would, and the
+farm's LAN-only printers through the flow's "Printer on my network" step), so it
 keeps working when Home Assistant changes its storage formats. One file is
 written before the start: ``.storage/onboarding`` of a fresh configuration,
 marking the steps after the owner (location, analytics, the frontend's
@@ -209,6 +210,14 @@ class HomeAssistantApi:
             response.raise_for_status()
             return await response.json()
 
+    async def delete(self, path: str) -> None:
+        """DELETE a REST API path (a config flow left unfinished)."""
+        async with self.session.delete(
+            f"{self.url}{path}", headers=self.headers
+        ) as response:
+            if response.status >= 400:
+                raise DemoSetupError(f"{path}: {response.status}")
+
     async def post(self, path: str, body: dict[str, Any]) -> Any:
         """POST to a REST API path, JSON answer (None when empty)."""
         async with self.session.post(
@@ -256,6 +265,33 @@ class HomeAssistantApi:
             raise DemoSetupError(f"the config flow did not add the account: {result}")
         return dict(result)
 
+    async def add_lan_printer(
+        self, host: str, serial: str, access_code: str
+    ) -> dict[str, Any] | None:
+        """Add a printer without an account through the config flow's ``lan`` step.
+
+        Returns the flow's result (a new entry, or the abort of a printer
+        added before), None when the integration has no such step.
+        """
+        flow = await self.post(
+            "/api/config/config_entries/flow",
+            {"handler": DOMAIN, "show_advanced_options": False},
+        )
+        path = f"/api/config/config_entries/flow/{flow['flow_id']}"
+        if flow.get("type") != "menu" or "lan" not in flow.get("menu_options", ()):
+            await self.delete(path)
+            return None
+        await self.post(path, {"next_step_id": "lan"})
+        result = await self.post(
+            path, {"host": host, "serial": serial, "access_code": access_code}
+        )
+        if result.get("type") == "create_entry" or (
+            result.get("type") == "abort"
+            and result.get("reason") == "already_configured"
+        ):
+            return dict(result)
+        raise DemoSetupError(f"the config flow did not add {serial}: {result}")
+
     async def live_printers(self, serials: Sequence[str]) -> set[str]:
         """The printers (by serial) with at least one available sensor."""
         devices = await self.ws_command({"type": "config/device_registry/list"})
@@ -297,6 +333,8 @@ class Provisioned:
     created_owner: bool
     created_entry: bool
     live_printers: int
+    lan_printers: int = 0
+    """Of the live printers, those added as printers on the network."""
 
 
 async def provision(
@@ -327,20 +365,30 @@ async def provision(
         created_entry = not await api.entries()
         if created_entry:
             await api.add_account(state["token"])
+        # The farm's LAN-only printers: no account knows them.
+        serials = [p["serial"] for p in state["printers"] if p.get("cloud", True)]
+        lan_serials = []
+        for printer in state["printers"]:
+            if printer.get("cloud", True):
+                continue
+            if await api.add_lan_printer(
+                printer["lan_host"], printer["serial"], printer["access_code"]
+            ):
+                lan_serials.append(printer["serial"])
+        serials += lan_serials
 
         async def settled() -> bool:
             entries = await api.entries()
             return bool(entries) and all(e["state"] == "loaded" for e in entries)
 
         await until(settled, within)
-        serials = [printer["serial"] for printer in state["printers"]]
 
         async def all_live() -> set[str] | None:
             live = await api.live_printers(serials)
             return live if len(live) == len(serials) else None
 
         live = await until(all_live, within, every=0.5)
-    return Provisioned(owner, created_owner, created_entry, len(live))
+    return Provisioned(owner, created_owner, created_entry, len(live), len(lan_serials))
 
 
 def banner(url: str, result: Provisioned, config: Path) -> str:
@@ -355,6 +403,14 @@ def banner(url: str, result: Provisioned, config: Path) -> str:
             f"  password {owner.password}",
             f"  {result.live_printers} virtual printers are live "
             "(Settings -> Devices & services -> Bambu Lab Cloud);",
+            *(
+                [
+                    f"  {result.lan_printers} of them without an account "
+                    "(LAN only, added as a printer on the network)"
+                ]
+                if result.lan_printers
+                else []
+            ),
             "  their LAN hosts and cameras (listed above) are optional",
             f"  (credentials kept in {config / OWNER_FILE})",
             "=" * 72,

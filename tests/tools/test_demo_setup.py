@@ -9,11 +9,14 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from tools import demo_setup
+from tools.demo_launcher import instructions
 from tools.demo_setup import DemoSetupError, Owner, Provisioned
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
@@ -112,3 +115,135 @@ def test_cli_reports_failure_and_keeps_going(tmp_path: Path) -> None:
     assert demo_setup.main(["prepare", str(tmp_path / "fresh")]) == 0
     assert (tmp_path / "fresh" / ".storage" / "onboarding").exists()
     assert demo_setup._running(os.getpid())
+
+
+class _FlowApi:
+    """Home Assistant's config-flow REST API, as far as the lan step goes."""
+
+    def __init__(self, menu: list[str], answer: dict[str, Any]) -> None:
+        self.menu = menu
+        self.answer = answer
+        self.posted: list[dict[str, Any]] = []
+        self.deleted: list[str] = []
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/api/config/config_entries/flow", self._start)
+        app.router.add_post("/api/config/config_entries/flow/{id}", self._step)
+        app.router.add_delete("/api/config/config_entries/flow/{id}", self._delete)
+        return app
+
+    async def _start(self, request: web.Request) -> web.Response:
+        assert (await request.json())["handler"] == "bambu_cloud"
+        return web.json_response(
+            {"type": "menu", "flow_id": "f1", "menu_options": self.menu}
+        )
+
+    async def _step(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.posted.append(body)
+        if "next_step_id" in body:
+            return web.json_response(
+                {"type": "form", "flow_id": "f1", "step_id": body["next_step_id"]}
+            )
+        return web.json_response(self.answer)
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        self.deleted.append(request.match_info["id"])
+        return web.json_response({})
+
+
+async def _flow_api(flow: _FlowApi) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(flow.app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+LAN_PRINTER = ("127.0.0.1:40001", "00M0FL000000001", "00024680")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"type": "create_entry", "title": "LAN X1C 1"},
+        {"type": "abort", "reason": "already_configured"},
+    ],
+    ids=["created", "added before"],
+)
+async def test_lan_printer_added_through_the_lan_step(answer: dict[str, Any]) -> None:
+    """The LAN-only printer goes through the menu's lan step with its address."""
+    flow = _FlowApi(["token", "sign_in", "lan"], answer)
+    runner, url = await _flow_api(flow)
+    try:
+        async with aiohttp.ClientSession() as session:
+            api = demo_setup.HomeAssistantApi(session, url)
+            api.token = "t"
+            assert await api.add_lan_printer(*LAN_PRINTER) == answer
+    finally:
+        await runner.cleanup()
+    host, serial, code = LAN_PRINTER
+    assert flow.posted == [
+        {"next_step_id": "lan"},
+        {"host": host, "serial": serial, "access_code": code},
+    ]
+
+
+async def test_lan_printer_refused_or_step_missing() -> None:
+    """A flow error stops the set-up; a missing step skips the printer."""
+    refused = _FlowApi(
+        ["token", "lan"], {"type": "form", "errors": {"base": "cannot_connect"}}
+    )
+    missing = _FlowApi(["token", "sign_in"], {})
+    for flow in (refused, missing):
+        runner, url = await _flow_api(flow)
+        try:
+            async with aiohttp.ClientSession() as session:
+                api = demo_setup.HomeAssistantApi(session, url)
+                api.token = "t"
+                if flow is refused:
+                    with pytest.raises(DemoSetupError, match="cannot_connect"):
+                        await api.add_lan_printer(*LAN_PRINTER)
+                else:
+                    assert await api.add_lan_printer(*LAN_PRINTER) is None
+        finally:
+            await runner.cleanup()
+    assert missing.posted == []
+    assert missing.deleted == ["f1"]
+
+
+def test_banner_counts_lan_printers(tmp_path: Path) -> None:
+    """The newcomer learns which printer has no account."""
+    owner = Owner("Demo", "demo", "pw")
+    text = demo_setup.banner("http://x", Provisioned(owner, True, True, 5, 1), tmp_path)
+    assert "1 of them without an account" in text
+    text = demo_setup.banner("http://x", Provisioned(owner, True, True, 4), tmp_path)
+    assert "without an account" not in text
+
+
+def test_launcher_lists_lan_only_printers_apart() -> None:
+    """By hand, a LAN-only printer is added as a printer on the network."""
+    text = instructions(
+        {
+            "token": "t",
+            "account": "a",
+            "password": "p",
+            "code": "c",
+            "printers": [
+                {"name": "Farm X1C 1", "serial": "S1", "lan_host": "127.0.0.1:1"},
+                {
+                    "name": "LAN X1C 1",
+                    "serial": "S2",
+                    "lan_host": "127.0.0.1:2",
+                    "access_code": "00024680",
+                    "cloud": False,
+                    "developer_mode": False,
+                },
+            ],
+        }
+    )
+    account, network = text.split("Printer on my network")
+    assert "S1" in account
+    assert "S2" not in account
+    assert "127.0.0.1:2  access code 00024680  (Developer Mode off)" in network
