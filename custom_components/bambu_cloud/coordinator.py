@@ -145,7 +145,12 @@ def _load_cloud_data(stored: object) -> CloudData | None:
             return None
         loaded[serial] = BoundPrinter(**printer)
     return CloudData(
-        Profile(**{key: profile.get(key) for key in _STORED_PROFILE}), loaded
+        Profile(
+            uid=profile["uid"],
+            name=profile.get("name"),
+            nickname=profile.get("nickname"),
+        ),
+        loaded,
     )
 
 
@@ -342,4 +347,3 @@ class BambuFirmwareCoordinator(BambuCloudPoller[dict[str, FirmwareInfo]]):
     async def _async_poll(self) -> dict[str, FirmwareInfo]:
         infos = await self.cloud.get_firmware()
         return {info.serial: info for info in infos}
-
