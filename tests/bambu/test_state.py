@@ -442,6 +442,18 @@ def test_ams_kind_fallback_without_get_version() -> None:
 # ------------------------------------------------------- acks, presence
 
 
+def test_merge_leaves_the_callers_message_alone() -> None:
+    """Merging takes the envelope out of its own parse, never the caller's."""
+    full = load_json_object_fixture("x1c_full.json")
+    delta = p1s_delta(nozzle_temper=201.0, ams={"tray_now": "1"})
+    kept = json.loads(json.dumps([full, delta]))
+    printer = state_of(full, delta)
+    assert [full, delta] == kept
+    assert printer.nozzle_temperature == 201.0
+    assert "command" not in printer.diagnostics()["print"]
+    assert "sequence_id" not in printer.diagnostics()["print"]
+
+
 def test_command_ack_is_not_merged() -> None:
     printer = state_of(load_json_object_fixture("x1c_full.json"))
     ack = {
