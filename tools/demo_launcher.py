@@ -27,6 +27,7 @@ code has no redirect option: only this launcher swaps that value.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -104,6 +105,10 @@ def farm_config(state: dict[str, Any]) -> BambuConfig:
     )
     camera_ports = [p["camera_port"] for p in state["printers"] if p.get("camera_port")]
     ports = Ports(jpeg=int(camera_ports[0])) if camera_ports else Ports()
+    if state.get("lan_mqtt_port"):
+        # The LAN-only printer announces 127.0.0.1 (a bare address, like a
+        # real printer): discovery and its entry reach it at this port.
+        ports = dataclasses.replace(ports, mqtt=int(state["lan_mqtt_port"]))
     return BambuConfig(
         endpoints=endpoints,
         pins=frozenset({state["printer_ca_sha256"]}),

@@ -281,7 +281,10 @@ class HomeAssistantApi:
         if flow.get("type") != "menu" or "lan" not in flow.get("menu_options", ()):
             await self.delete(path)
             return None
-        await self.post(path, {"next_step_id": "lan"})
+        form = await self.post(path, {"next_step_id": "lan"})
+        if form.get("step_id") == "lan_pick":
+            # Printers heard on the network come first: type the address.
+            await self.post(path, {"printer": "manual"})
         result = await self.post(
             path, {"host": host, "serial": serial, "access_code": access_code}
         )
@@ -315,6 +318,20 @@ class HomeAssistantApi:
             and state["entity_id"] in printer_of
             and state["state"] not in UNAVAILABLE
         }
+
+
+def lan_printer_host(state: dict[str, Any], printer: dict[str, Any]) -> str:
+    """The address a LAN-only farm printer is added with.
+
+    The one at the demo's MQTT port (``lan_mqtt_port``) by the bare address
+    it announces, so that discovery, which updates the entry's address,
+    finds it unchanged; any other by ``127.0.0.1:<port>``.
+    """
+    host: str = printer["lan_host"]
+    address, _, port = host.rpartition(":")
+    if port and port == str(state.get("lan_mqtt_port")):
+        return address
+    return host
 
 
 async def until(probe: Callable[[], Any], within: float, every: float = 1.0) -> Any:
@@ -372,7 +389,9 @@ async def provision(
             if printer.get("cloud", True):
                 continue
             if await api.add_lan_printer(
-                printer["lan_host"], printer["serial"], printer["access_code"]
+                lan_printer_host(state, printer),
+                printer["serial"],
+                printer["access_code"],
             ):
                 lan_serials.append(printer["serial"])
         serials += lan_serials

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from tools import demo_setup
-from tools.demo_launcher import instructions
+from tools.demo_launcher import farm_config, instructions
 from tools.demo_setup import DemoSetupError, Owner, Provisioned
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
@@ -120,8 +120,11 @@ def test_cli_reports_failure_and_keeps_going(tmp_path: Path) -> None:
 class _FlowApi:
     """Home Assistant's config-flow REST API, as far as the lan step goes."""
 
-    def __init__(self, menu: list[str], answer: dict[str, Any]) -> None:
+    def __init__(
+        self, menu: list[str], answer: dict[str, Any], *, heard: bool = False
+    ) -> None:
         self.menu = menu
+        self.heard = heard
         self.answer = answer
         self.posted: list[dict[str, Any]] = []
         self.deleted: list[str] = []
@@ -143,8 +146,11 @@ class _FlowApi:
         body = await request.json()
         self.posted.append(body)
         if "next_step_id" in body:
+            step = "lan_pick" if self.heard else body["next_step_id"]
+            return web.json_response({"type": "form", "flow_id": "f1", "step_id": step})
+        if "printer" in body:
             return web.json_response(
-                {"type": "form", "flow_id": "f1", "step_id": body["next_step_id"]}
+                {"type": "form", "flow_id": "f1", "step_id": "lan"}
             )
         return web.json_response(self.answer)
 
@@ -188,6 +194,51 @@ async def test_lan_printer_added_through_the_lan_step(answer: dict[str, Any]) ->
         {"next_step_id": "lan"},
         {"host": host, "serial": serial, "access_code": code},
     ]
+
+
+async def test_lan_printer_typed_when_printers_were_heard() -> None:
+    """The pick list of printers heard comes first: manual, then the address."""
+    flow = _FlowApi(["token", "lan"], {"type": "create_entry"}, heard=True)
+    runner, url = await _flow_api(flow)
+    try:
+        async with aiohttp.ClientSession() as session:
+            api = demo_setup.HomeAssistantApi(session, url)
+            api.token = "t"
+            assert await api.add_lan_printer(*LAN_PRINTER) is not None
+    finally:
+        await runner.cleanup()
+    assert flow.posted[1] == {"printer": "manual"}
+    assert flow.posted[2]["host"] == LAN_PRINTER[0]
+
+
+def test_lan_printer_host_matches_what_it_announces() -> None:
+    """At the demo's MQTT port: the bare address, as discovery will see it."""
+    state = {"lan_mqtt_port": 40001}
+    assert demo_setup.lan_printer_host(state, {"lan_host": "127.0.0.1:40001"}) == (
+        "127.0.0.1"
+    )
+    assert demo_setup.lan_printer_host(state, {"lan_host": "127.0.0.1:40003"}) == (
+        "127.0.0.1:40003"
+    )
+    assert demo_setup.lan_printer_host({}, {"lan_host": "127.0.0.1:1"}) == (
+        "127.0.0.1:1"
+    )
+
+
+def test_launcher_serves_the_lan_only_printer_at_the_mqtt_port() -> None:
+    """The demo's printers' MQTT port is the LAN-only printer's."""
+    state = {
+        "api_url": "https://127.0.0.1:1",
+        "mqtt_host": "127.0.0.1",
+        "mqtt_port": 2,
+        "cloud_ca_pem": None,
+        "printer_ca_sha256": "00" * 32,
+        "lan_mqtt_port": 40001,
+        "printers": [{"camera_port": 40002}],
+    }
+    config = farm_config(state)
+    assert (config.ports.mqtt, config.ports.jpeg) == (40001, 40002)
+    assert farm_config({**state, "lan_mqtt_port": None}).ports.mqtt == 8883
 
 
 async def test_lan_printer_refused_or_step_missing() -> None:

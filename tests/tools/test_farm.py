@@ -391,6 +391,12 @@ async def test_lan_only_printers_have_no_cloud(lan_farm: VirtualFarm) -> None:
         if not farm_printer.cloud:
             assert farm_printer.printer.brokers == (farm_printer.lan_broker,)
             assert farm_printer.camera is None
+    # Only the LAN-only printer is found at 127.0.0.1 (the demo's MQTT port).
+    account = lan_farm.printers[0]
+    assert account.printer.state["net"]["info"] == []
+    lan_only = lan_farm.printers[1]
+    assert lan_only.lan_broker is not None
+    assert lan_farm.describe()["lan_mqtt_port"] == lan_only.lan_broker.port
     described = lan_farm.describe()["printers"]
     assert [(p["cloud"], p["developer_mode"]) for p in described] == [
         (True, None),

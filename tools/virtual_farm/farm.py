@@ -286,6 +286,19 @@ class VirtualFarm:
         """SHA-256 of the printer CA: the pin of the demo's ``BambuConfig``."""
         return self._pki().printer_ca.sha256
 
+    @property
+    def lan_mqtt_port(self) -> int | None:
+        """The first LAN-only printer's MQTT port, None without one.
+
+        Printers announce a bare address and the integration adds the MQTT
+        port of its configuration: the demo configures this one, so the
+        printer it discovers at ``127.0.0.1`` is that printer.
+        """
+        first = next((p for p in self.printers if not p.cloud), None)
+        if first is None or first.lan_broker is None:
+            return None
+        return first.lan_broker.port
+
     def describe(self) -> dict[str, Any]:
         """Everything a launcher needs, JSON-friendly (the state file)."""
         pki = self._pki()
@@ -304,6 +317,7 @@ class VirtualFarm:
             "password": self.password,
             "code": self.code,
             "speed": self.speed,
+            "lan_mqtt_port": self.lan_mqtt_port,
             "printers": [p.describe() for p in self.printers],
         }
 
@@ -454,6 +468,11 @@ class VirtualFarm:
         if self.broker is None:
             raise RuntimeError("the cloud broker is not running")
         printer = VirtualPrinter(self.broker, serial, model, access_code=access_code)
+        # Every farm printer lives at 127.0.0.1, and the demo reaches the
+        # LAN-only printer at that bare address (``lan_mqtt_port``): an
+        # account printer reporting it would have its automatic LAN address
+        # point at another printer's broker. Its LAN host is set by hand.
+        printer.state["net"]["info"] = []
         behind = index % 2 == 1
         if behind:
             self._offer_update(printer)
