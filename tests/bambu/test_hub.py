@@ -39,6 +39,7 @@ from custom_components.bambu_cloud.bambu.hub import (
     CommandError,
     CommandTimeoutError,
     NotConnectedError,
+    PrinterLink,
     PrinterSpec,
     Problem,
     ProblemKind,
@@ -1259,6 +1260,32 @@ async def test_listeners_hear_the_change_sets_naming_their_views(
     unlisten_nozzle()
     assert [name for name, _ in await report(105.0)] == ["all", "late"]
     assert expanded == [{"nozzle_temper"}] * 3
+
+
+def test_routes_stay_few_and_small() -> None:
+    """Kept routes are bounded per printer; a large change set is not kept.
+
+    Whatever is kept or dropped, each change set reaches the same listeners.
+    """
+    link = PrinterLink(spec=spec(X1_SERIAL))
+
+    def nozzle(changed: ChangeSet) -> None:
+        """Hears the nozzle temperature."""
+
+    def everything(changed: ChangeSet) -> None:
+        """Hears every change set."""
+
+    link.listeners += [(nozzle, frozenset({"nozzle_temperature"})), (everything, None)]
+    for index in range(3 * hub_module._MAX_ROUTES):
+        changed = frozenset({"nozzle_temper", f"field_{index}"})
+        heard, listeners = hub_module._route(link, changed)
+        assert heard >= changed | {"nozzle_temperature"}
+        assert listeners == (nozzle, everything)
+        assert 0 < len(link.routes) <= hub_module._MAX_ROUTES
+    link.routes.clear()
+    large = frozenset(f"field_{i}" for i in range(hub_module._MAX_ROUTED_FIELDS + 1))
+    assert hub_module._route(link, large) == (large, (everything,))
+    assert link.routes == {}
 
 
 async def test_stop_never_raises_and_tears_everything_down(

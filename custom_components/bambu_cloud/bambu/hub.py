@@ -39,8 +39,11 @@ _LOGGER = logging.getLogger(__name__)
 
 LAN_USER = "bblp"
 AVAILABILITY = "availability"
-# Distinct change sets whose route a printer keeps (reports repeat a few).
-_MAX_ROUTES = 256
+# Routes a printer keeps: reports repeat a few small change sets (a new
+# temperature, the progress); large ones (a reconnect's full report) are rare
+# and not kept, so the memory stays small at any fleet size.
+_MAX_ROUTES = 64
+_MAX_ROUTED_FIELDS = 8
 _PORT = re.compile(r"[0-9]{1,5}")
 
 
@@ -202,8 +205,8 @@ def _route(
 
     A printer's reports change the same few fields over and over (the nozzle
     temperature, the progress), so both are looked up, not worked out again:
-    computed once per distinct change set and forgotten whenever a listener
-    comes or goes (and all at once past ``_MAX_ROUTES``).
+    computed once per distinct small change set and forgotten whenever a
+    listener comes or goes (and all at once past ``_MAX_ROUTES``).
     """
     route = link.routes.get(changed)
     if route is None:
@@ -213,9 +216,11 @@ def _route(
             for listener, views in link.listeners
             if views is None or not heard.isdisjoint(views)
         )
-        if len(link.routes) >= _MAX_ROUTES:
-            link.routes.clear()
-        route = link.routes[changed] = (heard, listeners)
+        route = (heard, listeners)
+        if len(changed) <= _MAX_ROUTED_FIELDS:
+            if len(link.routes) >= _MAX_ROUTES:
+                link.routes.clear()
+            link.routes[changed] = route
     return route
 
 
