@@ -30,12 +30,14 @@ from custom_components.bambu_cloud.const import (
     CONF_CODE,
     CONF_EXPIRES_AT,
     CONF_HOST,
+    CONF_LAN,
     CONF_POLL_INTERVAL,
     CONF_PRINTER,
     CONF_PRINTERS,
     CONF_PRIVATE_KEY,
     CONF_REGION,
     DOMAIN,
+    LAN_FIXED,
 )
 from tools.test_pki import TestPKI
 
@@ -598,7 +600,7 @@ async def _printer_host(
         result["flow_id"], {CONF_PRINTER: serial}
     )
     assert result["step_id"] == "printer_host"
-    assert result["description_placeholders"] == {"serial": serial}
+    assert result["description_placeholders"] == {"serial": serial, "learned": "-"}
     return result
 
 
@@ -628,8 +630,8 @@ async def test_options_printer_host(
     )
     await hass.async_block_till_done()
     assert entry.options[CONF_PRINTERS] == {
-        X1C["dev_id"]: {CONF_HOST: "127.0.0.1:1"},
-        P1S["dev_id"]: {CONF_HOST: "127.0.0.1:2"},
+        X1C["dev_id"]: {CONF_LAN: LAN_FIXED, CONF_HOST: "127.0.0.1:1"},
+        P1S["dev_id"]: {CONF_LAN: LAN_FIXED, CONF_HOST: "127.0.0.1:2"},
     }
 
     result = await _printer_host(hass, entry, X1C["dev_id"])
@@ -637,7 +639,9 @@ async def test_options_printer_host(
         result["flow_id"], {CONF_HOST: ""}
     )
     await hass.async_block_till_done()
-    assert entry.options[CONF_PRINTERS] == {P1S["dev_id"]: {CONF_HOST: "127.0.0.1:2"}}
+    assert entry.options[CONF_PRINTERS] == {
+        P1S["dev_id"]: {CONF_LAN: LAN_FIXED, CONF_HOST: "127.0.0.1:2"}
+    }
 
 
 async def test_options_when_not_loaded(

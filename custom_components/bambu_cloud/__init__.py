@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from datetime import UTC
+from functools import partial
 from typing import Any
 
 from homeassistant.core import HomeAssistant, callback
@@ -12,6 +13,7 @@ from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 from homeassistant.util import dt as dt_util
 
@@ -27,10 +29,13 @@ from .const import (
     CONF_CERTIFICATE_ID,
     CONF_EXPIRES_AT,
     CONF_HOST,
+    CONF_LAN,
     CONF_PRINTERS,
     CONF_PRIVATE_KEY,
     CONF_REGION,
     DOMAIN,
+    LAN_FIXED,
+    LAN_OFF,
     PLATFORMS,
 )
 from .coordinator import (
@@ -48,6 +53,12 @@ from .devices import (
     owning_serial,
     printer_device_info,
     printer_identifier,
+)
+from .discovery import (
+    async_follow_addresses,
+    async_start_discovery,
+    async_stop_discovery,
+    signal_lan_hosts,
 )
 from .error_reasons import certificate_error_key
 from .issues import (
@@ -76,6 +87,10 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> bool:
     """Connect to the account and set up its printers."""
+    # Printers on the network are heard while any entry is loaded; the stop
+    # also runs when this set-up fails.
+    await async_start_discovery(hass)
+    entry.async_on_unload(partial(async_stop_discovery, hass))
     token = entry_token(entry.data)
     certificate = None
     if private_key := entry.data.get(CONF_PRIVATE_KEY):
@@ -126,11 +141,26 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
     followed: set[str] = set()
 
     @callback
+    def _apply_printers() -> None:
+        """Bind list, options and learnt addresses to the hub's links.
+
+        Also when a printer's address changed while the cloud is down: the
+        list is then the last good one.
+        """
+        hub.set_printers(
+            printer_specs(
+                coordinator.data.printers,
+                entry.options,
+                entry.runtime_data.learned_hosts,
+            )
+        )
+
+    @callback
     def _on_update(*, starting: bool = False) -> None:
         # Starting from the stored list, the links and devices come from it;
         # a failed poll changes nothing and only a good one removes devices.
         if coordinator.last_update_success or starting:
-            hub.set_printers(printer_specs(coordinator.data.printers, entry.options))
+            _apply_printers()
             if coordinator.last_update_success:
                 _remove_unbound_devices(hass, entry)
             followed.intersection_update(hub.printers)
@@ -149,6 +179,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
     # Registered before the platforms' listeners: links exist before entities.
     _on_update(starting=True)
     entry.async_on_unload(coordinator.async_add_listener(_on_update))
+    entry.async_on_unload(
+        async_dispatcher_connect(
+            hass, signal_lan_hosts(entry.entry_id), _apply_printers
+        )
+    )
+    async_follow_addresses(hass, entry)
     await hub.start()
     entry.async_on_unload(hub.stop)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
@@ -231,11 +267,28 @@ def entry_token(data: Mapping[str, Any]) -> AccessToken:
     return dataclasses.replace(token, expires_at=expires_at)
 
 
+def lan_host(settings: Mapping[str, Any], learned: str | None = None) -> str | None:
+    """A printer's LAN host from its options: fixed, off, or the learnt one.
+
+    Options of earlier versions hold just a host: that is a fixed one.
+    """
+    mode = settings.get(CONF_LAN)
+    host = settings.get(CONF_HOST)
+    if mode == LAN_FIXED or (mode is None and host):
+        return str(host) if host else None
+    if mode == LAN_OFF:
+        return None
+    return learned
+
+
 def printer_specs(
-    printers: Mapping[str, BoundPrinter], options: Mapping[str, Any]
+    printers: Mapping[str, BoundPrinter],
+    options: Mapping[str, Any],
+    learned: Mapping[str, str] | None = None,
 ) -> dict[str, PrinterSpec]:
     """What the hub needs per printer: model, access code, LAN host."""
-    hosts = options.get(CONF_PRINTERS, {})
+    settings = options.get(CONF_PRINTERS, {})
+    learned = learned or {}
     return {
         serial: PrinterSpec(
             serial=serial,
@@ -246,7 +299,7 @@ def printer_specs(
             ),
             name=printer.name,
             access_code=printer.access_code,
-            lan_host=hosts.get(serial, {}).get(CONF_HOST),
+            lan_host=lan_host(settings.get(serial, {}), learned.get(serial)),
         )
         for serial, printer in printers.items()
     }

@@ -1,8 +1,10 @@
 """Cameras: RTSPS live view (X1/P2S/H2/X2D) or the JPEG stream (P1/A1).
 
-Only printers with a LAN host get a camera: there is no usable cloud camera
-(PROTOCOL.md 4.4). Both use the printer's pinned TLS context (SNI and
-hostname check = serial). The JPEG stream connects only while someone
+Only printers with a LAN host (set in the options, or the address the printer
+reports or announces) get a camera: there is no usable cloud camera
+(PROTOCOL.md 4.4); a printer whose address is learnt later gets it then.
+Both use the printer's pinned TLS context (SNI and hostname check = serial),
+wherever the address came from. The JPEG stream connects only while someone
 watches. RTSPS is played by Home Assistant's stream worker or go2rtc, which
 do not verify the printer; they get the plain RTSP URL of a loopback relay
 (``bambu.relay``) that does the verified TLS, never the printer's address.
@@ -32,6 +34,7 @@ from .bambu.relay import RtspRelay
 from .bambu.state import ChangeSet
 from .const import DOMAIN
 from .coordinator import BambuConfigEntry
+from .discovery import signal_lan_hosts
 from .entity import BambuPrinterEntity, BambuPrinterEntityDescription
 from .issues import problem_handler
 from .printer_tracking import track_printers
@@ -78,7 +81,12 @@ async def async_setup_entry(
             return [BambuJpegCamera(hub, serial, runtime.trust)]
         return []
 
-    track_printers(entry, async_add_entities, printer_entities)
+    track_printers(
+        entry,
+        async_add_entities,
+        printer_entities,
+        retry_signal=signal_lan_hosts(entry.entry_id),
+    )
 
 
 class BambuCamera(BambuPrinterEntity, Camera):

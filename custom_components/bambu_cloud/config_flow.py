@@ -57,6 +57,7 @@ from .const import (
     CONF_CODE,
     CONF_EXPIRES_AT,
     CONF_HOST,
+    CONF_LAN,
     CONF_POLL_INTERVAL,
     CONF_PRINTER,
     CONF_PRINTERS,
@@ -64,6 +65,10 @@ from .const import (
     CONF_REGION,
     DEFAULT_POLL_INTERVAL,
     DOMAIN,
+    LAN_AUTO,
+    LAN_FIXED,
+    LAN_MODES,
+    LAN_OFF,
     LOGGER,
     MIN_POLL_INTERVAL,
 )
@@ -571,7 +576,12 @@ class BambuOptionsFlow(OptionsFlowWithReload):
     async def async_step_printer_host(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """The printer's IP address or host name; empty to use the cloud only."""
+        """The printer's LAN link: found by itself, off, or a fixed host.
+
+        Automatic (the default, stored as no setting) follows the address the
+        printer reports or announces; a form sent without a choice (as by
+        earlier versions) means fixed when it names a host, else automatic.
+        """
         errors: dict[str, str] = {}
         printers: dict[str, dict[str, str]] = {
             serial: dict(settings)
@@ -582,27 +592,49 @@ class BambuOptionsFlow(OptionsFlowWithReload):
         if user_input is not None:
             errors = _too_long(user_input)
             host = str(user_input.get(CONF_HOST) or "").strip()
-            if not errors and host and not _valid_host(host):
-                errors[CONF_HOST] = "invalid_host"
+            mode = user_input.get(CONF_LAN) or (LAN_FIXED if host else LAN_AUTO)
+            if not errors and mode == LAN_FIXED:
+                if not host:
+                    errors[CONF_HOST] = "host_required"
+                elif not _valid_host(host):
+                    errors[CONF_HOST] = "invalid_host"
             if not errors:
-                settings = printers.setdefault(self._serial, {})
-                if host:
-                    settings[CONF_HOST] = host
+                if mode == LAN_FIXED:
+                    printers[self._serial] = {CONF_LAN: LAN_FIXED, CONF_HOST: host}
+                elif mode == LAN_OFF:
+                    printers[self._serial] = {CONF_LAN: LAN_OFF}
                 else:
-                    settings.pop(CONF_HOST, None)
-                if not settings:
-                    printers.pop(self._serial)
+                    printers.pop(self._serial, None)
                 return self.async_create_entry(
                     data={**self.config_entry.options, CONF_PRINTERS: printers}
                 )
-        current = printers.get(self._serial, {}).get(CONF_HOST)
-        schema = self.add_suggested_values_to_schema(
-            vol.Schema({vol.Optional(CONF_HOST): TextSelector()}),
-            user_input or {CONF_HOST: current},
+        settings = printers.get(self._serial, {})
+        current = settings.get(CONF_LAN) or (
+            LAN_FIXED if settings.get(CONF_HOST) else LAN_AUTO
         )
+        schema = self.add_suggested_values_to_schema(
+            vol.Schema(
+                {
+                    vol.Optional(CONF_LAN): SelectSelector(
+                        SelectSelectorConfig(
+                            options=list(LAN_MODES),
+                            translation_key=CONF_LAN,
+                            mode=SelectSelectorMode.LIST,
+                        )
+                    ),
+                    vol.Optional(CONF_HOST): TextSelector(),
+                }
+            ),
+            user_input or {CONF_LAN: current, CONF_HOST: settings.get(CONF_HOST)},
+        )
+        entry: BambuConfigEntry = self.config_entry
+        learned = entry.runtime_data.learned_hosts.get(self._serial)
         return self.async_show_form(
             step_id="printer_host",
             data_schema=schema,
             errors=errors,
-            description_placeholders={"serial": self._serial},
+            description_placeholders={
+                "serial": self._serial,
+                "learned": learned or "-",
+            },
         )

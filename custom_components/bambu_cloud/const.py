@@ -25,6 +25,13 @@ CONF_POLL_INTERVAL: Final = "poll_interval"
 CONF_PRINTERS: Final = "printers"
 CONF_PRINTER: Final = "printer"
 CONF_HOST: Final = "host"
+# A printer's LAN link (options[printers][serial][lan]): the address it
+# reports or announces, none, or the host the user gave.
+CONF_LAN: Final = "lan"
+LAN_AUTO: Final = "auto"
+LAN_OFF: Final = "off"
+LAN_FIXED: Final = "fixed"
+LAN_MODES: Final = (LAN_AUTO, LAN_OFF, LAN_FIXED)
 CONF_CA_BUNDLE: Final = "ca_bundle"
 
 DEFAULT_POLL_INTERVAL: Final = timedelta(minutes=5)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -70,6 +70,10 @@ class BambuRuntimeData:
     firmware: BambuFirmwareCoordinator
     hub: BambuHub
     trust: PrinterTrust
+    # The LAN address each printer reported (net.info) or announced
+    # (discovery): its LAN link and camera use it unless the options fix a
+    # host or turn LAN off.
+    learned_hosts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from homeassistant.core import callback
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -47,12 +48,16 @@ def track_printers(
     entry: BambuConfigEntry,
     add_entities: AddConfigEntryEntitiesCallback,
     make_entities: Callable[[str], Iterable[Entity]],
+    *,
+    retry_signal: str | None = None,
 ) -> None:
     """Add a printer's entities now and whenever a printer is bound later.
 
     A printer that leaves the bind list loses its device, and its entities go
     with it; forgetting it here lets a printer bound again get them all back.
     A failed poll keeps the coordinator's last good list, so it changes nothing.
+    With ``retry_signal``, a printer that got no entities is asked again when
+    that dispatcher signal comes (a camera waits for the printer's address).
     """
     coordinator = entry.runtime_data.coordinator
     known: set[str] = set()
@@ -63,10 +68,18 @@ def track_printers(
         new = coordinator.data.printers.keys() - known
         if not new:
             return
-        known.update(new)
-        add_entities(
-            entity for serial in sorted(new) for entity in make_entities(serial)
-        )
+        entities: list[Entity] = []
+        for serial in sorted(new):
+            made = list(make_entities(serial))
+            if made or retry_signal is None:
+                known.add(serial)
+            entities.extend(made)
+        if entities:
+            add_entities(entities)
 
     _add_new()
     entry.async_on_unload(coordinator.async_add_listener(_add_new))
+    if retry_signal is not None:
+        entry.async_on_unload(
+            async_dispatcher_connect(coordinator.hass, retry_signal, _add_new)
+        )

@@ -172,6 +172,11 @@ class _NotifyProtocol(asyncio.DatagramProtocol):
 
     def __init__(self, on_printer: Callable[[DiscoveredPrinter], None]) -> None:
         self._on_printer = on_printer
+        # Set once the socket is closed (the port is free again).
+        self.closed = asyncio.Event()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set()
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         printer = parse_notify(data, str(addr[0]))
@@ -227,7 +232,7 @@ class DiscoveryListener:
         self._config = config
         self._on_printer = on_printer
         self._loop = loop
-        self._transports: list[asyncio.DatagramTransport] = []
+        self._transports: list[tuple[asyncio.DatagramTransport, _NotifyProtocol]] = []
 
     @property
     def listening(self) -> int:
@@ -252,10 +257,10 @@ class DiscoveryListener:
                 continue
             if multicast:
                 self._join(sock, interface)
-            transport, _ = await loop.create_datagram_endpoint(
+            transport, protocol = await loop.create_datagram_endpoint(
                 lambda: _NotifyProtocol(self._on_printer), sock=sock
             )
-            self._transports.append(transport)
+            self._transports.append((transport, protocol))
 
     @staticmethod
     def _join(sock: socket.socket, interface: str) -> None:
@@ -271,7 +276,9 @@ class DiscoveryListener:
             _LOGGER.debug("Not joining %s: %r", MULTICAST_GROUP, err)
 
     async def stop(self) -> None:
-        """Close every socket."""
+        """Close every socket; the ports are free when this returns."""
         transports, self._transports = self._transports, []
-        for transport in transports:
+        for transport, _ in transports:
             transport.close()
+        for _, protocol in transports:
+            await protocol.closed.wait()
