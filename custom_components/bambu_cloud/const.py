@@ -32,6 +32,9 @@ LAN_AUTO: Final = "auto"
 LAN_OFF: Final = "off"
 LAN_FIXED: Final = "fixed"
 LAN_MODES: Final = (LAN_AUTO, LAN_OFF, LAN_FIXED)
+# A printer added without an account (LAN only): its serial and access code.
+CONF_SERIAL: Final = "serial"
+CONF_ACCESS_CODE: Final = "access_code"
 CONF_CA_BUNDLE: Final = "ca_bundle"
 
 DEFAULT_POLL_INTERVAL: Final = timedelta(minutes=5)
