@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from homeassistant.core import HomeAssistant
 
 from tools.bench import Plan, render, summarise, targets
 from tools.bench_ha import _Session, run_integration
-from tools.bench_workload import report_fields, run_publish_only
+from tools.bench_workload import GcMeter, report_fields, run_publish_only
 
 
 @pytest.mark.parametrize("printers", [1, 3])
@@ -41,6 +42,7 @@ async def test_integration_run_measures(
     assert set(single["latency_by_model"]) == {"X1C", "P1S"} or printers == 1
     assert single["read_callback_us_per_report"] > 0
     assert single["handle_us_per_report"] > 0
+    assert set(single["gc"]) == {"collections", "us_per_report", "gen2_us_per_report"}
     assert result["available_s"] >= result["setup_s"] > 0
     assert result["peak_rss_kib"] > 0
 
@@ -68,6 +70,23 @@ async def test_publish_only_run(socket_enabled: None, tmp_path: Path) -> None:
     assert result["published"] == result["deliveries"] == 6
     assert result["sink_bytes"] > 0
     assert result["cpu_us_per_report"] > 0
+
+
+def test_gc_meter_counts_collections_while_started() -> None:
+    """Collections are timed per generation between start and stop only."""
+    meter = GcMeter()
+    gc.collect()
+    meter.start()
+    gc.collect()
+    gc.collect(0)
+    meter.stop()
+    gc.collect()
+    assert meter.runs[2] == 1
+    assert meter.runs[0] >= 1
+    summary = meter.summary(reports=2)
+    assert summary["collections"] == meter.runs
+    assert summary["us_per_report"] >= summary["gen2_us_per_report"] > 0
+    assert meter.summary(reports=0)["us_per_report"] is None
 
 
 def test_report_fields_change_exactly_k_values() -> None:

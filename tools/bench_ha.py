@@ -58,6 +58,7 @@ from .bench_workload import (
     BenchPrinter,
     CpuWindow,
     Fleet,
+    GcMeter,
     current_rss_kib,
     drive,
     latency_summary,
@@ -208,6 +209,8 @@ class _Session:
         self.pending.clear()
         read_ns, read_calls = meter.cpu_ns, meter.calls
         window = CpuWindow()
+        collector = GcMeter()
+        collector.start()
         driven = await drive(
             self.fleet, duration=duration, rate=rate, k=k, on_publish=self.on_publish
         )
@@ -215,6 +218,7 @@ class _Session:
             lambda: counters.received >= driven.published, DRAIN_TIMEOUT
         )
         window.stop()
+        collector.stop()
         received = counters.received
         read_cpu = meter.cpu_ns - read_ns
         handle_total = sum(counters.handle_ns.values())
@@ -251,6 +255,7 @@ class _Session:
                 for model, ns in sorted(counters.handle_ns.items())
             },
             "late_ms_max": driven.late_ms_max,
+            "gc": collector.summary(received),
         }
 
 

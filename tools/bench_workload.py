@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ssl
 import struct
 import time
@@ -309,6 +310,47 @@ class CpuWindow:
         self.wall = time.perf_counter() - self.wall_start
 
 
+class GcMeter:
+    """Time spent in the garbage collector, by generation (all threads).
+
+    Why: the collector runs in whatever code allocates when a threshold is
+    crossed, and a full collection walks every object of the process (Home
+    Assistant's too), so its cost is part of the CPU per report but shows in
+    no profile entry of its own.
+    """
+
+    def __init__(self) -> None:
+        """Not counting until :meth:`start`."""
+        self.ns = [0, 0, 0]
+        self.runs = [0, 0, 0]
+        self._started = 0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter_ns()
+        else:
+            generation = info["generation"]
+            self.ns[generation] += time.perf_counter_ns() - self._started
+            self.runs[generation] += 1
+
+    def start(self) -> None:
+        """Count from now on."""
+        gc.callbacks.append(self._callback)
+
+    def stop(self) -> None:
+        """Stop counting."""
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._callback)
+
+    def summary(self, reports: int) -> dict[str, Any]:
+        """Collections per generation and GC wall time per report."""
+        return {
+            "collections": list(self.runs),
+            "us_per_report": sum(self.ns) / reports / 1000 if reports else None,
+            "gen2_us_per_report": self.ns[2] / reports / 1000 if reports else None,
+        }
+
+
 def percentile(sorted_values: list[float], fraction: float) -> float | None:
     """Nearest-rank percentile of already sorted values; None when empty."""
     if not sorted_values:
@@ -364,8 +406,11 @@ async def run_publish_only(
             if warmup > 0:
                 await drive(fleet, duration=warmup, rate=rate, k=k)
             window = CpuWindow()
+            collector = GcMeter()
+            collector.start()
             driven = await drive(fleet, duration=duration, rate=rate, k=k)
             window.stop()
+            collector.stop()
         finally:
             await sink.stop()
     published = max(driven.published, 1)
@@ -379,4 +424,5 @@ async def run_publish_only(
         "wall_s": window.wall,
         "cpu_us_per_report": window.cpu / published * 1e6,
         "late_ms_max": driven.late_ms_max,
+        "gc": collector.summary(published),
     }
