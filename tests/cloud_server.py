@@ -45,6 +45,7 @@ __all__ = [
     "A1MINI",
     "ACCOUNT",
     "CODE",
+    "H2D",
     "OTHER_TOKEN",
     "OTHER_UID",
     "P1S",
@@ -64,8 +65,8 @@ __all__ = [
 ]
 
 # The printers the cloud knows (bind.json): the test account has the X1C and
-# the P1S bound; tests bind the offline A1 mini where they need it.
-X1C, P1S, A1MINI = load_json_object_fixture("bind.json")["devices"]
+# the P1S bound; tests bind the offline A1 mini or the H2D where they need it.
+X1C, P1S, A1MINI, H2D = load_json_object_fixture("bind.json")["devices"]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,12 @@
-"""Fixture stack: mock_config_entry -> cloud server -> init_integration."""
+"""Fixture stack: mock_config_entry -> mock_bambu_cloud -> init_integration.
+
+``mock_config_entry`` is the test account's entry, ``mock_bambu_cloud`` the
+fake cloud (a real aiohttp server on 127.0.0.1, its data from
+``tests/fixtures``), ``init_integration`` the entry set up against it with the
+``platforms`` of the test. With ``printers`` (virtual printers on the
+mosquitto broker, for modules whose ``mqtt_endpoint`` is the broker's)
+``live`` waits until every bound printer reports.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,9 @@ from typing import Any
 from unittest.mock import PropertyMock, patch
 
 import pytest
+from homeassistant.components import camera as camera_component
+from homeassistant.components import image as image_component
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -19,6 +30,7 @@ from custom_components.bambu_cloud.const import (
     CONF_ACCESS_TOKEN,
     CONF_REGION,
     DOMAIN,
+    PLATFORMS,
 )
 from custom_components.bambu_cloud.library import LIBRARY_CONFIGS
 from tools.test_pki import IssuedCert, TestPKI
@@ -26,6 +38,7 @@ from tools.virtual_printer.mosquitto import MosquittoNotFoundError, MqttBroker
 from tools.virtual_printer.printer import VirtualPrinter
 
 from .cloud_server import (
+    H2D,
     P1S,
     TOKEN,
     UID,
@@ -34,6 +47,7 @@ from .cloud_server import (
     MqttEndpoint,
     running_cloud,
 )
+from .helpers import wait_for_printers
 
 
 @pytest.hookimpl(wrapper=True)
@@ -86,19 +100,30 @@ def mqtt_endpoint() -> MqttEndpoint:
 
 
 @pytest.fixture
-async def cloud(
+async def mock_bambu_cloud(
     socket_enabled: None, mqtt_endpoint: MqttEndpoint
 ) -> AsyncIterator[FakeCloud]:
-    """The fake Bambu Lab cloud, served on 127.0.0.1 (real sockets)."""
+    """The fake Bambu Lab cloud, served on 127.0.0.1 (real sockets).
+
+    Not a mocked client: the integration talks HTTP to it exactly as to the
+    real cloud. Tests change its state (``devices``, ``tasks``, ``versions``)
+    and queue failures (``fail``).
+    """
     async with running_cloud(mqtt=mqtt_endpoint) as fake:
         yield fake
 
 
 @pytest.fixture
-def configure_library(cloud: FakeCloud) -> Callable[..., BambuConfig]:
+def cloud(mock_bambu_cloud: FakeCloud) -> FakeCloud:
+    """The short name of ``mock_bambu_cloud`` most modules use."""
+    return mock_bambu_cloud
+
+
+@pytest.fixture
+def configure_library(mock_bambu_cloud: FakeCloud) -> Callable[..., BambuConfig]:
     """Change fields (pins, ports, ...) of the swapped library configuration.
 
-    The ``cloud`` fixture gives every region a configuration for the test
+    ``mock_bambu_cloud`` gives every region a configuration for the test
     servers (``library.LIBRARY_CONFIGS``, the one value the demo swaps too);
     call this before the entry is set up. The swap ends with the test.
     """
@@ -112,14 +137,28 @@ def configure_library(cloud: FakeCloud) -> Callable[..., BambuConfig]:
 
 
 @pytest.fixture
+def platforms() -> list[Platform]:
+    """The platforms ``init_integration`` sets up: all, unless a module narrows it."""
+    return PLATFORMS
+
+
+@pytest.fixture
 async def init_integration(
-    hass: HomeAssistant, mock_config_entry: MockConfigEntry, cloud: FakeCloud
-) -> MockConfigEntry:
-    """The integration set up against the fake cloud."""
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_bambu_cloud: FakeCloud,
+    platforms: list[Platform],
+) -> AsyncIterator[MockConfigEntry]:
+    """The integration set up against the fake cloud.
+
+    Only ``platforms`` are set up; the restriction holds for the whole test,
+    so an unload in the test unloads the same platforms.
+    """
     mock_config_entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(mock_config_entry.entry_id)
-    await hass.async_block_till_done()
-    return mock_config_entry
+    with patch("custom_components.bambu_cloud.PLATFORMS", platforms):
+        await hass.config_entries.async_setup(mock_config_entry.entry_id)
+        await hass.async_block_till_done()
+        yield mock_config_entry
 
 
 @pytest.fixture
@@ -168,6 +207,50 @@ async def printers(broker: MqttBroker) -> AsyncIterator[dict[str, VirtualPrinter
     finally:
         for printer in fleet.values():
             await printer.stop()
+
+
+@pytest.fixture
+async def h2d(
+    mock_bambu_cloud: FakeCloud, broker: MqttBroker
+) -> AsyncIterator[VirtualPrinter]:
+    """A virtual H2D (two nozzles, second lamp, heated chamber) bound as well.
+
+    Request it before ``init_integration`` (or ``live``): the bind list must
+    show it when the entry is set up.
+    """
+    mock_bambu_cloud.devices = [*mock_bambu_cloud.devices, H2D]
+    printer = VirtualPrinter(broker, H2D["dev_id"], "H2D")
+    try:
+        await printer.start()
+        yield printer
+    finally:
+        await printer.stop()
+
+
+@pytest.fixture
+async def live(
+    hass: HomeAssistant,
+    printers: dict[str, VirtualPrinter],
+    init_integration: MockConfigEntry,
+) -> dict[str, VirtualPrinter]:
+    """The integration with every bound printer reporting over the cloud broker."""
+    await wait_for_printers(hass, init_integration)
+    return printers
+
+
+@pytest.fixture
+def mock_access_tokens() -> Iterator[None]:
+    """Fixed access tokens for cameras and images, so snapshots are stable.
+
+    Home Assistant draws them from ``SystemRandom``; only those two
+    generators are replaced, nothing else random is touched.
+    """
+    token = 0x1CAAB5C3B3
+    with (
+        patch.object(camera_component._RND, "getrandbits", return_value=token),
+        patch.object(image_component._RND, "getrandbits", return_value=token),
+    ):
+        yield
 
 
 @pytest.fixture

@@ -8,14 +8,21 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from homeassistant.const import EVENT_STATE_CHANGED, STATE_UNAVAILABLE, STATE_UNKNOWN
+from homeassistant.const import (
+    EVENT_STATE_CHANGED,
+    STATE_UNAVAILABLE,
+    STATE_UNKNOWN,
+    Platform,
+)
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
+    snapshot_platform,
 )
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.bambu_cloud.const import DOMAIN
 from custom_components.bambu_cloud.event import SETTLE_SECONDS, job_event
@@ -33,6 +40,23 @@ HMS_B = {"attr": 0x07008000, "code": 0x00030001}  # HMS_0700_8000_0003_0001, com
 def mqtt_endpoint(broker_endpoint: MqttEndpoint) -> MqttEndpoint:
     """This module's tests run with the cloud broker up."""
     return broker_endpoint
+
+
+@pytest.fixture
+def platforms() -> list[Platform]:
+    """Only the event platform is set up."""
+    return [Platform.EVENT]
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default", "live")
+async def test_entities(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """Event entities of an X1C and a P1S, registry entries and states match."""
+    await snapshot_platform(hass, entity_registry, snapshot, mock_config_entry.entry_id)
 
 
 def event_entity(hass: HomeAssistant, serial: str, key: str) -> str:

@@ -10,14 +10,20 @@ from http import HTTPStatus
 from typing import Any
 from unittest.mock import patch
 
+import freezegun.api
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    snapshot_platform,
+)
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.bambu_cloud.const import DOMAIN
 from custom_components.bambu_cloud.image import MAX_COVER_BYTES, MAX_REDIRECTS
@@ -185,6 +191,43 @@ async def settle(hass: HomeAssistant) -> None:
     """Let the background fetches (real sockets) finish."""
     await asyncio.sleep(0.05)
     await hass.async_block_till_done(wait_background_tasks=True)
+
+
+@pytest.fixture
+def platforms() -> list[Platform]:
+    """Only the image platform is set up."""
+    return [Platform.IMAGE]
+
+
+@pytest.fixture
+def frozen_clock(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> Iterator[None]:
+    """Home Assistant's clock stands still; the event loop's keeps running.
+
+    The cover's time stamp is the image's state. The real sockets need the
+    loop's timers, which freezegun would stop (its ``real_asyncio`` patches
+    another loop class than the one the tests run on). The real clock comes
+    from freezegun's module: freezegun replaces references to it elsewhere.
+    """
+    freezer.move_to("2026-11-20 12:30:00+00:00")
+    with patch.object(hass.loop, "time", freezegun.api.real_monotonic):
+        yield
+
+
+@pytest.mark.usefixtures(
+    "entity_registry_enabled_by_default",
+    "mock_access_tokens",
+    "frozen_clock",
+    "with_tasks",
+)
+async def test_entities(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """Cover images (X1C with a cover, P1S without a task) match the snapshot."""
+    await settle(hass)
+    await snapshot_platform(hass, entity_registry, snapshot, init_integration.entry_id)
 
 
 async def test_cover_served_and_cached(

@@ -20,6 +20,7 @@ from homeassistant.const import (
     STATE_OFF,
     STATE_ON,
     STATE_UNAVAILABLE,
+    Platform,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
@@ -30,8 +31,10 @@ from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
+    snapshot_platform,
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.bambu_cloud.bambu.cloud import BambuCloud
 from custom_components.bambu_cloud.bambu.config import BambuConfig
@@ -76,6 +79,23 @@ def mqtt_endpoint(request: pytest.FixtureRequest) -> MqttEndpoint:
         endpoint: MqttEndpoint = request.getfixturevalue("broker_endpoint")
         return endpoint
     return MqttEndpoint()
+
+
+@pytest.fixture
+def platforms() -> list[Platform]:
+    """Only the update platform is set up."""
+    return [Platform.UPDATE]
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default", "live")
+async def test_entities(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """Update entities of an X1C and a P1S, registry entries and states match."""
+    await snapshot_platform(hass, entity_registry, snapshot, mock_config_entry.entry_id)
 
 
 @pytest.fixture
