@@ -882,8 +882,9 @@ class PrinterState:
         fallback; dual-nozzle printers report the packed form only.
         """
         _index, head, single = self._active_head()
-        packed = _unpack_temp(head.get("temp"))[part]
-        return _first(as_float(self._print.get(field)), packed) if single else packed
+        if single and (value := as_float(self._print.get(field))) is not None:
+            return value
+        return _unpack_temp(head.get("temp"))[part]
 
     @property
     @_uses("nozzle_temper", "device")
