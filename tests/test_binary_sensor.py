@@ -1,4 +1,4 @@
-"""Tests for the binary sensor platform: online, door, errors and spools."""
+"""Tests for the binary sensor platform: online, door, filament, SD card and errors."""
 
 from __future__ import annotations
 

@@ -103,7 +103,7 @@ def _hub(entry: MockConfigEntry) -> BambuHub:
     return hub
 
 
-@pytest.mark.usefixtures("cloud")
+@pytest.mark.usefixtures("mock_bambu_cloud")
 async def test_signature_required_without_certificate(
     hass: HomeAssistant,
     printers: dict[str, VirtualPrinter],
@@ -168,7 +168,7 @@ async def test_rejected_signature(
         }
     ],
 )
-@pytest.mark.usefixtures("cloud")
+@pytest.mark.usefixtures("mock_bambu_cloud")
 async def test_signed_with_certificate(
     hass: HomeAssistant,
     printers: dict[str, VirtualPrinter],

@@ -44,10 +44,13 @@ async def test_entities(
 
 
 async def test_unknown_cloud_status(
-    hass: HomeAssistant, mock_config_entry: MockConfigEntry, cloud: FakeCloud
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_bambu_cloud: FakeCloud,
 ) -> None:
     """A print status the cloud invents later reads as unknown."""
-    cloud.devices = [{**cloud.devices[0], "print_status": "SOMETHING_NEW"}]
+    devices = mock_bambu_cloud.devices
+    mock_bambu_cloud.devices = [{**devices[0], "print_status": "SOMETHING_NEW"}]
     mock_config_entry.add_to_hass(hass)
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     state = hass.states.get("sensor.workshop_x1c_cloud_print_status")
