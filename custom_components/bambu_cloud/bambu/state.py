@@ -709,13 +709,14 @@ class PrinterState:
         old = self._print
         changed: set[str] = set()
         if full:
-            new = body
             for key, value in body.items():
                 if old.get(key, _MISSING) != value:
                     changed.add(key)
             changed.update(old.keys() - body.keys())
+            self._print = body
         else:
-            new = dict(old)
+            # In place: nothing outside this class holds the cached report,
+            # and a delta usually carries a field or two of a hundred.
             for key, value in body.items():
                 before = old.get(key, _MISSING)
                 # Lists merge by id deeper down only (AMS units and trays).
@@ -726,8 +727,7 @@ class PrinterState:
                 )
                 if before != after:
                     changed.add(key)
-                new[key] = after
-        self._print = new
+                    old[key] = after
         self._full |= full
         return changed | self._set_online(online=True)
 
