@@ -1097,6 +1097,29 @@ def test_active_nozzle_views_agree_with_nozzles(report: dict[str, Any]) -> None:
         assert read <= VIEW_FIELDS[view], view
 
 
+def uncached(printer: PrinterState) -> PrinterState:
+    """The same merged state with nothing cached: every view computed anew."""
+    fresh = PrinterState()
+    fresh._print = printer._print
+    fresh._modules = printer._modules
+    fresh._online = printer._online
+    fresh._full = printer._full
+    return fresh
+
+
+def test_a_change_recomputes_only_the_views_reading_it() -> None:
+    """A merge forgets the cached views its fields feed, and keeps the rest."""
+    printer = state_of(load_json_object_fixture("p1s_full.json"))
+    flags, nozzle = printer.home_flags, printer.nozzle_temperature
+    printer.merge(p1s_delta(nozzle_temper=nozzle + 10))
+    assert printer.home_flags is flags
+    assert printer.nozzle_temperature == nozzle + 10
+    printer.merge(p1s_delta(home_flag=0x00800000))
+    assert printer.home_flags is not flags
+    assert printer.door_open is True
+    assert all_views(printer) == all_views(uncached(printer))
+
+
 def test_every_public_view_is_registered() -> None:
     public = {
         name
@@ -1365,7 +1388,8 @@ def test_garbage_never_raises(batch: list[Any]) -> None:
         )
         result = printer.merge(payload)
         assert isinstance(result, MergeResult)
-        all_views(printer)
+        # What stayed cached is what the merged state shows now.
+        assert all_views(printer) == all_views(uncached(printer))
         printer.diagnostics()
 
 

@@ -609,8 +609,8 @@ def _uses[F: Callable[..., object]](*fields: str) -> Callable[[F], F]:
     """Record which change names a view reads, and cache its value.
 
     Many entities read the same views after every report; a view without
-    arguments is computed once per state version (the cache is emptied by
-    every merge that changes something).
+    arguments is computed once per state version (a merge drops the cached
+    views reading a field it changed, see ``PrinterState._forget``).
     """
 
     def register(view: F) -> F:
@@ -692,10 +692,24 @@ class PrinterState:
             elif kind == "print" and not is_ack and command in (None, _PUSH_STATUS):
                 changed |= self._apply_report(body)
         if changed:
-            self._cache.clear()
+            self._forget(changed)
         elif ack is None:
             return _NOTHING
         return MergeResult(changed=frozenset(changed), ack=ack)
+
+    def _forget(self, changed: Iterable[str]) -> None:
+        """Drop the cached views a change may have altered; the others stay.
+
+        The registry names the fields each view reads (a test holds every
+        view to it), so a new temperature does not make availability,
+        signing needs or presence be worked out again on every report.
+        """
+        cache = self._cache
+        if cache:
+            index = _views_by_field()
+            for name in changed:
+                for view in index.get(name, ()):
+                    cache.pop(view, None)
 
     def _apply_report(self, body: dict[str, Any]) -> set[str]:
         """Merge a status report; the names of the top-level fields it changed.
