@@ -66,7 +66,7 @@ async def _start(hass: HomeAssistant, step: str) -> FlowResult:
         DOMAIN, context={"source": SOURCE_USER}
     )
     assert result["type"] is FlowResultType.MENU
-    assert result["menu_options"] == ["token", "sign_in"]
+    assert result["menu_options"] == ["token", "sign_in", "lan"]
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"next_step_id": step}
     )
@@ -568,24 +568,20 @@ async def test_reconfigure_wrong_account(hass: HomeAssistant, cloud: FakeCloud) 
     assert result["reason"] == "wrong_account"
 
 
-async def test_options_poll_interval(
-    hass: HomeAssistant, init_integration: MockConfigEntry
+async def test_options_offer_no_poll_interval(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
 ) -> None:
-    """The poll interval is stored and the entry reloaded."""
-    entry = init_integration
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    assert result["menu_options"] == ["settings", "printer", "certificates"]
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {"next_step_id": "settings"}
+    """No polling option (appropriate-polling); an old stored one is ignored."""
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry, options={CONF_POLL_INTERVAL: 120}
     )
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {CONF_POLL_INTERVAL: 120}
-    )
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert entry.options == {CONF_POLL_INTERVAL: 120}
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.LOADED
-    assert entry.runtime_data.coordinator.update_interval.total_seconds() == 120
+    coordinator = mock_config_entry.runtime_data.coordinator
+    assert coordinator.update_interval == timedelta(minutes=5)
+    result = await hass.config_entries.options.async_init(mock_config_entry.entry_id)
+    assert result["menu_options"] == ["printer", "certificates"]
 
 
 async def _printer_host(
@@ -647,21 +643,19 @@ async def test_options_printer_host(
 async def test_options_when_not_loaded(
     hass: HomeAssistant, mock_config_entry: MockConfigEntry
 ) -> None:
-    """Without a loaded entry only the polling settings are offered."""
+    """Without a loaded entry only the certificates are offered: no menu."""
     mock_config_entry.add_to_hass(hass)
     result = await hass.config_entries.options.async_init(mock_config_entry.entry_id)
-    assert result["menu_options"] == ["settings", "certificates"]
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {"next_step_id": "settings"}
-    )
-    assert result["step_id"] == "settings"
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "certificates"
 
 
 async def _certificates_step(hass: HomeAssistant, entry: MockConfigEntry) -> FlowResult:
     result = await hass.config_entries.options.async_init(entry.entry_id)
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {"next_step_id": "certificates"}
-    )
+    if result["type"] is FlowResultType.MENU:
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {"next_step_id": "certificates"}
+        )
     assert result["step_id"] == "certificates"
     return result
 

@@ -24,6 +24,7 @@ from .bambu.hub import BambuHub, CloudSpec, PrinterSpec
 from .bambu.models import BoundPrinter
 from .bambu.state import ChangeSet
 from .const import (
+    CONF_ACCESS_CODE,
     CONF_ACCESS_TOKEN,
     CONF_CA_BUNDLE,
     CONF_CERTIFICATE_ID,
@@ -33,6 +34,7 @@ from .const import (
     CONF_PRINTERS,
     CONF_PRIVATE_KEY,
     CONF_REGION,
+    CONF_SERIAL,
     DOMAIN,
     LAN_FIXED,
     LAN_OFF,
@@ -42,6 +44,7 @@ from .coordinator import (
     BambuCloudCoordinator,
     BambuConfigEntry,
     BambuFirmwareCoordinator,
+    BambuLanCoordinator,
     BambuRuntimeData,
     async_remove_printer_list,
 )
@@ -67,7 +70,7 @@ from .issues import (
     sync_signature_issue,
     sync_token_issue,
 )
-from .library import library_config
+from .library import entry_library_config, library_config
 from .services import async_setup_services
 from .trust import PrinterTrust, async_cloud_context, async_remove_trust
 
@@ -91,20 +94,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
     # also runs when this set-up fails.
     await async_start_discovery(hass)
     entry.async_on_unload(partial(async_stop_discovery, hass))
+    certificate = await _async_certificate(hass, entry)
+    if CONF_SERIAL in entry.data:
+        return await _async_setup_lan_entry(hass, entry, certificate)
     token = entry_token(entry.data)
-    certificate = None
-    if private_key := entry.data.get(CONF_PRIVATE_KEY):
-        try:
-            certificate = await hass.async_add_executor_job(
-                AppCertificate.from_pem,
-                entry.data.get(CONF_CERTIFICATE_ID),
-                private_key,
-            )
-        except CertificateError as err:
-            raise ConfigEntryError(
-                translation_domain=DOMAIN,
-                translation_key=certificate_error_key(err.reason),
-            ) from err
     config = library_config(entry.data[CONF_REGION])
     cloud = BambuCloud(async_get_clientsession(hass), config, token.value, certificate)
     coordinator = BambuCloudCoordinator(hass, entry, cloud)
@@ -185,6 +178,76 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
         )
     )
     async_follow_addresses(hass, entry)
+    await hub.start()
+    entry.async_on_unload(hub.stop)
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def _async_certificate(
+    hass: HomeAssistant, entry: BambuConfigEntry
+) -> AppCertificate | None:
+    """The entry's app certificate, if it has one."""
+    if not (private_key := entry.data.get(CONF_PRIVATE_KEY)):
+        return None
+    try:
+        return await hass.async_add_executor_job(
+            AppCertificate.from_pem, entry.data.get(CONF_CERTIFICATE_ID), private_key
+        )
+    except CertificateError as err:
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key=certificate_error_key(err.reason),
+        ) from err
+
+
+async def _async_setup_lan_entry(
+    hass: HomeAssistant, entry: BambuConfigEntry, certificate: AppCertificate | None
+) -> bool:
+    """Set up a printer added without an account: its only link is LAN.
+
+    The printer is served like an account's printer (same hub, device,
+    entities, camera and controls); its model comes from the serial prefix
+    until the printer's get_version answer names it.
+    """
+    config = entry_library_config(entry.data)
+    serial: str = entry.data[CONF_SERIAL]
+    printer = BoundPrinter(
+        serial=serial,
+        name=entry.title,
+        online=True,
+        access_code=entry.data[CONF_ACCESS_CODE],
+    )
+    coordinator = BambuLanCoordinator(hass, entry, printer)
+    trust = PrinterTrust(
+        hass, entry.entry_id, config, entry.options.get(CONF_CA_BUNDLE)
+    )
+    hub = BambuHub(
+        hass.loop,
+        None,
+        config=config,
+        printer_context=trust.context_for,
+        on_problem=problem_handler(hass, entry),
+        certificate=certificate,
+    )
+    entry.runtime_data = BambuRuntimeData(None, None, coordinator, None, hub, trust)
+    hub.set_printers(
+        {
+            serial: PrinterSpec(
+                serial=serial,
+                model=bambu_const.lookup_model(serial=serial),
+                name=printer.name,
+                access_code=printer.access_code,
+                lan_host=entry.data[CONF_HOST],
+            )
+        }
+    )
+    dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, **printer_device_info(None, printer)
+    )
+    entry.async_on_unload(
+        hub.listen(serial, _printer_follower(hass, hub, serial), FOLLOWED_VIEWS)
+    )
     await hub.start()
     entry.async_on_unload(hub.stop)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)

@@ -17,7 +17,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .bambu.const import PrinterModel
 from .bambu.models import BoundPrinter
 from .bambu.state import PrinterState
-from .coordinator import BambuConfigEntry
+from .coordinator import BambuCloudCoordinator, BambuConfigEntry
 from .entity import (
     BambuPrinterCloudEntity,
     BambuPrinterEntity,
@@ -109,13 +109,17 @@ async def async_setup_entry(
     """Set up binary sensors for every bound printer."""
     coordinator = entry.runtime_data.coordinator
     hub = entry.runtime_data.hub
+    # A LAN-only entry has no bind list: no cloud binary sensors.
+    cloud = coordinator if isinstance(coordinator, BambuCloudCoordinator) else None
 
     def printer_entities(serial: str) -> list[BinarySensorEntity]:
         model = hub.printers[serial].spec.model
-        entities: list[BinarySensorEntity] = [
-            BambuCloudBinarySensor(coordinator, serial, description)
-            for description in CLOUD_BINARY_SENSORS
-        ]
+        entities: list[BinarySensorEntity] = []
+        if cloud is not None:
+            entities.extend(
+                BambuCloudBinarySensor(cloud, serial, description)
+                for description in CLOUD_BINARY_SENSORS
+            )
         entities.extend(
             BambuBinarySensor(hub, serial, description)
             for description in PRINTER_BINARY_SENSORS

@@ -1,4 +1,11 @@
-"""Config flow: add a Bambu Lab account by access token or by signing in."""
+"""Config flow: add a Bambu Lab account, or one printer on the local network.
+
+An account is added by access token or by signing in. A printer without an
+account (LAN only, e.g. Developer Mode on authorization firmware) is added by
+address, serial and access code, typed or picked from the printers heard on
+the network; nothing is stored before the printer proved who it is over the
+pinned TLS context and accepted the access code (``bambu.lan.check_printer``).
+"""
 
 from __future__ import annotations
 
@@ -20,11 +27,9 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_PASSWORD
 from homeassistant.core import callback
+from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
-    NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
     SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
@@ -38,7 +43,8 @@ from homeassistant.util import dt as dt_util
 from .bambu import tls
 from .bambu.auth import MAX_PEM_CHARS, AccessToken, AppCertificate, CertificateError
 from .bambu.cloud import BambuCloud
-from .bambu.const import Region
+from .bambu.const import Region, lookup_model
+from .bambu.discovery import DiscoveredPrinter
 from .bambu.errors import (
     BambuAuthError,
     BambuCodeError,
@@ -48,8 +54,10 @@ from .bambu.errors import (
     BambuRateLimitedError,
 )
 from .bambu.hub import split_host_port
-from .bambu.models import LoginKind, Profile
+from .bambu.lan import LanCheck, LanCheckError, LanCheckReason, check_printer
+from .bambu.models import SERIAL_MAX_LENGTH, LoginKind, Profile, valid_serial
 from .const import (
+    CONF_ACCESS_CODE,
     CONF_ACCESS_TOKEN,
     CONF_ACCOUNT,
     CONF_CA_BUNDLE,
@@ -58,23 +66,22 @@ from .const import (
     CONF_EXPIRES_AT,
     CONF_HOST,
     CONF_LAN,
-    CONF_POLL_INTERVAL,
     CONF_PRINTER,
     CONF_PRINTERS,
     CONF_PRIVATE_KEY,
     CONF_REGION,
-    DEFAULT_POLL_INTERVAL,
+    CONF_SERIAL,
     DOMAIN,
     LAN_AUTO,
     LAN_FIXED,
     LAN_MODES,
     LAN_OFF,
     LOGGER,
-    MIN_POLL_INTERVAL,
 )
-from .coordinator import BambuConfigEntry
+from .coordinator import BambuCloudCoordinator, BambuConfigEntry
+from .discovery import async_recent_printers
 from .error_reasons import bundle_error, certificate_error_key
-from .library import library_config
+from .library import entry_library_config, library_config
 
 CERTIFICATE_KEYS = (CONF_CERTIFICATE_ID, CONF_PRIVATE_KEY)
 
@@ -106,7 +113,23 @@ MAX_LENGTHS: dict[str, int] = {
     CONF_CODE: 32,
     CONF_HOST: MAX_HOSTNAME + len(":65535"),
     CONF_CA_BUNDLE: tls.MAX_BUNDLE_CHARS,
+    CONF_SERIAL: SERIAL_MAX_LENGTH,
+    # Printers show eight characters; far more is a paste gone wrong.
+    CONF_ACCESS_CODE: 64,
 }
+
+# The form error of each reason a LAN printer failed its check.
+LAN_CHECK_ERRORS: dict[LanCheckReason, str] = {
+    "cannot_connect": "printer_cannot_connect",
+    "unknown_ca": "tls_unknown_ca",
+    "serial_mismatch": "serial_mismatch",
+    "expired": "tls_expired",
+    "tls_other": "tls_other",
+    "access_code": "invalid_access_code",
+    "no_report": "no_report",
+}
+# The choice of the printer list that means "type the address".
+MANUAL = "manual"
 
 
 class _FlowError(Exception):
@@ -180,26 +203,34 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
     VERSION = 1
 
     def __init__(self) -> None:
-        """Start with no account chosen."""
+        """Start with no account and no printer chosen."""
         self._region = Region.GLOBAL.value
         self._account = ""
+        # A LAN printer picked from the network or announced by discovery.
+        self._lan: dict[str, str] = {}
+        self._lan_name: str | None = None
+        self._lan_picked = False
 
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: BambuConfigEntry) -> BambuOptionsFlow:
-        """Options: poll interval and per-printer LAN hosts."""
+        """Options: per-printer LAN hosts and printer CA certificates."""
         return BambuOptionsFlow()
 
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Choose between pasting a token and signing in."""
-        return self.async_show_menu(step_id="user", menu_options=["token", "sign_in"])
+        """Choose: paste a token, sign in, or add a printer on the network."""
+        return self.async_show_menu(
+            step_id="user", menu_options=["token", "sign_in", "lan"]
+        )
 
     async def async_step_reauth(
         self, entry_data: Mapping[str, Any]
     ) -> ConfigFlowResult:
-        """The token was refused: get a new one for the same account."""
+        """The token (or a LAN printer's access code) was refused: a new one."""
+        if CONF_SERIAL in entry_data:
+            return await self.async_step_reauth_lan()
         self._region = entry_data[CONF_REGION]
         return await self.async_step_reauth_confirm()
 
@@ -336,6 +367,8 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Change the region or the app certificate of an account."""
         entry = self._get_reconfigure_entry()
+        if CONF_SERIAL in entry.data:
+            return await self.async_step_reconfigure_lan()
         errors: dict[str, str] = {}
         placeholders: dict[str, str] = {}
         if user_input is not None:
@@ -367,6 +400,281 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
             description_placeholders=placeholders,
         )
+
+    # ------------------------------------------------ a printer on the LAN
+
+    async def async_step_lan(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Address, serial and access code of a printer; no account needed."""
+        if (
+            user_input is None
+            and not self._lan_picked
+            and await self._recent_printers()
+        ):
+            return await self.async_step_lan_pick()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = _too_long(user_input)
+            host = str(user_input.get(CONF_HOST) or "").strip()
+            serial = str(user_input.get(CONF_SERIAL) or "").strip().upper()
+            if not errors and not _valid_host(host):
+                errors[CONF_HOST] = "invalid_host"
+            if not errors and not valid_serial(serial):
+                errors[CONF_SERIAL] = "invalid_serial"
+        if user_input is not None and not errors:
+            await self.async_set_unique_id(serial)
+            self._abort_if_unique_id_configured()
+            self._abort_if_account_printer(serial)
+            self._lan = {CONF_HOST: host, CONF_SERIAL: serial}
+            try:
+                return await self._async_lan_entry(
+                    user_input[CONF_ACCESS_CODE], _certificate_data(user_input)
+                )
+            except _FlowError as err:
+                errors["base"] = err.key
+        fields: dict[vol.Marker, Any] = {
+            vol.Required(CONF_HOST): TextSelector(),
+            vol.Required(CONF_SERIAL): TextSelector(),
+            vol.Required(CONF_ACCESS_CODE): _SECRET,
+            **_CERTIFICATE_FIELDS,
+        }
+        return self.async_show_form(
+            step_id="lan",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(fields), self._without_secrets(user_input or self._lan)
+            ),
+            errors=errors,
+        )
+
+    async def async_step_lan_pick(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Pick one of the printers heard on the network, or type the address."""
+        heard = await self._recent_printers()
+        if user_input is not None:
+            self._lan_picked = True
+            if (printer := heard.get(user_input[CONF_PRINTER])) is not None:
+                self._lan = {CONF_HOST: printer.host, CONF_SERIAL: printer.serial}
+                self._lan_name = printer.name
+            return await self.async_step_lan()
+        options = [
+            SelectOptionDict(
+                value=serial,
+                label=" — ".join(
+                    part for part in (serial, printer.name, printer.host) if part
+                ),
+            )
+            for serial, printer in heard.items()
+        ]
+        options.append(SelectOptionDict(value=MANUAL, label=MANUAL))
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_PRINTER): SelectSelector(
+                    SelectSelectorConfig(
+                        options=options,
+                        translation_key="lan_printer",
+                        mode=SelectSelectorMode.LIST,
+                    )
+                )
+            }
+        )
+        return self.async_show_form(step_id="lan_pick", data_schema=schema)
+
+    async def async_step_integration_discovery(
+        self, discovery_info: dict[str, Any]
+    ) -> ConfigFlowResult:
+        """A printer announced itself on the network (``DiscoveredPrinter``)."""
+        serial = str(discovery_info.get("serial") or "")
+        host = str(discovery_info.get("host") or "")
+        if not valid_serial(serial) or not _valid_host(host):
+            return self.async_abort(reason="invalid_discovery")
+        await self.async_set_unique_id(serial)
+        # A LAN entry of this printer follows its new address.
+        self._abort_if_unique_id_configured(updates={CONF_HOST: host})
+        self._abort_if_account_printer(serial)
+        name = discovery_info.get("name")
+        self._lan = {CONF_HOST: host, CONF_SERIAL: serial}
+        self._lan_name = name if isinstance(name, str) and name else None
+        model_id = discovery_info.get("model_id")
+        model = lookup_model(
+            model_id=model_id if isinstance(model_id, str) else None, serial=serial
+        )
+        self.context["title_placeholders"] = {
+            "name": self._lan_name or serial,
+            "model": model.name,
+            "host": host,
+        }
+        return await self.async_step_discovery_confirm()
+
+    async def async_step_discovery_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask only for the access code of the announced printer."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = _too_long(user_input)
+        if user_input is not None and not errors:
+            try:
+                return await self._async_lan_entry(user_input[CONF_ACCESS_CODE], {})
+            except _FlowError as err:
+                errors["base"] = err.key
+        return self.async_show_form(
+            step_id="discovery_confirm",
+            data_schema=vol.Schema({vol.Required(CONF_ACCESS_CODE): _SECRET}),
+            errors=errors,
+            description_placeholders=self.context["title_placeholders"],
+        )
+
+    async def async_step_reauth_lan(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The printer refused its access code: ask for the new one."""
+        entry = self._get_reauth_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = _too_long(user_input)
+        if user_input is not None and not errors:
+            code = str(user_input[CONF_ACCESS_CODE]).strip()
+            try:
+                await self._async_check_lan(
+                    entry.data[CONF_HOST],
+                    entry.data[CONF_SERIAL],
+                    code,
+                    entry.options.get(CONF_CA_BUNDLE),
+                )
+            except _FlowError as err:
+                errors["base"] = err.key
+            else:
+                return self.async_update_reload_and_abort(
+                    entry, data_updates={CONF_ACCESS_CODE: code}
+                )
+        return self.async_show_form(
+            step_id="reauth_lan",
+            data_schema=vol.Schema({vol.Required(CONF_ACCESS_CODE): _SECRET}),
+            errors=errors,
+            description_placeholders={"printer": entry.title},
+        )
+
+    async def async_step_reconfigure_lan(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the address or the app certificate of a LAN printer."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = _too_long(user_input)
+            host = str(user_input.get(CONF_HOST) or "").strip()
+            if not errors and not _valid_host(host):
+                errors[CONF_HOST] = "invalid_host"
+        if user_input is not None and not errors:
+            certificate = _certificate_data(user_input)
+            try:
+                await self._async_certificate(certificate)
+                await self._async_check_lan(
+                    host,
+                    entry.data[CONF_SERIAL],
+                    entry.data[CONF_ACCESS_CODE],
+                    entry.options.get(CONF_CA_BUNDLE),
+                )
+            except _FlowError as err:
+                errors["base"] = err.key
+            else:
+                data = {
+                    CONF_HOST: host,
+                    CONF_SERIAL: entry.data[CONF_SERIAL],
+                    CONF_ACCESS_CODE: entry.data[CONF_ACCESS_CODE],
+                    **certificate,
+                }
+                return self.async_update_reload_and_abort(entry, data=data)
+        schema = self.add_suggested_values_to_schema(
+            vol.Schema(
+                {vol.Required(CONF_HOST): TextSelector(), **_CERTIFICATE_FIELDS}
+            ),
+            self._without_secrets(user_input)
+            if user_input is not None
+            else {**entry.data, CONF_PRIVATE_KEY: None},
+        )
+        return self.async_show_form(
+            step_id="reconfigure_lan", data_schema=schema, errors=errors
+        )
+
+    async def _async_lan_entry(
+        self, access_code: str, certificate: dict[str, str]
+    ) -> ConfigFlowResult:
+        """Check the chosen printer (and certificate); create its entry."""
+        host, serial = self._lan[CONF_HOST], self._lan[CONF_SERIAL]
+        code = access_code.strip()
+        await self._async_certificate(certificate)
+        checked = await self._async_check_lan(host, serial, code, None)
+        model = checked.model.name if checked.model.model_ids else "Bambu Lab"
+        return self.async_create_entry(
+            title=self._lan_name or f"{model} {serial[-4:]}",
+            data={
+                CONF_HOST: host,
+                CONF_SERIAL: serial,
+                CONF_ACCESS_CODE: code,
+                **certificate,
+            },
+        )
+
+    async def _async_check_lan(
+        self, host: str, serial: str, access_code: str, extra_pem: str | None
+    ) -> LanCheck:
+        """Connect as the entry would: pinned TLS, serial hostname, a report."""
+        try:
+            return await check_printer(
+                host,
+                serial,
+                access_code,
+                config=entry_library_config({}),
+                extra_pem=extra_pem,
+            )
+        except LanCheckError as err:
+            raise _FlowError(LAN_CHECK_ERRORS[err.reason]) from err
+
+    async def _async_certificate(self, certificate_data: Mapping[str, str]) -> None:
+        """Validate the app certificate fields like the account flow does."""
+        try:
+            if certificate_data:
+                if CONF_PRIVATE_KEY not in certificate_data:
+                    raise CertificateError("no_private_key")
+                await self.hass.async_add_executor_job(
+                    AppCertificate.from_pem,
+                    certificate_data.get(CONF_CERTIFICATE_ID),
+                    certificate_data[CONF_PRIVATE_KEY],
+                )
+        except CertificateError as err:
+            raise _flow_error(err) from err
+
+    async def _recent_printers(self) -> dict[str, DiscoveredPrinter]:
+        """Printers heard lately that no entry (or ignored one) knows yet."""
+        known = {entry.unique_id for entry in self._async_current_entries()}
+        return {
+            printer.serial: printer
+            for printer in await async_recent_printers(self.hass)
+            if printer.serial not in known
+            and valid_serial(printer.serial)
+            and self._account_of(printer.serial) is None
+        }
+
+    def _account_of(self, serial: str) -> str | None:
+        """The title of a loaded account entry that serves this printer."""
+        for entry in self._async_current_entries(include_ignore=False):
+            if entry.state is not ConfigEntryState.LOADED:
+                continue
+            coordinator = entry.runtime_data.coordinator
+            if (
+                isinstance(coordinator, BambuCloudCoordinator)
+                and serial in coordinator.data.printers
+            ):
+                return entry.title
+        return None
+
+    def _abort_if_account_printer(self, serial: str) -> None:
+        """A printer of a loaded account is set up there, LAN address included."""
+        if (account := self._account_of(serial)) is not None:
+            raise AbortFlow("account_printer", {"account": account})
 
     async def _async_login_with_token(
         self, token: str, expires_in: int | None
@@ -464,7 +772,11 @@ def _valid_host(value: str) -> bool:
 
 
 class BambuOptionsFlow(OptionsFlowWithReload):
-    """Poll interval and the LAN address of each printer."""
+    """The LAN address of each printer and extra printer CA certificates.
+
+    There is no poll interval: the bind list is polled at a fixed interval
+    and ``homeassistant.update_entity`` refreshes it on demand.
+    """
 
     def __init__(self) -> None:
         """Nothing chosen yet."""
@@ -473,12 +785,19 @@ class BambuOptionsFlow(OptionsFlowWithReload):
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Pick what to change; printers only while the entry is loaded."""
-        options = ["settings"]
-        if self.config_entry.state is ConfigEntryState.LOADED:
-            options.append("printer")
-        options.append("certificates")
-        return self.async_show_menu(step_id="init", menu_options=options)
+        """Pick what to change; an account's printers only while it is loaded.
+
+        A LAN-only entry's address is changed by reconfiguring it, so its
+        only option is the certificates.
+        """
+        if (
+            CONF_SERIAL in self.config_entry.data
+            or self.config_entry.state is not ConfigEntryState.LOADED
+        ):
+            return await self.async_step_certificates()
+        return self.async_show_menu(
+            step_id="init", menu_options=["printer", "certificates"]
+        )
 
     async def async_step_certificates(
         self, user_input: dict[str, Any] | None = None
@@ -492,7 +811,7 @@ class BambuOptionsFlow(OptionsFlowWithReload):
             bundle = str(user_input.get(CONF_CA_BUNDLE) or "").strip()
             try:
                 if bundle:
-                    pins = library_config(self.config_entry.data[CONF_REGION]).pins
+                    pins = entry_library_config(self.config_entry.data).pins
                     await self.hass.async_add_executor_job(
                         partial(tls.validate_user_bundle, bundle, pins=pins)
                     )
@@ -519,35 +838,6 @@ class BambuOptionsFlow(OptionsFlowWithReload):
             errors=errors,
             description_placeholders=placeholders,
         )
-
-    async def async_step_settings(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
-        """How often to poll the cloud."""
-        if user_input is not None:
-            return self.async_create_entry(
-                data={
-                    **self.config_entry.options,
-                    CONF_POLL_INTERVAL: int(user_input[CONF_POLL_INTERVAL]),
-                }
-            )
-        current = self.config_entry.options.get(
-            CONF_POLL_INTERVAL, int(DEFAULT_POLL_INTERVAL.total_seconds())
-        )
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_POLL_INTERVAL, default=current): NumberSelector(
-                    NumberSelectorConfig(
-                        min=MIN_POLL_INTERVAL.total_seconds(),
-                        max=3600,
-                        step=1,
-                        unit_of_measurement="s",
-                        mode=NumberSelectorMode.BOX,
-                    )
-                )
-            }
-        )
-        return self.async_show_form(step_id="settings", data_schema=schema)
 
     async def async_step_printer(
         self, user_input: dict[str, Any] | None = None

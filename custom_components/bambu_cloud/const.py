@@ -21,6 +21,7 @@ CONF_PRIVATE_KEY: Final = "private_key"
 CONF_ACCOUNT: Final = "account"
 CONF_CODE: Final = "code"
 
+# An option of earlier versions; entries may still hold it, it is ignored.
 CONF_POLL_INTERVAL: Final = "poll_interval"
 CONF_PRINTERS: Final = "printers"
 CONF_PRINTER: Final = "printer"
@@ -38,7 +39,6 @@ CONF_ACCESS_CODE: Final = "access_code"
 CONF_CA_BUNDLE: Final = "ca_bundle"
 
 DEFAULT_POLL_INTERVAL: Final = timedelta(minutes=5)
-MIN_POLL_INTERVAL: Final = timedelta(seconds=60)
 # Upper bound for a cloud-requested wait (Retry-After), against absurd values.
 MAX_BACKOFF: Final = timedelta(hours=6)
 # Entities keep the last good cloud data through short outages.

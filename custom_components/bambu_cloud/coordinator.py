@@ -26,7 +26,6 @@ from .bambu.errors import (
 from .bambu.hub import BambuHub
 from .bambu.models import BoundPrinter, FirmwareInfo, Profile, valid_serial
 from .const import (
-    CONF_POLL_INTERVAL,
     DEFAULT_POLL_INTERVAL,
     DOMAIN,
     LOGGER,
@@ -64,10 +63,13 @@ _STORED_PROFILE: Final = ("uid", "name", "nickname")
 class BambuRuntimeData:
     """What a loaded entry holds."""
 
-    cloud: BambuCloud
-    token: AccessToken
-    coordinator: BambuCloudCoordinator
-    firmware: BambuFirmwareCoordinator
+    # None for a printer added without an account (LAN only).
+    cloud: BambuCloud | None
+    token: AccessToken | None
+    # Where the platforms find the entry's printers: the account's bind list,
+    # or the one printer of a LAN-only entry.
+    coordinator: BambuCloudCoordinator | BambuLanCoordinator
+    firmware: BambuFirmwareCoordinator | None
     hub: BambuHub
     trust: PrinterTrust
     # The LAN address each printer reported (net.info) or announced
@@ -271,16 +273,19 @@ class BambuCloudPoller[DataT](DataUpdateCoordinator[DataT]):
 
 
 class BambuCloudCoordinator(BambuCloudPoller[CloudData]):
-    """Polls the account profile and bind list (default every 5 minutes)."""
+    """Polls the account profile and bind list every 5 minutes.
+
+    The interval is fixed (Home Assistant's appropriate-polling rule): users
+    who want a fresh list call ``homeassistant.update_entity``. The poll
+    interval option of earlier versions, still stored in old entries, is
+    ignored.
+    """
 
     def __init__(
         self, hass: HomeAssistant, entry: BambuConfigEntry, cloud: BambuCloud
     ) -> None:
-        """Set the poll interval from the options."""
-        seconds = entry.options.get(CONF_POLL_INTERVAL)
-        self.poll_interval = (
-            timedelta(seconds=seconds) if seconds else DEFAULT_POLL_INTERVAL
-        )
+        """Poll at the fixed interval."""
+        self.poll_interval = DEFAULT_POLL_INTERVAL
         super().__init__(
             hass,
             entry,
@@ -351,3 +356,32 @@ class BambuFirmwareCoordinator(BambuCloudPoller[dict[str, FirmwareInfo]]):
     async def _async_poll(self) -> dict[str, FirmwareInfo]:
         infos = await self.cloud.get_firmware()
         return {info.serial: info for info in infos}
+
+
+@dataclass(frozen=True, slots=True)
+class LanData:
+    """The printer of a LAN-only entry, as the platforms read printers."""
+
+    printers: dict[str, BoundPrinter]
+
+
+class BambuLanCoordinator(DataUpdateCoordinator[LanData]):
+    """The printer list of a LAN-only entry: its one printer, from the entry.
+
+    There is no cloud to poll; the list exists so that the platforms and the
+    entry set-up find a LAN-only printer where they find an account's
+    printers, and serve it on the same code path (its only link is LAN).
+    """
+
+    config_entry: BambuConfigEntry
+
+    def __init__(
+        self, hass: HomeAssistant, entry: BambuConfigEntry, printer: BoundPrinter
+    ) -> None:
+        """Hold the printer; nothing is ever polled."""
+        super().__init__(hass, LOGGER, config_entry=entry, name=f"{DOMAIN} lan")
+        self.data = LanData({printer.serial: printer})
+
+    async def _async_update_data(self) -> LanData:
+        """Nothing to fetch: the printer comes from the entry."""
+        return self.data

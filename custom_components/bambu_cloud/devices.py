@@ -122,22 +122,24 @@ def account_device_ref(uid: str) -> DeviceInfo:
     return DeviceInfo(identifiers={(DOMAIN, account_identifier(uid))})
 
 
-def printer_device_info(uid: str, printer: BoundPrinter) -> DeviceInfo:
-    """The device of one bound printer."""
+def printer_device_info(uid: str | None, printer: BoundPrinter) -> DeviceInfo:
+    """The device of one printer; under the account's device when it has one."""
     model = lookup_model(
         product_name=printer.product_name,
         model_id=printer.model_id,
         serial=printer.serial,
     )
-    return DeviceInfo(
+    info = DeviceInfo(
         identifiers={(DOMAIN, printer_identifier(printer.serial))},
         manufacturer=MANUFACTURER,
         model=model.name if model.model_ids else printer.product_name,
         model_id=printer.model_id,
         name=printer.name,
         serial_number=printer.serial,
-        via_device=(DOMAIN, account_identifier(uid)),
     )
+    if uid is not None:
+        info["via_device"] = (DOMAIN, account_identifier(uid))
+    return info
 
 
 def printer_device_ref(serial: str) -> DeviceInfo:

@@ -8,6 +8,7 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
+from .bambu.auth import AccessToken
 from .const import (
     CONF_ACCESS_TOKEN,
     CONF_CA_BUNDLE,
@@ -16,7 +17,7 @@ from .const import (
     CONF_PRINTERS,
     CONF_PRIVATE_KEY,
 )
-from .coordinator import BambuConfigEntry
+from .coordinator import BambuCloudCoordinator, BambuConfigEntry
 
 TO_REDACT = {
     CONF_ACCESS_TOKEN,
@@ -72,26 +73,17 @@ async def async_get_config_entry_diagnostics(
             aliases.get(serial, "unbound_printer"): settings
             for serial, settings in printers.items()
         }
-    token = runtime.token
-    return {
+    result: dict[str, Any] = {
         "entry": {
             "data": async_redact_data(dict(entry.data), TO_REDACT),
             "options": async_redact_data(options, TO_REDACT),
         },
-        "token": {
-            "jwt": token.expires_at is not None or token.user_id is not None,
-            "expires_at": token.expires_at.isoformat() if token.expires_at else None,
-        },
-        "coordinator": {
-            "last_update_success": coordinator.last_update_success,
-            "update_interval": str(coordinator.update_interval),
-            "profile": async_redact_data(asdict(coordinator.data.profile), TO_REDACT),
-            "printers": {
-                aliases[serial]: async_redact_data(asdict(printer), TO_REDACT)
-                for serial, printer in coordinator.data.printers.items()
-            },
-        },
-        "firmware": {
+    }
+    # A LAN-only entry has neither token nor account.
+    if isinstance(coordinator, BambuCloudCoordinator) and runtime.token is not None:
+        result.update(_cloud_diagnostics(runtime.token, coordinator, aliases))
+    if firmware is not None:
+        result["firmware"] = {
             "last_update_success": firmware.last_update_success,
             "update_interval": str(firmware.update_interval),
             "data": {
@@ -105,14 +97,37 @@ async def async_get_config_entry_diagnostics(
                 for serial, info in (firmware.data or {}).items()
                 if serial in aliases
             },
+        }
+    result["printers"] = {
+        aliases[serial]: {
+            "available": link.available,
+            "lan_connected": link.lan_connected,
+            "state": async_redact_data(link.state.diagnostics(), LIVE_TO_REDACT),
+        }
+        for serial, link in runtime.hub.printers.items()
+        if serial in aliases
+    }
+    return result
+
+
+def _cloud_diagnostics(
+    token: AccessToken,
+    coordinator: BambuCloudCoordinator,
+    aliases: dict[str, str],
+) -> dict[str, Any]:
+    """The account's token and last poll (entries with an account only)."""
+    return {
+        "token": {
+            "jwt": token.expires_at is not None or token.user_id is not None,
+            "expires_at": token.expires_at.isoformat() if token.expires_at else None,
         },
-        "printers": {
-            aliases[serial]: {
-                "available": link.available,
-                "lan_connected": link.lan_connected,
-                "state": async_redact_data(link.state.diagnostics(), LIVE_TO_REDACT),
-            }
-            for serial, link in runtime.hub.printers.items()
-            if serial in aliases
+        "coordinator": {
+            "last_update_success": coordinator.last_update_success,
+            "update_interval": str(coordinator.update_interval),
+            "profile": async_redact_data(asdict(coordinator.data.profile), TO_REDACT),
+            "printers": {
+                aliases[serial]: async_redact_data(asdict(printer), TO_REDACT)
+                for serial, printer in coordinator.data.printers.items()
+            },
         },
     }

@@ -70,13 +70,14 @@ async def async_setup_entry(
 ) -> None:
     """Set up the cover image of every bound printer."""
     runtime = entry.runtime_data
+    coordinator = runtime.coordinator
+    if (cloud := runtime.cloud) is None or not isinstance(
+        coordinator, BambuCloudCoordinator
+    ):
+        return  # the covers come from the cloud's task list
 
     def printer_entities(serial: str) -> list[ImageEntity]:
-        return [
-            BambuCoverImage(
-                hass, runtime.cloud, runtime.coordinator, runtime.hub, serial, COVER
-            )
-        ]
+        return [BambuCoverImage(hass, cloud, coordinator, runtime.hub, serial, COVER)]
 
     track_printers(entry, async_add_entities, printer_entities)
 

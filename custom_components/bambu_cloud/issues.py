@@ -12,7 +12,7 @@ from .bambu.auth import AccessToken
 from .bambu.errors import BambuAuthError, BambuError
 from .bambu.hub import Problem, ProblemKind
 from .const import DOMAIN, LOGGER, TOKEN_EXPIRY_WARNING
-from .coordinator import BambuConfigEntry
+from .coordinator import BambuConfigEntry, BambuLanCoordinator
 
 TLS_CAUSES = ("unknown_ca", "serial_mismatch", "expired", "other")
 
@@ -72,8 +72,16 @@ def problem_handler(
         if not problem.active:
             ir.async_delete_issue(hass, DOMAIN, issue_id)
             return
-        printer = entry.runtime_data.coordinator.data.printers.get(serial)
+        coordinator = entry.runtime_data.coordinator
+        printer = coordinator.data.printers.get(serial)
         name = printer.name if printer else serial
+        if problem.kind is ProblemKind.LAN_AUTH and isinstance(
+            coordinator, BambuLanCoordinator
+        ):
+            # The access code is the entry's own: ask the user for the new
+            # one (reauth); nothing else could tell it.
+            entry.async_start_reauth(hass)
+            return
         if problem.kind is ProblemKind.LAN_AUTH:
             ir.async_create_issue(
                 hass,
@@ -85,9 +93,7 @@ def problem_handler(
                 translation_placeholders={"printer": name},
             )
             # The bind list carries the current access code.
-            hass.async_create_task(
-                entry.runtime_data.coordinator.async_request_refresh()
-            )
+            hass.async_create_task(coordinator.async_request_refresh())
             return
         cause = problem.detail if problem.detail in TLS_CAUSES else "other"
         ir.async_create_issue(
@@ -112,6 +118,8 @@ async def _confirm_cloud_refusal(hass: HomeAssistant, entry: BambuConfigEntry) -
     logs in again after its back-off.
     """
     runtime = entry.runtime_data
+    if runtime.cloud is None:
+        return  # no cloud session, no cloud refusal
     try:
         await runtime.cloud.get_profile()
     except BambuAuthError:

@@ -11,8 +11,12 @@ to servers on 127.0.0.1 exactly as it talks to Bambu Lab.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from .bambu.config import BambuConfig
 from .bambu.const import REGIONS, Region
+from .const import CONF_REGION
 
 LIBRARY_CONFIGS: dict[Region, BambuConfig] = {
     region: BambuConfig(endpoints=endpoints) for region, endpoints in REGIONS.items()
@@ -22,3 +26,12 @@ LIBRARY_CONFIGS: dict[Region, BambuConfig] = {
 def library_config(region: Region | str) -> BambuConfig:
     """The library's configuration for an account region."""
     return LIBRARY_CONFIGS[Region(region)]
+
+
+def entry_library_config(data: Mapping[str, Any]) -> BambuConfig:
+    """The configuration of a config entry (or of a flow's entry data).
+
+    A printer added without an account has no region: it uses the pins,
+    ports and timeouts every region shares, and no endpoint at all.
+    """
+    return library_config(data.get(CONF_REGION, Region.GLOBAL))

@@ -416,20 +416,25 @@ async def async_setup_entry(
 ) -> None:
     """Set up account, cloud and live sensors, and AMS sensors as they appear."""
     runtime = entry.runtime_data
-    coordinator = runtime.coordinator
     hub = runtime.hub
-    async_add_entities(
-        BambuAccountSensor(coordinator, description, runtime.token)
-        for description in ACCOUNT_SENSORS
-        if description.exists_fn(runtime.token)
-    )
+    # A LAN-only entry has no account: no account or bind-list sensors.
+    coordinator = runtime.coordinator
+    cloud = coordinator if isinstance(coordinator, BambuCloudCoordinator) else None
+    if cloud is not None and (token := runtime.token) is not None:
+        async_add_entities(
+            BambuAccountSensor(cloud, description, token)
+            for description in ACCOUNT_SENSORS
+            if description.exists_fn(token)
+        )
 
     def printer_entities(serial: str) -> list[SensorEntity]:
         model = hub.printers[serial].spec.model
-        entities: list[SensorEntity] = [
-            BambuCloudSensor(coordinator, serial, description)
-            for description in CLOUD_SENSORS
-        ]
+        entities: list[SensorEntity] = []
+        if cloud is not None:
+            entities.extend(
+                BambuCloudSensor(cloud, serial, description)
+                for description in CLOUD_SENSORS
+            )
         entities.extend(
             BambuSensor(hub, serial, description)
             for description in PRINTER_SENSORS

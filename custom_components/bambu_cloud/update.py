@@ -48,7 +48,8 @@ async def async_setup_entry(
 ) -> None:
     """One update entity per printer, fed by the entry's firmware coordinator."""
     runtime = entry.runtime_data
-    coordinator = runtime.firmware
+    if (coordinator := runtime.firmware) is None:
+        return  # the releases come from the cloud
     initial = True
 
     def printer_entities(serial: str) -> list[UpdateEntity]:

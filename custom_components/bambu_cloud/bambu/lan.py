@@ -56,12 +56,18 @@ class LanCheck:
     firmware_version: str | None
 
 
+# Refused handshakes with a reason of their own; any other is "tls_other".
+_TLS_REASONS: dict[str, LanCheckReason] = {
+    "unknown_ca": "unknown_ca",
+    "serial_mismatch": "serial_mismatch",
+    "expired": "expired",
+}
+
+
 def _tls_reason(error: BaseException | None) -> LanCheckReason:
     """The reason of a refused handshake."""
-    if isinstance(error, ssl.SSLError):
-        kind = tls.classify_tls_error(error)
-        return "tls_other" if kind == "other" else kind
-    return "tls_other"
+    kind = tls.classify_tls_error(error) if isinstance(error, ssl.SSLError) else ""
+    return _TLS_REASONS.get(kind, "tls_other")
 
 
 async def check_printer(
@@ -131,15 +137,9 @@ async def _login(
         elif status is SessionStatus.AUTH_FAILED:
             settle("access_code")
         elif status is SessionStatus.DISCONNECTED:
-            # A handshake broken off without a verification result is a TLS
-            # failure; anything else (refused, reset, timed out) is the
-            # address.
-            settle(
-                "tls_other"
-                if isinstance(error, ssl.SSLError)
-                and not isinstance(error, ssl.SSLZeroReturnError | ssl.SSLEOFError)
-                else "cannot_connect"
-            )
+            # Refused, reset, timed out or dropped after the probe read the
+            # chain: nothing more specific can be said about the address.
+            settle("cannot_connect")
 
     def on_message(topic: str, payload: bytes) -> None:
         if topic == report_topic:
