@@ -238,3 +238,16 @@ def test_unknown_reasons_fall_back_to_the_generic_message() -> None:
     unknown = TlsBundleError("not_pem")
     unknown.reason = "brand_new"  # type: ignore[assignment]
     assert bundle_error(unknown) == (BUNDLE_ERROR, {})
+
+
+@pytest.mark.parametrize("section", ["config", "options"])
+def test_every_flow_field_is_described(section: str) -> None:
+    """Each field of a flow form has a data_description (quality scale)."""
+    steps = _load(EN)[section]["step"]
+    missing = {
+        f"{step_id}.{field}"
+        for step_id, step in steps.items()
+        for field in step.get("data", {})
+        if field not in step.get("data_description", {})
+    }
+    assert not missing
