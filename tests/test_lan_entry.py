@@ -333,9 +333,16 @@ async def test_lan_flow_expired_certificate(
 class RecordingServer:
     """A TLS (or plain) server that records every byte a client sends."""
 
-    def __init__(self, context: ssl.SSLContext | None, reply: bytes = b"") -> None:
+    def __init__(
+        self,
+        context: ssl.SSLContext | None,
+        reply: bytes = b"",
+        *,
+        hang_up: bool = False,
+    ) -> None:
         self.context = context
         self.reply = reply
+        self.hang_up = hang_up
         self.received = b""
         self.connections = 0
         self.server: asyncio.Server | None = None
@@ -365,6 +372,8 @@ class RecordingServer:
         try:
             while data := await reader.read(4096):
                 self.received += data
+                if self.hang_up:
+                    break
         except (ConnectionError, ssl.SSLError):
             pass
         finally:
@@ -405,6 +414,23 @@ async def test_not_a_tls_server(
         )
         assert result["errors"] == {"base": "tls_other"}
         assert CODE.encode() not in srv.received
+
+
+async def test_login_dropped(
+    hass: HomeAssistant, pki: TestPKI, lan_config: Callable[..., None]
+) -> None:
+    """The printer's certificate checks out, but the login is cut off."""
+    ca = pki.root("Test Printer CA")
+    lan_config(ca)
+    context = pki.server(ca, SERIAL).server_context()
+    async with RecordingServer(context, hang_up=True) as server:
+        result = await _lan_form(hass)
+        result = await _submit(
+            hass,
+            result,
+            {CONF_HOST: server.host, CONF_SERIAL: SERIAL, CONF_ACCESS_CODE: CODE},
+        )
+        assert result["errors"] == {"base": "printer_cannot_connect"}
 
 
 async def test_lan_flow_with_app_certificate(
