@@ -640,21 +640,37 @@ class _Front:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        """Close the door and every piped connection, however far it got.
+
+        A connection accepted just before ``close()`` may get its handler
+        only after the first sweep; ``wait_closed`` waits for every client,
+        so sweep until none is left, and abort the server's own transports.
+        """
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        while True:
+            if server is not None:
+                server.abort_clients()
+            for writer in list(self._writers):
+                writer.transport.abort()
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.sleep(0)
+            if not self._tasks and not self._writers:
+                break
         if server is not None:
-            await server.wait_closed()
+            async with asyncio.timeout(5):
+                await server.wait_closed()
 
     async def _handle(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        if self._server is None:  # accepted while stopping
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         if task is not None:  # always: asyncio runs handlers as tasks
             self._tasks.add(task)
