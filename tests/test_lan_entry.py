@@ -636,7 +636,32 @@ async def test_discovery_moves_a_lan_entry(
     entry.add_to_hass(hass)
     result = await _discover(hass, DiscoveredPrinter(serial=SERIAL, host="127.0.0.7"))
     assert result["reason"] == "already_configured"
+    # The test printer's broker listens on its own port, which is kept.
+    assert entry.data[CONF_HOST] == f"127.0.0.7:{lan.host.rpartition(':')[2]}"
+
+
+async def test_discovery_replaces_a_bare_address(hass: HomeAssistant) -> None:
+    """A LAN entry typed without a port takes the announced address as is."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=SERIAL,
+        data={CONF_HOST: "printer.lan", CONF_SERIAL: SERIAL, CONF_ACCESS_CODE: CODE},
+    )
+    entry.add_to_hass(hass)
+    result = await _discover(hass, DiscoveredPrinter(serial=SERIAL, host="127.0.0.7"))
+    assert result["reason"] == "already_configured"
     assert entry.data[CONF_HOST] == "127.0.0.7"
+
+
+async def test_discovery_keeps_a_typed_port(
+    hass: HomeAssistant, lan: LanPrinter
+) -> None:
+    """A forwarded MQTT port the user typed survives the new address."""
+    entry = _entry(lan, **{CONF_HOST: "127.0.0.6:18883"})
+    entry.add_to_hass(hass)
+    result = await _discover(hass, DiscoveredPrinter(serial=SERIAL, host="127.0.0.7"))
+    assert result["reason"] == "already_configured"
+    assert entry.data[CONF_HOST] == "127.0.0.7:18883"
 
 
 # ------------------------------------------------------------ a loaded entry

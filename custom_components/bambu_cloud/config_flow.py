@@ -490,8 +490,11 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
         if not valid_serial(serial) or not _valid_host(host):
             return self.async_abort(reason="invalid_discovery")
         await self.async_set_unique_id(serial)
-        # A LAN entry of this printer follows its new address.
-        self._abort_if_unique_id_configured(updates={CONF_HOST: host})
+        # A LAN entry of this printer follows its new address; a port the
+        # user typed ("host:port", a forwarded MQTT port) is kept.
+        self._abort_if_unique_id_configured(
+            updates={CONF_HOST: self._announced_host(serial, host)}
+        )
         self._abort_if_account_printer(serial)
         name = discovery_info.get("name")
         self._lan = {CONF_HOST: host, CONF_SERIAL: serial}
@@ -506,6 +509,18 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
             "host": host,
         }
         return await self.async_step_discovery_confirm()
+
+    def _announced_host(self, serial: str, address: str) -> str:
+        """The announced address, with the port of the known entry if it had one."""
+        entry = self.hass.config_entries.async_entry_for_domain_unique_id(
+            DOMAIN, serial
+        )
+        known = entry.data.get(CONF_HOST) if entry is not None else None
+        if isinstance(known, str):
+            host, port = split_host_port(known, 0)
+            if port and host != known:
+                return f"{address}:{port}"
+        return address
 
     async def async_step_discovery_confirm(
         self, user_input: dict[str, Any] | None = None
