@@ -636,6 +636,9 @@ def _meta(plan: Plan) -> dict[str, Any]:
             "read callback = loop-thread CPU inside the integration's MQTT "
             "read callback (TLS read, paho, merge, entities, state machine)",
             "no recorder, history or frontend is loaded",
+            "the registry saves that setup schedules (ten seconds after the "
+            "entities are created) are written before the first window, not "
+            "counted as the cost of reports",
         ],
     }
 
