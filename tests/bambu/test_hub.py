@@ -473,6 +473,41 @@ async def test_cloud_outage_availability(
     await until(lambda: commands_of(x1c).count("get_version") == greeted + 1)
 
 
+async def test_outages_are_logged_once_each_way(
+    make_hub: HubFactory,
+    broker: MqttBroker,
+    x1c: VirtualPrinter,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Down and back are each logged once at info level, not per attempt."""
+    caplog.set_level(logging.INFO, logger="custom_components.bambu_cloud.bambu.hub")
+    hub = make_hub()
+    hub.set_printers({X1_SERIAL: spec(X1_SERIAL)})
+    await hub.start()
+    link = hub.printers[X1_SERIAL]
+    await until(lambda: link.available)
+    assert "unavailable" not in caplog.text
+    assert "available again" not in caplog.text  # the first time is no news
+
+    await broker.stop()
+    await until(lambda: not link.available)
+    await asyncio.sleep(1.0)  # several reconnect attempts fail meanwhile
+    await broker.start()
+    await until(lambda: link.available)
+
+    def infos(text: str) -> int:
+        return sum(
+            1
+            for record in caplog.records
+            if record.levelno == logging.INFO and text in record.getMessage()
+        )
+
+    assert infos("Lost the connection to the cloud MQTT broker") == 1
+    assert infos("Connected to the cloud MQTT broker again") == 1
+    assert infos(f"{X1_SERIAL} is unavailable") == 1
+    assert infos(f"{X1_SERIAL} is available again") == 1
+
+
 async def test_request_full_report_rate_limited(
     make_hub: HubFactory, x1c: VirtualPrinter
 ) -> None:

@@ -175,6 +175,8 @@ class PrinterLink:
     probe_backoff: Backoff = field(default_factory=Backoff)
     lan_up: bool = False
     available: bool = False
+    # Once available: later changes are logged (once each way, at info).
+    seen_available: bool = False
     failed_listeners: set[int] = field(default_factory=set)
 
     @property
@@ -308,6 +310,8 @@ class BambuHub:
         self._tasks: set[asyncio.Task[None]] = set()
         self._cloud_tls_logged = False
         self._cloud_auth_logged = False
+        self._cloud_was_up = False
+        self._cloud_down_logged = False
         self._watch_failed = False
 
     async def start(self) -> None:
@@ -547,6 +551,15 @@ class BambuHub:
             self._cloud_tls_logged = False
             self._cloud_auth_logged = False
             _LOGGER.debug("Cloud MQTT connected")
+        if status is SessionStatus.CONNECTED:
+            if self._cloud_down_logged:
+                self._cloud_down_logged = False
+                _LOGGER.info("Connected to the cloud MQTT broker again")
+            self._cloud_was_up = True
+        elif self._cloud_was_up and not self._cloud_down_logged:
+            # Once per outage, not per reconnect attempt.
+            self._cloud_down_logged = True
+            _LOGGER.info("Lost the connection to the cloud MQTT broker; reconnecting")
         self._refresh_availability()
 
     def _cloud_message(self, topic: str, payload: bytes) -> None:
@@ -738,6 +751,11 @@ class BambuHub:
         if available is link.available:
             return False
         link.available = available
+        if not available:
+            _LOGGER.info("%s is unavailable", link.serial)
+        elif link.seen_available:
+            _LOGGER.info("%s is available again", link.serial)
+        link.seen_available = True
         return True
 
     def _refresh_availability(self) -> None:
