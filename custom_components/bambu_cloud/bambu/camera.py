@@ -33,6 +33,7 @@ from urllib.parse import quote
 from .hub import split_host_port
 from .mqtt import Backoff
 from .relay import LOOPBACK
+from .streams import close_stream
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -53,7 +54,6 @@ STILL_TIMEOUT: Final = 10.0
 AUTH_RETRY: Final = 300.0
 CONNECT_TIMEOUT: Final = 10.0
 FRAME_TIMEOUT: Final = 30.0
-CLOSE_TIMEOUT: Final = 2.0
 BACKOFF_MIN: Final = 1.0
 BACKOFF_MAX: Final = 60.0
 
@@ -345,7 +345,7 @@ class JpegStreamClient:
             await self._read_frames(reader)
         finally:
             self.connected = False
-            await _close(writer)
+            await close_stream(writer)
 
     async def _read_frames(self, reader: asyncio.StreamReader) -> None:
         received = False
@@ -382,16 +382,3 @@ class JpegStreamClient:
         self._auth_failed_at = None
         self.last_error = None
         self._notify()
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    """Close a connection; abort it when the TLS shutdown hangs."""
-    writer.close()
-    try:
-        async with asyncio.timeout(CLOSE_TIMEOUT):
-            await writer.wait_closed()
-    except (OSError, TimeoutError):
-        writer.transport.abort()
-    except asyncio.CancelledError:
-        writer.transport.abort()
-        raise

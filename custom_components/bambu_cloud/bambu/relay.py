@@ -39,6 +39,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from .hub import TrustError
+from .streams import CLOSE_TIMEOUT, close_stream
 from .tls import classify_tls_error
 
 _LOGGER = logging.getLogger(__name__)
@@ -50,7 +51,6 @@ CHUNK_BYTES: Final = 64 * 1024
 BUFFER_BYTES: Final = 256 * 1024
 MAX_CONNECTIONS: Final = 8
 CONNECT_TIMEOUT: Final = 10.0
-CLOSE_TIMEOUT: Final = 2.0
 # After a verification failure: refuse without dialling for this long,
 # doubling per failure up to the maximum; reset by a verified connection.
 REFUSE_MIN: Final = 60.0
@@ -159,7 +159,7 @@ class RtspRelay:
             or len(self._handlers) >= self._max_connections
         ):
             _LOGGER.debug("%s: camera relay refused a connection", self.serial)
-            await _close(local_writer)
+            await close_stream(local_writer)
             return
         # asyncio runs every client_connected_cb coroutine in its own task.
         task = asyncio.current_task()
@@ -177,7 +177,7 @@ class RtspRelay:
         finally:
             if task is not None:
                 self._handlers.discard(task)
-            await _close(local_writer)
+            await close_stream(local_writer)
 
     async def _open_remote(
         self,
@@ -246,7 +246,7 @@ async def _pipe_both(
         for task in (upstream, downstream):
             task.cancel()
         await asyncio.wait((upstream, downstream))
-        await _close(remote_writer)
+        await close_stream(remote_writer)
 
 
 async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -255,16 +255,3 @@ async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         while data := await reader.read(CHUNK_BYTES):
             writer.write(data)
             await writer.drain()
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    """Close a connection; abort it when the (TLS) shutdown hangs."""
-    writer.close()
-    try:
-        async with asyncio.timeout(CLOSE_TIMEOUT):
-            await writer.wait_closed()
-    except (OSError, TimeoutError):
-        writer.transport.abort()
-    except asyncio.CancelledError:
-        writer.transport.abort()
-        raise
