@@ -185,7 +185,10 @@ class HomeAssistantApi:
         ) as response:
             result = await response.json()
         if result.get("type") != "create_entry":
-            raise DemoSetupError(f"Home Assistant refused the login of {username}")
+            reason = result.get("errors") or result.get("reason") or result
+            raise DemoSetupError(
+                f"Home Assistant refused the login of {username}: {reason}"
+            )
         return await self._token(result["result"])
 
     async def _token(self, code: str) -> str:

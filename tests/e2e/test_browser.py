@@ -74,17 +74,28 @@ async def _onboard(page: object, hass: HassProcess) -> None:
     await page.goto(hass.url)  # type: ignore[attr-defined]
     await page.get_by_text("Create my smart home").click()  # type: ignore[attr-defined]
     create = page.get_by_role("button", name="Create account")  # type: ignore[attr-defined]
-    for _ in range(10):  # the form may still be wiring its fields up
-        for name, value in (
-            ("name", "Browser Owner"),
-            ("username", "owner"),
-            ("password", "owner-password-123"),
-            ("password_confirm", "owner-password-123"),
-        ):
+    fields = (
+        ("name", "Browser Owner"),
+        ("username", "owner"),
+        ("password", "owner-password-123"),
+        ("password_confirm", "owner-password-123"),
+    )
+    for _ in range(10):
+        # The form may still be wiring its fields up, and it derives the
+        # username from the name as that is typed: fill, then check that
+        # every field holds what was typed before creating the owner.
+        for name, value in fields:
             await page.locator(f"input[name={name}]").fill(value)  # type: ignore[attr-defined]
-        if await create.is_enabled():
+        await page.wait_for_timeout(300)  # type: ignore[attr-defined]
+        held = [
+            await page.locator(f"input[name={name}]").input_value()  # type: ignore[attr-defined]
+            for name, _ in fields
+        ]
+        if held == [value for _, value in fields] and await create.is_enabled():
             break
         await page.wait_for_timeout(500)  # type: ignore[attr-defined]
+    else:
+        raise AssertionError("the owner form did not take the values typed")
     quiet = _Quiet(page)
     await create.click()
     for _ in range(10):
