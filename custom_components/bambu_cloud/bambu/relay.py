@@ -2,7 +2,7 @@
 
 Home Assistant's stream worker (FFmpeg) and go2rtc play RTSPS without checking
 the printer's certificate, and the RTSP URL carries the LAN access code, which
-gives full control of the printer. Handing them ``rtsps://<printer>`` would
+gives full control of the printer. Handing them the printer's own RTSPS URL would
 send that code to anyone who answers at the printer's address.
 
 ``RtspRelay`` listens on 127.0.0.1 (a random port). For every local
