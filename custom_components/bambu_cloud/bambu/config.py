@@ -41,6 +41,8 @@ class Ports:
     # 239.255.255.250; listened to, never sent to.
     discovery_broadcast: int = 2021
     discovery_multicast: int = 1990
+    # The printer's storage: FTPS with implicit TLS.
+    ftps: int = 990
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +57,8 @@ class Timeouts:
     probe: float = 10.0
     # One request to the cloud API.
     request: float = 30.0
+    # One file operation on the printer's storage (connect, list or read).
+    file_transfer: float = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

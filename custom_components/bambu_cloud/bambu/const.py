@@ -30,6 +30,9 @@ class RegionEndpoints:
     # Lab's brokers, whose certificates are publicly trusted; a configuration
     # for a private broker (a test's, the virtual farm's) names its CA here.
     mqtt_ca_pem: str | None = None
+    # Bambu Studio's HMS text service: descriptions of HMS and print error
+    # codes per model and language (PROTOCOL.md, HMS). None = no texts.
+    hms_url: str | None = None
 
 
 REGIONS: dict[Region, RegionEndpoints] = {
@@ -37,13 +40,28 @@ REGIONS: dict[Region, RegionEndpoints] = {
         api_url="https://api.bambulab.com",
         web_url="https://bambulab.com",
         mqtt_host="us.mqtt.bambulab.com",
+        hms_url="https://e.bambulab.com",
     ),
     Region.CHINA: RegionEndpoints(
         api_url="https://api.bambulab.cn",
         web_url="https://bambulab.cn",
         mqtt_host="cn.mqtt.bambulab.com",
+        hms_url="https://e.bambulab.com",
     ),
 }
+
+
+class StorageUrl(StrEnum):
+    """How ``project_file`` names a file on the printer's own storage.
+
+    Models whose firmware reads the SD card by path take ``file:///sdcard/``;
+    the P2S keeps its files on USB storage; the H2 series and the X2D take the
+    FTP form that Bambu Studio uses for a file it uploaded over FTPS.
+    """
+
+    SDCARD = "file:///sdcard/"
+    USB = "file:///media/usb0/"
+    FTP = "ftp://"
 
 
 class CameraKind(StrEnum):
@@ -76,6 +94,20 @@ class PrinterModel:
     lidar: bool = False
     # Prompt sound toggle (print_option sound_enable).
     prompt_sound: bool = False
+    # Fans besides part cooling: aux (M106 P2), chamber (P3), and the
+    # secondary aux fan of the P2S and X2D (P10).
+    aux_fan: bool = False
+    chamber_fan: bool = False
+    secondary_aux_fan: bool = False
+    # Air duct mode (set_airduct: cooling / heating): P2S, H2 series, X2D.
+    air_duct: bool = False
+    # The buzzer command (buzzer_ctrl): H2 series.
+    buzzer: bool = False
+    # URL form of a file on the printer's storage for project_file.
+    storage_url: StorageUrl = StorageUrl.SDCARD
+    # Path of the model's HMS pages on Bambu Lab's wiki; None = the generic
+    # HMS page (models the wiki has no section for).
+    hms_wiki: str | None = None
 
 
 MODELS: tuple[PrinterModel, ...] = (
@@ -87,6 +119,9 @@ MODELS: tuple[PrinterModel, ...] = (
         chamber_sensor=True,
         work_light=True,
         lidar=True,
+        aux_fan=True,
+        chamber_fan=True,
+        hms_wiki="x1",
     ),
     PrinterModel(
         name="X1",
@@ -96,6 +131,9 @@ MODELS: tuple[PrinterModel, ...] = (
         chamber_sensor=True,
         work_light=True,
         lidar=True,
+        aux_fan=True,
+        chamber_fan=True,
+        hms_wiki="x1",
     ),
     PrinterModel(
         name="X1E",
@@ -108,6 +146,9 @@ MODELS: tuple[PrinterModel, ...] = (
         max_bed_temp=120,
         work_light=True,
         lidar=True,
+        aux_fan=True,
+        chamber_fan=True,
+        hms_wiki="x1",
     ),
     PrinterModel(
         name="P1P",
@@ -116,6 +157,7 @@ MODELS: tuple[PrinterModel, ...] = (
         camera=CameraKind.JPEG,
         max_bed_temp=100,
         enclosed=False,
+        hms_wiki="p1",
     ),
     PrinterModel(
         name="P1S",
@@ -123,6 +165,9 @@ MODELS: tuple[PrinterModel, ...] = (
         serial_prefixes=("01P",),
         camera=CameraKind.JPEG,
         max_bed_temp=100,
+        aux_fan=True,
+        chamber_fan=True,
+        hms_wiki="p1",
     ),
     PrinterModel(
         name="P2S",
@@ -133,6 +178,12 @@ MODELS: tuple[PrinterModel, ...] = (
         chamber_heater=True,
         max_chamber_temp=65,
         prompt_sound=True,
+        aux_fan=True,
+        chamber_fan=True,
+        secondary_aux_fan=True,
+        air_duct=True,
+        storage_url=StorageUrl.USB,
+        hms_wiki="p2s",
     ),
     PrinterModel(
         name="A1 mini",
@@ -143,6 +194,7 @@ MODELS: tuple[PrinterModel, ...] = (
         ams_lite=True,
         enclosed=False,
         prompt_sound=True,
+        hms_wiki="a1-mini",
     ),
     PrinterModel(
         name="A1",
@@ -153,6 +205,7 @@ MODELS: tuple[PrinterModel, ...] = (
         ams_lite=True,
         enclosed=False,
         prompt_sound=True,
+        hms_wiki="a1",
     ),
     PrinterModel(
         name="A2L",
@@ -176,6 +229,12 @@ MODELS: tuple[PrinterModel, ...] = (
         nozzles=2,
         second_chamber_light=True,
         prompt_sound=True,
+        aux_fan=True,
+        chamber_fan=True,
+        air_duct=True,
+        buzzer=True,
+        storage_url=StorageUrl.FTP,
+        hms_wiki="h2d",
     ),
     PrinterModel(
         name="H2D Pro",
@@ -190,6 +249,12 @@ MODELS: tuple[PrinterModel, ...] = (
         nozzles=2,
         second_chamber_light=True,
         prompt_sound=True,
+        aux_fan=True,
+        chamber_fan=True,
+        air_duct=True,
+        buzzer=True,
+        storage_url=StorageUrl.FTP,
+        hms_wiki="h2d",
     ),
     PrinterModel(
         name="H2S",
@@ -203,6 +268,12 @@ MODELS: tuple[PrinterModel, ...] = (
         max_bed_temp=120,
         second_chamber_light=True,
         prompt_sound=True,
+        aux_fan=True,
+        chamber_fan=True,
+        air_duct=True,
+        buzzer=True,
+        storage_url=StorageUrl.FTP,
+        hms_wiki="h2d",
     ),
     PrinterModel(
         name="H2C",
@@ -216,6 +287,12 @@ MODELS: tuple[PrinterModel, ...] = (
         max_bed_temp=120,
         second_chamber_light=True,
         prompt_sound=True,
+        aux_fan=True,
+        chamber_fan=True,
+        air_duct=True,
+        buzzer=True,
+        storage_url=StorageUrl.FTP,
+        hms_wiki="h2d",
     ),
     PrinterModel(
         name="X2D",
@@ -230,6 +307,11 @@ MODELS: tuple[PrinterModel, ...] = (
         nozzles=2,
         second_chamber_light=True,
         prompt_sound=True,
+        aux_fan=True,
+        chamber_fan=True,
+        secondary_aux_fan=True,
+        air_duct=True,
+        storage_url=StorageUrl.FTP,
     ),
 )
 
