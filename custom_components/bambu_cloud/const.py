@@ -50,7 +50,6 @@ PLATFORMS: Final = [
     Platform.BUTTON,
     Platform.CAMERA,
     Platform.EVENT,
-    Platform.FAN,
     Platform.IMAGE,
     Platform.LIGHT,
     Platform.NUMBER,
