@@ -17,10 +17,13 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from tools.test_pki import PrinterPKI
 from tools.virtual_printer.mosquitto import MqttBroker
 from tools.virtual_printer.printer import (
+    BUSY_REASON,
     ERR_ENVELOPE_MALFORMED,
     ERR_VERIFY_FAILED,
+    FILE_NOT_FOUND_REASON,
     FUN_SIGNATURE_REQUIRED,
     MODELS,
+    NOT_PRINTING_REASON,
     PRINT_CANCELLED,
     VirtualPrinter,
     canonical_print_bytes,
@@ -508,9 +511,44 @@ def test_gcode_fans_and_temperatures() -> None:
     assert harness.command("print", "gcode_line", param="G28\n")[1:] == []
 
 
+def test_project_file_refusals() -> None:
+    """Like firmware: no second job while one runs, no job from a missing file."""
+    harness = Harness("P1S")
+    printer = harness.printer
+    printer.storage = {"/cube.gcode.3mf": b"PK"}
+    [ack] = harness.command(
+        "print", "project_file", url="file:///sdcard/gone.3mf", file="gone.3mf"
+    )
+    assert (ack["print"]["result"], ack["print"]["reason"]) == (
+        "failed",
+        FILE_NOT_FOUND_REASON,
+    )
+    assert printer.state["gcode_state"] == "IDLE"
+    [ack, _] = harness.command(
+        "print", "project_file", url="ftp://cube.gcode.3mf", file="cube.gcode.3mf"
+    )
+    assert ack["print"]["result"] == "success"
+    assert printer.state["gcode_state"] == "RUNNING"
+    [ack] = harness.command(
+        "print", "project_file", url="file:///media/usb0/cube.gcode.3mf"
+    )
+    assert (ack["print"]["result"], ack["print"]["reason"]) == ("failed", BUSY_REASON)
+    assert printer.state["gcode_file"] == "cube.gcode.3mf"
+    printer.storage = None
+    harness.command("print", "stop")
+    [ack, _] = harness.command("print", "gcode_file", param="/sdcard/any.gcode")
+    assert ack["print"]["result"] == "success"
+
+
 def test_objects_options_and_ams() -> None:
     harness = Harness("X1C")
     printer = harness.printer
+    [ack] = harness.command("print", "skip_objects", obj_list=[206])
+    assert (ack["print"]["result"], ack["print"]["reason"]) == (
+        "failed",
+        NOT_PRINTING_REASON,
+    )
+    harness.command("print", "project_file", param="Metadata/plate_1.gcode")
     harness.command("print", "skip_objects", obj_list=[206, 12])
     harness.command("print", "skip_objects", obj_list=[12, 300])
     assert printer.state["s_obj"] == [12, 206, 300]

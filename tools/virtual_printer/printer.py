@@ -549,6 +549,27 @@ _ACK_ONLY = frozenset(
     }
 )
 """``print`` commands acknowledged without a modelled effect."""
+_BUSY_STATES = frozenset({"RUNNING", "PAUSE", "PREPARE"})
+BUSY_REASON = "printer is busy printing"
+FILE_NOT_FOUND_REASON = "file not found"
+NOT_PRINTING_REASON = "no print job running"
+_STORAGE_PREFIXES = ("file:///sdcard/", "file:///media/usb0/", "ftp://")
+
+
+def storage_path(inner: Mapping[str, Any]) -> str:
+    """The storage path a ``project_file`` / ``gcode_file`` names.
+
+    The URL (``file:///sdcard/<path>``, ``file:///media/usb0/<path>``,
+    ``ftp://<path>``) or, without one, ``file`` / ``param``; always absolute.
+    """
+    url = str(inner.get("url") or "")
+    for prefix in _STORAGE_PREFIXES:
+        if url.startswith(prefix):
+            return "/" + url[len(prefix) :].lstrip("/")
+    name = str(inner.get("file") or inner.get("param") or "")
+    return "/" + name.removeprefix("/sdcard").lstrip("/")
+
+
 _FAN_KEYS = {"1": "cooling_fan_speed", "2": "big_fan1_speed", "3": "big_fan2_speed"}
 
 
@@ -589,6 +610,9 @@ class VirtualPrinter:
         """False after :meth:`detach`: requests are ignored, nothing is reported."""
         self.received: list[dict[str, Any]] = []
         """Every command received while online, oldest first (bounded)."""
+        self.storage: dict[str, bytes] | None = None
+        """Files on the printer's storage (absolute path -> content), as the
+        FTPS server serves them; None: storage not modelled, any file prints."""
         self._log_size = log_size
         self._report_seq = 0
         self._brokers: list[MqttBroker] = [broker]
@@ -1013,6 +1037,10 @@ class VirtualPrinter:
         return None, ("spd_lvl", "spd_mag")
 
     def _cmd_project_file(self, inner: Mapping[str, Any]) -> _Outcome:
+        if self.state.get("gcode_state") in _BUSY_STATES:
+            return BUSY_REASON, ()
+        if self.storage is not None and storage_path(inner) not in self.storage:
+            return FILE_NOT_FOUND_REASON, ()
         name = str(inner.get("subtask_name") or inner.get("file") or "")
         self.state.update(
             gcode_state="RUNNING",
@@ -1051,6 +1079,8 @@ class VirtualPrinter:
         return self._cmd_project_file({"file": inner.get("param", "")})
 
     def _cmd_skip_objects(self, inner: Mapping[str, Any]) -> _Outcome:
+        if self.state.get("gcode_state") not in ("RUNNING", "PAUSE"):
+            return NOT_PRINTING_REASON, ()
         ids = inner.get("obj_list")
         if not isinstance(ids, list) or not all(type(i) is int for i in ids):
             return "invalid param", ()
