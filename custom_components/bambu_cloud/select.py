@@ -9,6 +9,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .bambu.commands import print_speed
+from .bambu.enums import SpeedLevel
 from .bambu.state import SPEED_LEVELS
 from .coordinator import BambuConfigEntry
 from .entity import BambuPrinterEntity, BambuPrinterEntityDescription
@@ -60,4 +61,4 @@ class BambuSpeedSelect(BambuPrinterEntity, SelectEntity):
 
     async def async_select_option(self, option: str) -> None:
         """Send the level (1 silent .. 4 ludicrous)."""
-        await self.async_send(print_speed(SPEED_LEVELS.index(option) + 1))
+        await self.async_send(print_speed(SpeedLevel[option.upper()]))
