@@ -37,6 +37,14 @@ from ipaddress import IPv4Address
 from types import MappingProxyType, ModuleType
 from typing import Any, Final, cast
 
+from .ams import (
+    DRYING_BLOCKER_CODES,
+    DRYING_PHASE_CODES,
+    DRYING_STATE_CODES,
+    DryingBlocker,
+    DryingState,
+    can_dry,
+)
 from .values import as_bool, as_float, as_hex, as_int, as_str, dicts
 
 _orjson: ModuleType | None
@@ -190,6 +198,7 @@ _DBM: Final = re.compile(r"\s*(-?\d{1,4})")
 _HEX_COLOR: Final = re.compile(r"[0-9A-Fa-f]{6}(?:[0-9A-Fa-f]{2})?")
 _DOOR_OPEN: Final = 0x00800000
 _SIGNED_COMMANDS: Final = 0x20000000
+_REMOTE_DRYING: Final = 1 << 5
 _SECONDARY_AUX_FAN: Final = 160
 _LAST_EPOCH: Final = 10**11
 
@@ -253,6 +262,24 @@ class Tray:
     filament_id: str | None = None
     nozzle_temp_min: int | None = None
     nozzle_temp_max: int | None = None
+    # The filament's drying recommendation (°C, hours); 0 or absent: none.
+    drying_temperature: int | None = None
+    drying_hours: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AmsDrying:
+    """The dryer of an AMS 2 Pro or AMS HT: state, settings, blockers.
+
+    ``temperature``, ``hours`` and ``filament`` are the running (or last)
+    drying run's settings; ``blockers`` why drying cannot start now.
+    """
+
+    state: DryingState | None = None
+    temperature: int | None = None
+    hours: int | None = None
+    filament: str | None = None
+    blockers: tuple[DryingBlocker, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -267,6 +294,12 @@ class AmsUnit:
     drying_minutes_left: int | None
     firmware_version: str | None
     trays: tuple[Tray, ...]
+    drying: AmsDrying = AmsDrying()
+
+    @property
+    def can_dry(self) -> bool:
+        """Whether the unit has a heater (AMS 2 Pro, AMS HT)."""
+        return can_dry(self.kind)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -442,6 +475,49 @@ def _tray(data: Mapping[str, Any], ams_id: int | None) -> Tray | None:
         filament_id=as_str(data.get("tray_info_idx")),
         nozzle_temp_min=as_int(data.get("nozzle_temp_min")),
         nozzle_temp_max=as_int(data.get("nozzle_temp_max")),
+        # Some firmware (P1P's vt_tray) names them tray_temp / tray_time.
+        drying_temperature=_in_range(
+            as_int(_first(data.get("drying_temp"), data.get("tray_temp"))), 1, 200
+        ),
+        drying_hours=_in_range(
+            as_int(_first(data.get("drying_time"), data.get("tray_time"))), 1, 100
+        ),
+    )
+
+
+_DRY_STATE_SHIFT: Final = 4
+_DRY_PHASE_SHIFT: Final = 22
+
+
+def _drying(unit: Mapping[str, Any]) -> AmsDrying:
+    """A dryer's state, settings and blockers from its unit's report.
+
+    State: ``info`` bits 4-7 (phase while drying: bits 22-23); settings:
+    ``dry_setting`` (-1: not set); blockers: the ``dry_sf_reason`` codes.
+    """
+    info = as_hex(unit.get("info"))
+    state: DryingState | None = None
+    if info is not None and info >= 0:
+        code = (info >> _DRY_STATE_SHIFT) & 0xF
+        state = DRYING_STATE_CODES[code] if code < len(DRYING_STATE_CODES) else None
+        if state is DryingState.DRYING:
+            phase = (info >> _DRY_PHASE_SHIFT) & 0x3
+            state = DRYING_PHASE_CODES.get(phase, state)
+    setting = _dict(unit.get("dry_setting"))
+    reasons = unit.get("dry_sf_reason")
+    codes = [as_int(code) for code in reasons] if isinstance(reasons, list) else []
+    return AmsDrying(
+        state=state,
+        temperature=_in_range(as_int(setting.get("dry_temperature")), 1, 200),
+        hours=_in_range(as_int(setting.get("dry_duration")), 1, 1000),
+        filament=as_str(setting.get("dry_filament")),
+        blockers=tuple(
+            dict.fromkeys(
+                DRYING_BLOCKER_CODES[code]
+                for code in codes
+                if code in DRYING_BLOCKER_CODES
+            )
+        ),
     )
 
 
@@ -1321,9 +1397,20 @@ class PrinterState:
                     ),
                     firmware_version=firmware,
                     trays=_trays(dicts(unit.get("tray")), ams_id),
+                    drying=_drying(unit) if can_dry(kind) else AmsDrying(),
                 )
             )
         return tuple(units)
+
+    @property
+    @_uses("fun2")
+    def remote_drying(self) -> bool | None:
+        """Whether the firmware starts and stops AMS drying on command.
+
+        ``fun2`` bit 5; P1 firmware leaves it clear (drying from the screen
+        only) and acknowledges drying commands without acting on them.
+        """
+        return _bit(as_hex(self._print.get("fun2")), _REMOTE_DRYING)
 
     @property
     @_uses("vt_tray", "vir_slot")
