@@ -507,3 +507,21 @@ def test_every_builder_output_is_json() -> None:
     for command in built:
         assert encode(command).startswith(b'{"print":{"command":')
     assert commands.AIR_DUCT_HEATING_ABOVE == 40
+
+
+# ------------------------------------------- AMS settings (controls helper)
+
+
+def test_ams_user_setting() -> None:
+    """All three AMS options go out together, for every unit (ams_id -1)."""
+    assert commands.ams_user_setting(
+        startup_read=True, tray_read=False, remain_detection=True
+    ) == {
+        "print": {
+            "command": "ams_user_setting",
+            "ams_id": -1,
+            "startup_read_option": True,
+            "tray_read_option": False,
+            "calibrate_remain_flag": True,
+        }
+    }

@@ -518,3 +518,30 @@ def _drying(
             "close_power_conflict": False,
         }
     }
+
+
+# ------------------------------------------------------------ AMS settings
+
+# ``ams_id`` of ``ams_user_setting`` meaning every unit.
+ALL_AMS_UNITS: Final = -1
+
+
+def ams_user_setting(
+    *, startup_read: bool, tray_read: bool, remain_detection: bool
+) -> Command:
+    """Set the AMS options of every unit at once, as Bambu Studio does.
+
+    ``startup_read``: read every spool's RFID at power on; ``tray_read``: read
+    a spool when it is inserted; ``remain_detection``: estimate the filament
+    left on spools. The firmware takes all three together, so a caller
+    changing one repeats the reported values of the others.
+    """
+    return {
+        "print": {
+            "command": "ams_user_setting",
+            "ams_id": ALL_AMS_UNITS,
+            "startup_read_option": startup_read,
+            "tray_read_option": tray_read,
+            "calibrate_remain_flag": remain_detection,
+        }
+    }
