@@ -57,6 +57,15 @@ ERR_ENVELOPE_MALFORMED = 0x05024009
 """84033545: the ``header`` envelope is not well formed."""
 VERIFY_FAILED_REASON = "mqtt message verify failed"
 FUN_SIGNATURE_REQUIRED = 0x20000000
+FUN2_REMOTE_DRYING = 1 << 5
+"""``fun2`` bit 5: the AMS 2 Pro / AMS HT dry on command (else screen only)."""
+DRYER_MAX_TEMPERATURE = {"n3f": 65, "n3s": 85}
+"""Units with a heater (get_version module prefix) and their top temperature."""
+DRYING = 2
+"""Dryer state (``info`` bits 4-7) while drying; 0 idle."""
+NO_REMOTE_DRYING_REASON = "remote drying not supported"
+CANNOT_DRY_REASON = "ams does not support drying"
+DRYING_BLOCKED_REASON = "drying not allowed now"
 PRINT_CANCELLED = 50348044
 """``print_error`` 0300_400C "print cancelled by user", reset on the next tick."""
 SPEED_MAGNITUDE = {1: 50, 2: 100, 3: 124, 4: 166}
@@ -437,6 +446,14 @@ def h2d_state() -> State:
         ),
         vir_slot=[_external_spool("254"), _external_spool("255")],
     )
+    # Firmware that dries its AMS 2 Pro / AMS HT on command (fun2 bit 5).
+    state["fun2"] = f"{FUN2_REMOTE_DRYING:X}"
+    for unit in state["ams"]["ams"]:
+        unit.update(
+            info="1001",
+            dry_setting={"dry_temperature": -1, "dry_duration": -1, "dry_filament": ""},
+            dry_sf_reason=[],
+        )
     return state
 
 
@@ -532,6 +549,8 @@ _PRINT_EFFECTS = frozenset(
         "print_option",
         "ams_change_filament",
         "ams_filament_setting",
+        "ams_filament_drying",
+        "ams_get_rfid",
     }
 )
 """``print`` commands with a ``_cmd_<name>`` method changing the state."""
@@ -540,9 +559,7 @@ _ACK_ONLY = frozenset(
         "calibration",
         "unload_filament",
         "ams_control",
-        "ams_get_rfid",
         "ams_user_setting",
-        "ams_filament_drying",
         "buzzer_ctrl",
         "set_airduct",
         "extrusion_cali_sel",
@@ -792,6 +809,8 @@ class VirtualPrinter:
         if self.state.get("print_error") == PRINT_CANCELLED:
             self.state["print_error"] = 0
             changed.add("print_error")
+        if self._advance_drying():
+            changed.add("ams")
         if self.state.get("gcode_state") == "RUNNING":
             self._advance_job()
             changed.update(
@@ -1160,6 +1179,21 @@ class VirtualPrinter:
         tray = self._find_tray(inner.get("ams_id"), inner.get("tray_id"))
         if tray is None:
             return "invalid param", ()
+        # Like firmware, refuse a bad value of any field that is given.
+        kind = inner.get("tray_type", "-")
+        color = inner.get("tray_color", "FFFFFFFF")
+        low = inner.get("nozzle_temp_min", 0)
+        high = inner.get("nozzle_temp_max", 500)
+        if (
+            not isinstance(kind, str)
+            or not kind
+            or not isinstance(color, str)
+            or not re.fullmatch(r"[0-9A-F]{8}", color)
+            or type(low) is not int
+            or type(high) is not int
+            or not 0 <= low <= high <= 500
+        ):
+            return "invalid param", ()
         for key in (
             "tray_info_idx",
             "tray_color",
@@ -1183,6 +1217,96 @@ class VirtualPrinter:
             if unit["id"] == str(ams_id):
                 return next((t for t in unit["tray"] if t["id"] == str(tray_id)), None)
         return None
+
+    def _dryer(self, ams_id: object) -> tuple[dict[str, Any] | None, int | None]:
+        """An AMS unit's state and its top drying temperature (None: no heater)."""
+        unit = next(
+            (
+                u
+                for u in self.state.get("ams", {}).get("ams", [])
+                if u["id"] == str(ams_id)
+            ),
+            None,
+        )
+        kinds = {
+            name.rsplit("/", 1)[-1]: name.split("/")[0]
+            for name, *_ in self.spec.ams_modules
+        }
+        return unit, DRYER_MAX_TEMPERATURE.get(kinds.get(str(ams_id), ""))
+
+    @property
+    def remote_drying(self) -> bool:
+        """Whether this firmware dries on command (``fun2`` bit 5)."""
+        return bool(int(self.state.get("fun2", "0"), 16) & FUN2_REMOTE_DRYING)
+
+    def start_drying(
+        self, ams_id: int, temperature: int, hours: int, filament: str = ""
+    ) -> None:
+        """Dry a unit (no checks: the farm's demo dryer, tests' set-up)."""
+        unit, _ = self._dryer(ams_id)
+        if unit is None:
+            raise KeyError(ams_id)
+        self._set_drying(unit, DRYING, hours * 60)
+        unit["dry_setting"] = {
+            "dry_temperature": temperature,
+            "dry_duration": hours,
+            "dry_filament": filament,
+        }
+
+    @staticmethod
+    def _set_drying(unit: dict[str, Any], code: int, minutes: int) -> None:
+        # Bits 4-7 the dryer state, bits 22-23 its phase (1 heating).
+        info = int(str(unit.get("info", "0")), 16) & ~(0xF << 4) & ~(0x3 << 22)
+        if code == DRYING:
+            info |= (DRYING << 4) | (1 << 22)
+        unit["info"] = f"{info:X}"
+        unit["dry_time"] = minutes
+
+    def _advance_drying(self) -> bool:
+        """A tick is a minute of drying; the dryer stops when time is up."""
+        moved = False
+        for unit in self.state.get("ams", {}).get("ams", []):
+            minutes = int(unit.get("dry_time", 0) or 0)
+            if minutes > 0:
+                minutes -= 1
+                self._set_drying(unit, DRYING if minutes else 0, minutes)
+                moved = True
+        return moved
+
+    def _cmd_ams_filament_drying(self, inner: Mapping[str, Any]) -> _Outcome:
+        unit, max_temperature = self._dryer(inner.get("ams_id"))
+        if unit is None:
+            return "invalid param", ()
+        if max_temperature is None:
+            return CANNOT_DRY_REASON, ()
+        if not self.remote_drying:
+            return NO_REMOTE_DRYING_REASON, ()
+        mode = inner.get("mode")
+        if mode == 0:
+            if not unit.get("dry_time"):
+                return None, ()
+            self._set_drying(unit, 0, 0)
+            return None, ("ams",)
+        temp, hours = inner.get("temp"), inner.get("duration")
+        filament = inner.get("filament", "")
+        if (
+            mode != 1
+            or type(temp) is not int
+            or type(hours) is not int
+            or not isinstance(filament, str)
+            or not 45 <= temp <= max_temperature
+            or not 1 <= hours <= 24
+        ):
+            return "invalid param", ()
+        if unit.get("dry_sf_reason"):
+            return DRYING_BLOCKED_REASON, ()
+        self.start_drying(int(unit["id"]), temp, hours, filament)
+        return None, ("ams",)
+
+    def _cmd_ams_get_rfid(self, inner: Mapping[str, Any]) -> _Outcome:
+        if self._find_tray(inner.get("ams_id"), inner.get("slot_id")) is None:
+            return "invalid param", ()
+        return None, ()
 
     # -- system.* and the rest --------------------------------------------
 
