@@ -24,6 +24,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.bambu_cloud.bambu.enums import JobState
 from custom_components.bambu_cloud.const import DOMAIN
 from custom_components.bambu_cloud.event import SETTLE_SECONDS, job_event
 from tools.virtual_printer.printer import VirtualPrinter
@@ -340,4 +341,4 @@ async def test_hms_present_at_startup_is_baseline(
 )
 def test_job_event_table(previous: str, current: str, expected: str | None) -> None:
     """The transition table."""
-    assert job_event(previous, current) == expected
+    assert job_event(JobState(previous), JobState(current)) == expected

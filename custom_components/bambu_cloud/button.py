@@ -12,6 +12,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .bambu.commands import print_action
+from .bambu.enums import JobState
 from .const import DOMAIN, LOGGER
 from .coordinator import BambuConfigEntry
 from .entity import BambuPrinterEntity, BambuPrinterEntityDescription
@@ -31,7 +32,7 @@ class BambuPrintButtonDescription(
     """A ``print`` action allowed in some job states only (``gcode_state``)."""
 
     action: str
-    gcode_states: frozenset[str]
+    gcode_states: frozenset[JobState]
     views: frozenset[str] = frozenset({"gcode_state"})
 
 
@@ -47,19 +48,19 @@ PRINT_BUTTONS: tuple[BambuPrintButtonDescription, ...] = (
         key="pause",
         translation_key="pause",
         action="pause",
-        gcode_states=frozenset({"RUNNING", "PREPARE"}),
+        gcode_states=frozenset({JobState.RUNNING, JobState.PREPARE}),
     ),
     BambuPrintButtonDescription(
         key="resume",
         translation_key="resume",
         action="resume",
-        gcode_states=frozenset({"PAUSE"}),
+        gcode_states=frozenset({JobState.PAUSE}),
     ),
     BambuPrintButtonDescription(
         key="stop",
         translation_key="stop",
         action="stop",
-        gcode_states=frozenset({"RUNNING", "PAUSE", "PREPARE"}),
+        gcode_states=frozenset({JobState.RUNNING, JobState.PAUSE, JobState.PREPARE}),
     ),
 )
 

@@ -19,6 +19,7 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_call_later
 
+from .bambu.enums import JobState
 from .bambu.hub import AVAILABILITY
 from .bambu.state import ChangeSet, HmsEntry
 from .coordinator import BambuConfigEntry
@@ -40,8 +41,13 @@ SETTLE_SECONDS: Final = 10.0
 # Change names that come without a report (presence and availability).
 _NO_REPORT: Final = frozenset({AVAILABILITY, "online"})
 
-_RUNNING: Final = frozenset({"PREPARE", "RUNNING"})
-_ACTIVE: Final = _RUNNING | {"PAUSE"}
+_RUNNING: Final = frozenset({JobState.PREPARE, JobState.RUNNING})
+_ACTIVE: Final = _RUNNING | {JobState.PAUSE}
+_ENDED: Final = {
+    JobState.PAUSE: PAUSED,
+    JobState.FINISH: FINISHED,
+    JobState.FAILED: FAILED,
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,15 +69,15 @@ HMS = BambuEventDescription(
 )
 
 
-def job_event(previous: str, current: str) -> str | None:
-    """The event a gcode_state transition means, None for no event."""
+def job_event(previous: JobState, current: JobState) -> str | None:
+    """The event a job state transition means, None for no event."""
     if current in _RUNNING:
-        if previous == "PAUSE":
+        if previous is JobState.PAUSE:
             return RESUMED
         return None if previous in _ACTIVE else STARTED
     if previous not in _ACTIVE:
         return None
-    return {"PAUSE": PAUSED, "FINISH": FINISHED, "FAILED": FAILED}.get(current)
+    return _ENDED.get(current)
 
 
 async def async_setup_entry(
@@ -171,7 +177,7 @@ class _BambuTransitionEvent(BambuPrinterEntity, EventEntity):
 class BambuJobEvent(_BambuTransitionEvent):
     """started / finished / failed / paused / resumed, from gcode_state."""
 
-    _last: str | None = None
+    _last: JobState | None = None
 
     def _remember(self) -> None:
         self._last = self.state_data.gcode_state

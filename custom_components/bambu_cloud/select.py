@@ -10,9 +10,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .bambu.commands import print_speed
 from .bambu.enums import SpeedLevel
-from .bambu.state import SPEED_LEVELS
 from .coordinator import BambuConfigEntry
 from .entity import BambuPrinterEntity, BambuPrinterEntityDescription
+from .enum_states import enum_member, enum_option, enum_options
 from .printer_tracking import track_printers
 
 # Commands wait for the printer's ack: one at a time per platform.
@@ -27,7 +27,7 @@ class BambuSelectDescription(BambuPrinterEntityDescription, SelectEntityDescript
 SPEED = BambuSelectDescription(
     key="print_speed",
     translation_key="print_speed",
-    options=list(SPEED_LEVELS),
+    options=enum_options(SpeedLevel),
     views=frozenset({"speed_level"}),
 )
 
@@ -53,7 +53,7 @@ class BambuSpeedSelect(BambuPrinterEntity, SelectEntity):
     @property
     def current_option(self) -> str | None:
         """The speed level the printer reports."""
-        return self.state_data.speed_level
+        return enum_option(self.state_data.speed_level)
 
     def snapshot(self) -> object:
         """Availability and level."""
@@ -61,4 +61,4 @@ class BambuSpeedSelect(BambuPrinterEntity, SelectEntity):
 
     async def async_select_option(self, option: str) -> None:
         """Send the level (1 silent .. 4 ludicrous)."""
-        await self.async_send(print_speed(SpeedLevel[option.upper()]))
+        await self.async_send(print_speed(enum_member(SpeedLevel, option)))

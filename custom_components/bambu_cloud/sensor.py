@@ -30,11 +30,10 @@ from homeassistant.util import dt as dt_util
 
 from .bambu.auth import AccessToken
 from .bambu.const import PrinterModel
+from .bambu.enums import JobState, PrintStage, SpeedLevel
 from .bambu.hub import BambuHub
 from .bambu.models import BoundPrinter
 from .bambu.state import (
-    SPEED_LEVELS,
-    STAGE_OPTIONS,
     AmsUnit,
     ChangeSet,
     PrinterState,
@@ -49,14 +48,14 @@ from .entity import (
     BambuPrinterEntity,
     BambuPrinterEntityDescription,
 )
+from .enum_states import enum_option, enum_options
 from .printer_tracking import track_printers
 
 PARALLEL_UPDATES = 0
 
 type SensorValue = StateType | datetime
 
-GCODE_STATES = ["idle", "prepare", "running", "pause", "finish", "failed", "slicing"]
-GCODE_STATES += ["init", "offline"]
+GCODE_STATES = enum_options(JobState)
 
 # The bind list's free-text print status, folded to the values seen in practice.
 CLOUD_PRINT_STATUSES = [
@@ -75,11 +74,6 @@ CLOUD_PRINT_STATUSES = [
 def _cloud_print_status(printer: BoundPrinter) -> str | None:
     status = (printer.print_status or "").lower()
     return status if status in CLOUD_PRINT_STATUSES else None
-
-
-def _enum(value: str | None, options: list[str]) -> str | None:
-    folded = value.lower() if value else None
-    return folded if folded in options else None
 
 
 def _nozzle(index: int) -> Callable[[PrinterState], float | None]:
@@ -161,15 +155,15 @@ PRINTER_SENSORS: tuple[BambuSensorDescription, ...] = (
         translation_key="print_status",
         device_class=SensorDeviceClass.ENUM,
         options=GCODE_STATES,
-        value_fn=lambda s: _enum(s.gcode_state, GCODE_STATES),
+        value_fn=lambda s: enum_option(s.gcode_state),
         views=frozenset({"gcode_state"}),
     ),
     BambuSensorDescription(
         key="stage",
         translation_key="stage",
         device_class=SensorDeviceClass.ENUM,
-        options=list(STAGE_OPTIONS),
-        value_fn=lambda s: s.stage,
+        options=enum_options(PrintStage),
+        value_fn=lambda s: enum_option(s.stage),
         views=frozenset({"stage"}),
     ),
     BambuSensorDescription(
@@ -235,8 +229,8 @@ PRINTER_SENSORS: tuple[BambuSensorDescription, ...] = (
         key="speed_level",
         translation_key="speed_level",
         device_class=SensorDeviceClass.ENUM,
-        options=list(SPEED_LEVELS),
-        value_fn=lambda s: s.speed_level,
+        options=enum_options(SpeedLevel),
+        value_fn=lambda s: enum_option(s.speed_level),
         views=frozenset({"speed_level"}),
     ),
     _temperature(

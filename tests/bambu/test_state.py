@@ -14,10 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from custom_components.bambu_cloud.bambu import state as state_module
+from custom_components.bambu_cloud.bambu.enums import (
+    STAGES_BY_ID,
+    JobState,
+    PrintStage,
+    SpeedLevel,
+)
 from custom_components.bambu_cloud.bambu.state import (
     MAX_PAYLOAD_BYTES,
-    SPEED_LEVELS,
-    STAGE_OPTIONS,
     VIEW_FIELDS,
     CommandAck,
     HmsEntry,
@@ -86,7 +90,7 @@ def test_x1c_full_report_views() -> None:
     assert printer.job_name == "Benchy"
     assert printer.gcode_file == "/data/Metadata/plate_1.gcode"
     assert printer.skipped_objects == (206, 207)
-    assert printer.speed_level == "sport"
+    assert printer.speed_level is SpeedLevel.SPORT
     assert printer.speed_percent == 124
     assert printer.part_cooling_fan == 100
     assert printer.aux_fan == 50
@@ -344,10 +348,22 @@ def test_a1_mini_idle_stage_and_external_spool() -> None:
     assert printer.chamber_temperature is None
 
 
+def test_job_state_and_speed_are_enums() -> None:
+    """Known values become members; anything new from the firmware is None."""
+    printer = state_of({"print": {"gcode_state": "pause", "spd_lvl": "4"}})
+    assert printer.gcode_state is JobState.PAUSE
+    assert printer.speed_level is SpeedLevel.LUDICROUS
+    printer = state_of({"print": {"gcode_state": "CALIBRATING", "spd_lvl": 5}})
+    assert printer.gcode_state is None
+    assert printer.speed_level is None
+    assert state_of({"print": {"spd_lvl": 0}}).speed_level is None
+
+
 def test_stage_names() -> None:
-    assert len(state_module._STAGES) == 78
-    assert STAGE_OPTIONS[0] == "idle"
-    assert len(STAGE_OPTIONS) == len(set(STAGE_OPTIONS)) == 78  # 12 == 18
+    assert len(STAGES_BY_ID) == 78
+    assert STAGES_BY_ID[12] is STAGES_BY_ID[18] is PrintStage.CALIBRATING_MICRO_LIDAR
+    assert next(iter(PrintStage)) is PrintStage.IDLE
+    assert len(PrintStage) == 78  # 78 ids, 12 == 18, plus idle
     for stage_id, name in [
         (1, "auto_bed_leveling"),
         (14, "cleaning_nozzle_tip"),
@@ -361,7 +377,8 @@ def test_stage_names() -> None:
     ]:
         printer = state_of({"print": {"stg_cur": stage_id, "print_type": "local"}})
         assert printer.stage == name, stage_id
-    assert SPEED_LEVELS == ("silent", "standard", "sport", "ludicrous")
+        assert name is None or printer.stage is PrintStage(name)
+    assert [level.value for level in SpeedLevel] == [1, 2, 3, 4]
 
 
 # ------------------------------------------------------------------ H2D
@@ -1164,13 +1181,13 @@ def test_replay_p1p() -> None:
 
     assert printer.nozzle_temperature == 21.25
     assert printer.bed_temperature == 19.84375
-    assert printer.gcode_state == "FAILED"
+    assert printer.gcode_state is JobState.FAILED
     assert printer.stage == "idle"
     assert printer.end_time(NOW) is None
     assert printer.job_name == "Fidget Collection"
     assert (printer.layer, printer.total_layers) == (1, 70)
     assert printer.remaining_minutes == 759
-    assert printer.speed_level == "standard"
+    assert printer.speed_level is SpeedLevel.STANDARD
     assert printer.wifi_signal == -53
     assert printer.printer_ip == "10.10.10.81"
     assert printer.lights == {"chamber_light": "off"}

@@ -33,6 +33,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from ipaddress import IPv4Address
 from types import MappingProxyType, ModuleType
 from typing import Any, Final, cast
@@ -45,6 +46,7 @@ from .ams import (
     DryingState,
     can_dry,
 )
+from .enums import JobState, PrintStage, SpeedLevel, print_stage
 from .values import as_bool, as_float, as_hex, as_int, as_str, dicts
 
 _orjson: ModuleType | None
@@ -82,92 +84,6 @@ _REDACTED_KEYS: Final = frozenset(
 )
 _MISSING: Final = object()
 
-SPEED_LEVELS: Final = ("silent", "standard", "sport", "ludicrous")
-_ACTIVE_JOB_STATES: Final = frozenset({"PREPARE", "RUNNING", "PAUSE"})
-
-# stg_cur ids 0..77 in order; snake_case so they double as translation keys.
-_STAGES: Final = (
-    "printing",
-    "auto_bed_leveling",
-    "heatbed_preheating",
-    "vibration_compensation",
-    "changing_filament",
-    "m400_pause",
-    "paused_filament_runout",
-    "heating_hotend",
-    "calibrating_extrusion",
-    "scanning_bed_surface",
-    "inspecting_first_layer",  # 10
-    "identifying_build_plate_type",
-    "calibrating_micro_lidar",
-    "homing_toolhead",
-    "cleaning_nozzle_tip",
-    "checking_extruder_temperature",
-    "paused_by_user",
-    "paused_front_cover_falling",
-    "calibrating_micro_lidar",
-    "calibrating_extrusion_flow",
-    "paused_nozzle_temperature_malfunction",  # 20
-    "paused_heat_bed_temperature_malfunction",
-    "filament_unloading",
-    "paused_skipped_step",
-    "filament_loading",
-    "calibrating_motor_noise",
-    "paused_ams_lost",
-    "paused_low_heatbreak_fan_speed",
-    "paused_chamber_temperature_control_error",
-    "cooling_chamber",
-    "paused_by_user_gcode",  # 30
-    "motor_noise_showoff",
-    "paused_nozzle_filament_covered",
-    "paused_cutter_error",
-    "paused_first_layer_error",
-    "paused_nozzle_clog",
-    "check_absolute_accuracy_before_calibration",
-    "absolute_accuracy_calibration",
-    "check_absolute_accuracy_after_calibration",
-    "calibrate_nozzle_offset",
-    "bed_level_high_temperature",  # 40
-    "check_quick_release",
-    "check_door_and_cover",
-    "laser_calibration",
-    "check_platform",
-    "check_birdeye_camera_position",
-    "calibrate_birdeye_camera",
-    "bed_level_phase_1",
-    "bed_level_phase_2",
-    "heating_chamber",
-    "heated_bed_cooling",  # 50
-    "print_calibration_lines",
-    "check_material",
-    "calibrating_live_view_camera",
-    "waiting_for_heatbed_temperature",
-    "check_material_position",
-    "calibrating_cutter_model_offset",
-    "measuring_surface",
-    "thermal_preconditioning",
-    "homing_blade_holder",
-    "calibrating_camera_offset",  # 60
-    "calibrating_blade_holder_position",
-    "hotend_pick_place_test",
-    "waiting_chamber_temperature_equalize",
-    "preparing_hotend",
-    "calibrating_nozzle_clumping_detection",
-    "purifying_chamber_air",
-    "measuring_rotary_attachment",
-    "moving_toolhead_above_purge_chute",
-    "cooling_nozzle",
-    "moving_toolhead_to_bed_center",  # 70
-    "active_arc_fitting",
-    "hotend_type_detection",
-    "build_plate_alignment_detection",
-    "heatbed_surface_foreign_object_detection",
-    "heatbed_underside_foreign_object_detection",
-    "pre_extrusion_before_printing",
-    "preparing_ams",
-)
-_IDLE_STAGE_IDS: Final = frozenset({-1, 255})
-STAGE_OPTIONS: Final = tuple(dict.fromkeys(("idle", *_STAGES)))
 
 _HMS_SEVERITIES: Final = {1: "fatal", 2: "serious", 3: "common", 4: "info"}
 _HMS_WIKI: Final = "https://wiki.bambulab.com/en/x1/troubleshooting/hmscode/"
@@ -388,6 +304,14 @@ def _as_id(value: object) -> str:
 
 def _in_range(value: int | None, low: int, high: int) -> int | None:
     return value if value is not None and low <= value <= high else None
+
+
+def _enum_value[E: Enum](kind: type[E], value: object) -> E | None:
+    """The member with this value, None for a value the firmware added."""
+    try:
+        return kind(value)
+    except ValueError:
+        return None
 
 
 def _first[T](*values: T | None) -> T | None:
@@ -1036,10 +960,10 @@ class PrinterState:
 
     @property
     @_uses("gcode_state")
-    def gcode_state(self) -> str | None:
-        """IDLE, PREPARE, RUNNING, PAUSE, FINISH, FAILED, ..."""
+    def gcode_state(self) -> JobState | None:
+        """Where the job is; None for a state this library does not know."""
         state = as_str(self._print.get("gcode_state"))
-        return None if state is None else state.upper()
+        return None if state is None else _enum_value(JobState, state.upper())
 
     @property
     @_uses("print_type")
@@ -1065,7 +989,8 @@ class PrinterState:
     def end_time(self, now: datetime) -> datetime | None:
         """Return the expected end of the job, to the minute so it stays stable."""
         minutes = self.remaining_minutes
-        if minutes is None or self.gcode_state not in _ACTIVE_JOB_STATES:
+        state = self.gcode_state
+        if minutes is None or state is None or not state.active:
             return None
         return now.replace(second=0, microsecond=0) + timedelta(minutes=minutes)
 
@@ -1092,14 +1017,12 @@ class PrinterState:
 
     @property
     @_uses("stg_cur", "stage", "print_type")
-    def stage(self) -> str | None:
-        """Current stage as a snake_case key from ``STAGE_OPTIONS``."""
+    def stage(self) -> PrintStage | None:
+        """Current stage; None for an id the stage table lacks."""
         stage = self.stage_id
         if stage is None:
             return None
-        if stage in _IDLE_STAGE_IDS or (stage == 0 and self.print_type == "idle"):
-            return "idle"
-        return _STAGES[stage] if 0 <= stage < len(_STAGES) else None
+        return print_stage(stage, idle_job=self.print_type == "idle")
 
     @property
     @_uses("layer_num", "3D")
@@ -1147,10 +1070,10 @@ class PrinterState:
 
     @property
     @_uses("spd_lvl")
-    def speed_level(self) -> str | None:
-        """silent, standard, sport or ludicrous."""
-        level = _in_range(as_int(self._print.get("spd_lvl")), 1, len(SPEED_LEVELS))
-        return None if level is None else SPEED_LEVELS[level - 1]
+    def speed_level(self) -> SpeedLevel | None:
+        """Silent, standard, sport or ludicrous."""
+        level = as_int(self._print.get("spd_lvl"))
+        return None if level is None else _enum_value(SpeedLevel, level)
 
     @property
     @_uses("spd_mag")
