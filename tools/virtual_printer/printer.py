@@ -424,7 +424,10 @@ def h2d_state() -> State:
                     {"id": 1, "diameter": 0.4, "type": "HS01"},
                 ]
             },
+            "airduct": _airduct(),
         },
+        # Like the H2D capture: tangle detection supported, switched off.
+        home_flag=0x100 | 0x80 | 0x400 | HOME_FLAG_TANGLE_SUPPORTED,
         ams=_ams_block(
             [
                 _ams_unit(
@@ -454,6 +457,80 @@ def h2d_state() -> State:
             dry_setting={"dry_temperature": -1, "dry_duration": -1, "dry_filament": ""},
             dry_sf_reason=[],
         )
+    return state
+
+
+def _airduct(*extra_parts: dict[str, int]) -> dict[str, Any]:
+    """``device.airduct``: cooling mode; fans and flaps as parts (state in %)."""
+    return {
+        "modeCur": 0,
+        "modeList": [
+            {"modeId": 0, "ctrl": [16, 32, 48], "off": [96]},
+            {"modeId": 1, "ctrl": [16], "off": [32, 48]},
+        ],
+        "parts": [
+            {"id": 16, "func": 0, "range": 6553600, "state": 0},
+            {"id": 32, "func": 1, "range": 6553600, "state": 0},
+            {"id": 48, "func": 2, "range": 6553600, "state": 0},
+            {"id": 96, "func": 3, "range": 6553600, "state": 100},
+            *extra_parts,
+        ],
+    }
+
+
+def p2s_state() -> State:
+    """P2S, idle, one AMS 2 Pro; air duct with the secondary aux fan (P10)."""
+    state = _common(idle_stage=255, chamber=25.0, fun=0x1CCFF8CFF)
+    state.update(
+        nozzle_type="HS01",
+        lights_report=[{"node": "chamber_light", "mode": "on"}],
+        ipcam={
+            "ipcam_dev": "1",
+            "ipcam_record": "enable",
+            "timelapse": "disable",
+            "resolution": "1080p",
+            "tutk_server": "disable",
+            "rtsp_url": "rtsps://127.0.0.1/streaming/live/1",
+            "mode_bits": 3,
+        },
+        upgrade_state={
+            "status": "IDLE",
+            "progress": "0",
+            "new_version_state": 2,
+            "ota_new_version_number": "",
+            "ams_new_version_number": "",
+        },
+        device={
+            "extruder": {"info": [{"id": 0, "temp": pack_temp(24, 0)}]},
+            "bed": {"info": {"temp": pack_temp(23, 0)}},
+            "ctc": {"info": {"temp": pack_temp(25, 0)}},
+            "airduct": _airduct(
+                {"id": SECONDARY_AUX_FAN_PART, "func": 4, "range": 6553600, "state": 0}
+            ),
+        },
+        # Every detector announced: tangle, nozzle clumping, air printing.
+        home_flag=0x100
+        | 0x80
+        | 0x400
+        | HOME_FLAG_TANGLE_SUPPORTED
+        | HOME_FLAG_BLOB_SUPPORTED
+        | HOME_FLAG_AIR_PRINT_SUPPORTED,
+        ams=_ams_block(
+            [
+                _ams_unit(
+                    0,
+                    [
+                        _tray(0, "PLA", "F5F5F5FF", 71),
+                        _tray(1, "PETG", "1ABC9CFF", 45, idx="GFG00"),
+                        {"id": "2", "state": 0},
+                        {"id": "3", "state": 0},
+                    ],
+                    humidity="4",
+                )
+            ]
+        ),
+        vt_tray=_external_spool(),
+    )
     return state
 
 
@@ -526,6 +603,18 @@ MODELS: dict[str, ModelSpec] = {
             (("n3f/0", "N3F05", "19C"), ("n3s/128", "N3S05", "19F")),
             "01.02.00.00",
         ),
+        ModelSpec(
+            "P2S",
+            "Bambu Lab P2S",
+            "N7",
+            "22E",
+            "ap",
+            "AP08",
+            True,
+            p2s_state,
+            (("n3f/0", "N3F05", "19C"),),
+            "01.00.00.00",
+        ),
     )
 }
 
@@ -551,6 +640,9 @@ _PRINT_EFFECTS = frozenset(
         "ams_filament_setting",
         "ams_filament_drying",
         "ams_get_rfid",
+        "ams_user_setting",
+        "buzzer_ctrl",
+        "set_airduct",
     }
 )
 """``print`` commands with a ``_cmd_<name>`` method changing the state."""
@@ -559,9 +651,6 @@ _ACK_ONLY = frozenset(
         "calibration",
         "unload_filament",
         "ams_control",
-        "ams_user_setting",
-        "buzzer_ctrl",
-        "set_airduct",
         "extrusion_cali_sel",
     }
 )
@@ -588,6 +677,24 @@ def storage_path(inner: Mapping[str, Any]) -> str:
 
 
 _FAN_KEYS = {"1": "cooling_fan_speed", "2": "big_fan1_speed", "3": "big_fan2_speed"}
+SECONDARY_AUX_FAN_PART = 160
+"""``device.airduct.parts`` id of the P2S/X2D secondary aux fan (``M106 P10``)."""
+UNSUPPORTED_REASON = "unsupported command"
+AIR_DUCT_MODES = (0, 1)
+BUZZER_MODES = (0, 1, 2)
+BUZZER_MODELS = frozenset({"H2D"})
+"""Models with the buzzer of ``buzzer_ctrl``; other firmware refuses it."""
+HOME_FLAG_AMS_REMAIN = 1 << 7
+HOME_FLAG_AMS_AUTO_REFILL = 1 << 10
+HOME_FLAG_TANGLE_SUPPORTED = 1 << 19
+HOME_FLAG_BLOB_SUPPORTED = 1 << 25
+HOME_FLAG_AIR_PRINT_SUPPORTED = 1 << 29
+_DETECTOR_BITS = {
+    "filament_tangle_detect": (1 << 20, HOME_FLAG_TANGLE_SUPPORTED),
+    "nozzle_blob_detect": (1 << 24, HOME_FLAG_BLOB_SUPPORTED),
+    "air_print_detect": (1 << 28, HOME_FLAG_AIR_PRINT_SUPPORTED),
+}
+"""``print_option`` key -> (home_flag bit when on, bit saying it is supported)."""
 
 
 class VirtualPrinter:
@@ -1111,10 +1218,57 @@ class VirtualPrinter:
         for key, bit in (("auto_recovery", 0x10), ("sound_enable", 0x20000)):
             if key in inner:
                 flag = flag | bit if inner[key] else flag & ~bit
+        # Detectors the firmware announces (support bit): others are ignored.
+        for key, (bit, support) in _DETECTOR_BITS.items():
+            if key in inner and flag & support:
+                flag = flag | bit if inner[key] else flag & ~bit
+        if "auto_switch_filament" in inner and "ams" in self.state:
+            bit = HOME_FLAG_AMS_AUTO_REFILL
+            flag = flag | bit if inner["auto_switch_filament"] else flag & ~bit
         if flag == self.state.get("home_flag"):
             return None, ()
         self.state["home_flag"] = flag
         return None, ("home_flag",)
+
+    def _cmd_set_airduct(self, inner: Mapping[str, Any]) -> _Outcome:
+        """Air duct mode (P2S, H2, X2D): ``device.airduct.modeCur``."""
+        duct = self.state.get("device", {}).get("airduct")
+        if not isinstance(duct, dict):
+            return UNSUPPORTED_REASON, ()
+        modes = [entry.get("modeId") for entry in duct.get("modeList", [])]
+        mode = inner.get("modeId")
+        if type(mode) is not int or mode not in (modes or AIR_DUCT_MODES):
+            return "invalid param", ()
+        if duct.get("modeCur") == mode:
+            return None, ()
+        duct["modeCur"] = mode
+        return None, ("device",)
+
+    def _cmd_buzzer_ctrl(self, inner: Mapping[str, Any]) -> _Outcome:
+        """The H2 buzzer: acknowledged, never reported; others refuse it."""
+        if self.spec.key not in BUZZER_MODELS:
+            return UNSUPPORTED_REASON, ()
+        if inner.get("mode") not in BUZZER_MODES:
+            return "invalid param", ()
+        return None, ()
+
+    def _cmd_ams_user_setting(self, inner: Mapping[str, Any]) -> _Outcome:
+        """AMS read options (``ams`` flags) and remain detection (home_flag)."""
+        ams = self.state.get("ams")
+        if not isinstance(ams, dict):
+            return "no ams", ()
+        options = ("startup_read_option", "tray_read_option", "calibrate_remain_flag")
+        if any(type(inner.get(key)) is not bool for key in options):
+            return "invalid param", ()
+        ams.update(
+            power_on_flag=inner["startup_read_option"],
+            insert_flag=inner["tray_read_option"],
+        )
+        flag = int(self.state.get("home_flag", 0)) & ~HOME_FLAG_AMS_REMAIN
+        if inner["calibrate_remain_flag"]:
+            flag |= HOME_FLAG_AMS_REMAIN
+        self.state["home_flag"] = flag
+        return None, ("ams", "home_flag")
 
     def _cmd_gcode_line(self, inner: Mapping[str, Any]) -> _Outcome:
         param = inner.get("param")
@@ -1136,11 +1290,23 @@ class VirtualPrinter:
         if code == "M141":
             return self._set_target("chamber", value, 0)
         if code == "M106":
+            pwm = max(0.0, min(255.0, value))
             key = _FAN_KEYS.get(words.get("P", ""))
             if key is not None:
-                self.state[key] = str(round(max(0.0, min(255.0, value)) / 255 * 15))
+                self.state[key] = str(round(pwm / 255 * 15))
                 return {key}
+            if words.get("P") == "10":
+                return self._set_duct_part(SECONDARY_AUX_FAN_PART, round(pwm / 2.55))
         return set()
+
+    def _set_duct_part(self, part_id: int, percent: int) -> set[str]:
+        """A part of the air duct (the P2S/X2D secondary aux fan), in %."""
+        parts = self.state.get("device", {}).get("airduct", {}).get("parts", [])
+        part = next((p for p in parts if p.get("id") == part_id), None)
+        if part is None:
+            return set()
+        part["state"] = percent
+        return {"device"}
 
     def _set_target(self, kind: str, value: float, tool: int) -> set[str]:
         changed: set[str] = set()
