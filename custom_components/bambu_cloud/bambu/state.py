@@ -46,7 +46,7 @@ from .ams import (
     DryingState,
     can_dry,
 )
-from .enums import JobState, PrintStage, SpeedLevel, print_stage
+from .enums import AirDuctMode, JobState, PrintStage, SpeedLevel, print_stage
 from .values import as_bool, as_float, as_hex, as_int, as_str, dicts
 
 _orjson: ModuleType | None
@@ -116,6 +116,7 @@ _DOOR_OPEN: Final = 0x00800000
 _SIGNED_COMMANDS: Final = 0x20000000
 _REMOTE_DRYING: Final = 1 << 5
 _SECONDARY_AUX_FAN: Final = 160
+_AIR_DUCT_MODES: Final = frozenset(int(mode) for mode in AirDuctMode)
 _LAST_EPOCH: Final = 10**11
 
 
@@ -268,6 +269,31 @@ class HomeFlags:
     filament_tangle_detect_supported: bool | None
     filament_tangle_detect: bool | None
     door_open: bool | None
+    # Nozzle blob and air printing detection: whether the firmware has them
+    # (bits 25, 29) and whether they are on (bits 24, 28).
+    nozzle_blob_detect_supported: bool | None
+    nozzle_blob_detect: bool | None
+    air_print_detect_supported: bool | None
+    air_print_detect: bool | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AmsUserSettings:
+    """AMS options of ``ams_user_setting``; each None when not reported.
+
+    ``startup_read``: read every tray's RFID at power on; ``tray_read``: read
+    a spool when it is inserted; ``remain_detection``: estimate the filament
+    left on spools (``home_flag`` bit 7). The command sets all three at once.
+    """
+
+    startup_read: bool | None
+    tray_read: bool | None
+    remain_detection: bool | None
+
+    @property
+    def complete(self) -> bool:
+        """Whether all three are known, so one can change without the others."""
+        return None not in (self.startup_read, self.tray_read, self.remain_detection)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1117,6 +1143,13 @@ class PrinterState:
                 return _in_range(as_int(part.get("state")), 0, 100)
         return None
 
+    @property
+    @_uses("device")
+    def air_duct_mode(self) -> AirDuctMode | None:
+        """Air duct mode (P2S, H2 series, X2D): ``device.airduct.modeCur``."""
+        mode = as_int(_path(self._print, "device", "airduct", "modeCur"))
+        return None if mode not in _AIR_DUCT_MODES else AirDuctMode(mode)
+
     # ------------------------------------------------- network and flags
 
     @property
@@ -1178,6 +1211,10 @@ class PrinterState:
             filament_tangle_detect_supported=_bit(flags, 0x80000),
             filament_tangle_detect=_bit(flags, 0x100000),
             door_open=_bit(flags, _DOOR_OPEN),
+            nozzle_blob_detect_supported=_bit(flags, 1 << 25),
+            nozzle_blob_detect=_bit(flags, 1 << 24),
+            air_print_detect_supported=_bit(flags, 1 << 29),
+            air_print_detect=_bit(flags, 1 << 28),
         )
 
     @property
@@ -1334,6 +1371,21 @@ class PrinterState:
         only) and acknowledges drying commands without acting on them.
         """
         return _bit(as_hex(self._print.get("fun2")), _REMOTE_DRYING)
+
+    @property
+    @_uses("ams", "home_flag")
+    def ams_user_settings(self) -> AmsUserSettings:
+        """AMS read options and remain detection (None: not reported).
+
+        The read options are ``ams.power_on_flag`` and ``ams.insert_flag``;
+        a printer without an AMS reports neither.
+        """
+        ams = _dict(self._print.get("ams"))
+        return AmsUserSettings(
+            startup_read=as_bool(ams.get("power_on_flag")),
+            tray_read=as_bool(ams.get("insert_flag")),
+            remain_detection=self.home_flags.ams_remain_detection,
+        )
 
     @property
     @_uses("vt_tray", "vir_slot")
