@@ -19,7 +19,7 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.bambu_cloud.bambu import const as bambu_const
 from custom_components.bambu_cloud.const import DOMAIN
-from custom_components.bambu_cloud.number import chamber_gcode
+from custom_components.bambu_cloud.number import TARGETS
 from tools.virtual_printer.printer import VirtualPrinter
 
 from .cloud_server import H2D, X1C, MqttEndpoint
@@ -117,10 +117,15 @@ async def test_chamber_target(
     await wait_for(hass, lambda: state_of(hass, chamber) == "35.0")
 
 
-def test_chamber_gcode_per_model() -> None:
-    """X1E: plain M141; P2S/H2/X2D: air duct mode around M141."""
+def test_chamber_command_per_model() -> None:
+    """X1E: plain M141; P2S/H2/X2D (the model's air duct): duct mode around M141."""
+    chamber = next(d for d in TARGETS if d.key == "chamber_target_temperature")
     x1e = bambu_const.lookup_model(product_name="X1E")
     p2s = bambu_const.lookup_model(product_name="P2S")
-    assert chamber_gcode(x1e, 55) == "M141 S55\n"
-    assert chamber_gcode(p2s, 41) == "M145 P1\nM141 S41\n"
-    assert chamber_gcode(p2s, 40) == "M141 S40\nM145 P0\n"
+    assert not x1e.air_duct
+    assert p2s.air_duct
+    assert chamber.command_fn(x1e, 55)["print"]["param"] == "M141 S55\n"
+    assert chamber.command_fn(p2s, 41)["print"]["param"] == "M145 P1\nM141 S41\n"
+    assert chamber.command_fn(p2s, 40)["print"]["param"] == "M141 S40\nM145 P0\n"
+    heaters = [model for model in bambu_const.MODELS if model.chamber_heater]
+    assert {m.name for m in heaters if not m.air_duct} == {"X1E"}

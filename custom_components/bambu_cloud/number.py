@@ -15,7 +15,12 @@ from homeassistant.const import UnitOfTemperature
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .bambu.commands import gcode_line
+from .bambu.commands import (
+    Command,
+    set_bed_target,
+    set_chamber_target,
+    set_nozzle_target,
+)
 from .bambu.const import PrinterModel
 from .bambu.state import PrinterState
 from .coordinator import BambuConfigEntry
@@ -25,40 +30,30 @@ from .printer_tracking import track_live_entities
 # Commands wait for the printer's ack: one at a time per platform.
 PARALLEL_UPDATES = 1
 
-# Chamber heating on these models is a plain M141 (no air duct to switch).
-PLAIN_CHAMBER_HEATING = frozenset({"X1E"})
-# Above this target the air duct of P2S/H2/X2D must switch to heating.
-AIR_DUCT_HEATING_ABOVE = 40
+
+def _nozzle_command(_model: PrinterModel, target: int) -> Command:
+    """The (active) nozzle's target."""
+    return set_nozzle_target(target)
 
 
-def nozzle_gcode(_model: PrinterModel, target: int) -> str:
-    """Set the (active) nozzle target."""
-    return f"M104 S{target}\n"
+def _bed_command(_model: PrinterModel, target: int) -> Command:
+    return set_bed_target(target)
 
 
-def bed_gcode(_model: PrinterModel, target: int) -> str:
-    """Set the bed target."""
-    return f"M140 S{target}\n"
-
-
-def chamber_gcode(model: PrinterModel, target: int) -> str:
-    """Set the chamber target; P2S/H2/X2D also switch the air duct mode."""
-    if model.name in PLAIN_CHAMBER_HEATING:
-        return f"M141 S{target}\n"
-    if target > AIR_DUCT_HEATING_ABOVE:
-        return f"M145 P1\nM141 S{target}\n"
-    return f"M141 S{target}\nM145 P0\n"
+def _chamber_command(model: PrinterModel, target: int) -> Command:
+    """Models with an air duct switch it with the target (the X1E has none)."""
+    return set_chamber_target(target, air_duct=model.air_duct)
 
 
 @dataclass(frozen=True, kw_only=True)
 class BambuTemperatureDescription(
     BambuPrinterEntityDescription, NumberEntityDescription
 ):
-    """A target temperature set with G-code."""
+    """A target temperature; ``command_fn`` builds the command that sets it."""
 
     value_fn: Callable[[PrinterState], float | None]
     max_fn: Callable[[PrinterModel], int]
-    gcode_fn: Callable[[PrinterModel, int], str]
+    command_fn: Callable[[PrinterModel, int], Command]
     exists_fn: Callable[[PrinterModel], bool] = lambda _: True
 
 
@@ -67,7 +62,7 @@ def _temperature(
     value_fn: Callable[[PrinterState], float | None],
     views: frozenset[str],
     max_fn: Callable[[PrinterModel], int],
-    gcode_fn: Callable[[PrinterModel, int], str],
+    command_fn: Callable[[PrinterModel, int], Command],
     exists_fn: Callable[[PrinterModel], bool] = lambda _: True,
 ) -> BambuTemperatureDescription:
     return BambuTemperatureDescription(
@@ -81,7 +76,7 @@ def _temperature(
         value_fn=value_fn,
         views=views,
         max_fn=max_fn,
-        gcode_fn=gcode_fn,
+        command_fn=command_fn,
         exists_fn=exists_fn,
     )
 
@@ -92,21 +87,21 @@ TARGETS: tuple[BambuTemperatureDescription, ...] = (
         lambda s: s.nozzle_target_temperature,
         frozenset({"nozzle_target_temperature"}),
         lambda model: model.max_nozzle_temp,
-        nozzle_gcode,
+        _nozzle_command,
     ),
     _temperature(
         "bed_target_temperature",
         lambda s: s.bed_target_temperature,
         frozenset({"bed_target_temperature"}),
         lambda model: model.max_bed_temp,
-        bed_gcode,
+        _bed_command,
     ),
     _temperature(
         "chamber_target_temperature",
         lambda s: s.chamber_target_temperature,
         frozenset({"chamber_target_temperature"}),
         lambda model: model.max_chamber_temp,
-        chamber_gcode,
+        _chamber_command,
         exists_fn=lambda model: model.chamber_heater,
     ),
 )
@@ -148,6 +143,6 @@ class BambuTargetTemperature(BambuPrinterEntity, NumberEntity):
         return (self.available, self.native_value, self.native_max_value)
 
     async def async_set_native_value(self, value: float) -> None:
-        """Send the G-code; the printer's report shows the new target."""
-        gcode = self.entity_description.gcode_fn(self.model, round(value))
-        await self.async_send(gcode_line(gcode))
+        """Send the command; the printer's report shows the new target."""
+        command = self.entity_description.command_fn(self.model, round(value))
+        await self.async_send(command)
