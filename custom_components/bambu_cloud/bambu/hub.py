@@ -30,6 +30,13 @@ from . import commands
 from .auth import AppCertificate
 from .config import LAN_PORT, BambuConfig
 from .const import PrinterModel
+from .ftps import (
+    DEFAULT_MAX_BYTES,
+    PrinterStorage,
+    RemoteFile,
+    StorageError,
+    StorageErrorReason,
+)
 from .models import valid_serial
 from .mqtt import Backoff, MqttSession, SessionConfig, SessionStatus
 from .state import ChangeSet, CommandAck, PrinterState, affected_views
@@ -57,6 +64,16 @@ def split_host_port(value: str, default_port: int = LAN_PORT) -> tuple[str, int]
     if sep and _PORT.fullmatch(port) and host and ":" not in host:
         return host, int(port)
     return value, default_port
+
+
+def lan_address(value: str) -> str:
+    """The printer's address alone, from a LAN host option ("host[:port]").
+
+    An IPv6 address may come in brackets ("[fd00::1]:8883").
+    """
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value[1:]
+    return split_host_port(value)[0]
 
 
 class ProblemKind(StrEnum):
@@ -313,6 +330,8 @@ class BambuHub:
         self._cloud_was_up = False
         self._cloud_down_logged = False
         self._watch_failed = False
+        # Printers accept very few FTPS sessions: one file operation at a time.
+        self._storage_locks: dict[str, asyncio.Lock] = {}
 
     async def start(self) -> None:
         """Connect the cloud session (if any) and the watchdog."""
@@ -523,6 +542,61 @@ class BambuHub:
         if sent:
             link.last_pushall = now
         return sent
+
+    # -------------------------------------------------------------- storage
+
+    async def async_list_files(self, serial: str) -> tuple[RemoteFile, ...]:
+        """The project files (``.3mf``) on a printer's storage, over LAN FTPS.
+
+        Raises StorageError (``NO_ADDRESS`` without a LAN address or access
+        code).
+        """
+        storage = await self._storage(serial)
+        async with self._storage_lock(serial):
+            return await storage.async_list_files()
+
+    async def async_read_file(
+        self, serial: str, path: str, *, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> bytes:
+        """One file of a printer's storage (at most ``max_bytes``), over LAN FTPS.
+
+        Raises StorageError (``NO_ADDRESS``, ``NOT_FOUND``, ``TOO_LARGE``, ...).
+        """
+        storage = await self._storage(serial)
+        async with self._storage_lock(serial):
+            return await storage.async_read_file(path, max_bytes=max_bytes)
+
+    def _storage_lock(self, serial: str) -> asyncio.Lock:
+        lock = self._storage_locks.get(serial)
+        if lock is None:
+            lock = self._storage_locks[serial] = asyncio.Lock()
+        return lock
+
+    async def _storage(self, serial: str) -> PrinterStorage:
+        """The printer's storage, reached like its LAN MQTT session.
+
+        Same address (fixed or learnt), same access code and the same pinned
+        context, verified with the serial as hostname before the access code
+        is sent.
+        """
+        link = self.printers.get(serial)
+        spec = None if link is None else link.spec
+        if spec is None or not spec.lan_host or not spec.access_code:
+            raise StorageError(StorageErrorReason.NO_ADDRESS)
+        try:
+            context = await self._printer_context(spec.serial, spec.lan_host)
+        except TrustError as err:
+            raise StorageError(StorageErrorReason.TLS, err.kind) from err
+        except OSError as err:
+            raise StorageError(StorageErrorReason.CONNECTION) from err
+        return PrinterStorage(
+            host=lan_address(spec.lan_host),
+            serial=spec.serial,
+            access_code=spec.access_code,
+            context=context,
+            port=self.config.ports.ftps,
+            timeout=self.config.timeouts.file_transfer,
+        )
 
     # ----------------------------------------------------------- cloud side
 
