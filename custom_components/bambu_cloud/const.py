@@ -50,6 +50,7 @@ PLATFORMS: Final = [
     Platform.BUTTON,
     Platform.CAMERA,
     Platform.EVENT,
+    Platform.FAN,
     Platform.IMAGE,
     Platform.LIGHT,
     Platform.NUMBER,
