@@ -1,8 +1,17 @@
-"""Buttons of Bambu Lab printers: pause, resume, stop, refresh."""
+"""Buttons of Bambu Lab printers: pause, resume, stop, refresh; AMS controls.
+
+Each AMS unit gets, on its own device, a load and an RFID re-read button per
+slot and an unload button; units with a heater (AMS 2 Pro, AMS HT) also get
+start and stop drying. A one-press start dries with the spools' own
+recommendation (the lowest temperature and longest time of the loaded
+spools, 55 °C for 8 hours without any), the action takes explicit settings.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from homeassistant.components.button import ButtonEntity, ButtonEntityDescription
@@ -11,10 +20,21 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .bambu.commands import print_action
+from .ams_control import (
+    load_command,
+    start_drying_command,
+    stop_drying_command,
+    unload_command,
+)
+from .ams_tracking import ams_device, track_ams_units
+from .bambu import commands
+from .bambu.commands import AMS_HT_UNIT_IDS, SLOTS_PER_AMS, Command, print_action
 from .bambu.enums import JobState
+from .bambu.hub import BambuHub
+from .bambu.state import AmsUnit, PrinterState, Tray
 from .const import DOMAIN, LOGGER
 from .coordinator import BambuConfigEntry
+from .devices import ams_identifier
 from .entity import BambuPrinterEntity, BambuPrinterEntityDescription
 from .printer_tracking import track_printers
 
@@ -84,6 +104,13 @@ async def async_setup_entry(
             BambuPrintButton(hub, serial, description) for description in PRINT_BUTTONS
         ]
         entities.append(BambuRefreshButton(hub, serial, REFRESH_BUTTON))
+        track_ams_units(
+            entry,
+            hub,
+            serial,
+            async_add_entities,
+            lambda unit: _ams_buttons(hub, serial, unit),
+        )
         return entities
 
     track_printers(entry, async_add_entities, printer_entities)
@@ -126,3 +153,163 @@ class BambuRefreshButton(BambuPrinterEntity, ButtonEntity):
                 translation_domain=DOMAIN, translation_key="printer_not_connected"
             )
         self._last_press = now
+
+
+def _idle(state: PrinterState) -> bool:
+    """No job under way: filament may move."""
+    job = state.gcode_state
+    return job is None or not job.active
+
+
+def _feeding(state: PrinterState, unit: AmsUnit) -> bool:
+    """Whether the unit feeds the printer (``tray_now``: the active nozzle's).
+
+    Not each nozzle's tray: that is read from the packed nozzle state, which
+    changes with every temperature report.
+    """
+    active = state.active_tray_id
+    return any(tray.global_id == active for tray in unit.trays)
+
+
+def _drying(unit: AmsUnit) -> bool:
+    state = unit.drying.state
+    return bool(unit.drying_minutes_left) or (state is not None and state.active)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BambuAmsButtonDescription(BambuPrinterEntityDescription, ButtonEntityDescription):
+    """A control of an AMS unit, or of each of its slots (``per_slot``).
+
+    ``available_fn`` gets the printer's state, the unit and the slot's tray
+    (None for unit controls); ``command_fn`` builds the command (slot 0 for
+    unit controls) or raises a translated error.
+    """
+
+    available_fn: Callable[[PrinterState, AmsUnit, Tray | None], bool]
+    command_fn: Callable[[PrinterState, AmsUnit, int], Command]
+    exists_fn: Callable[[AmsUnit], bool] = lambda _: True
+    per_slot: bool = False
+
+
+AMS_BUTTONS: tuple[BambuAmsButtonDescription, ...] = (
+    BambuAmsButtonDescription(
+        key="load",
+        translation_key="load_filament",
+        per_slot=True,
+        available_fn=lambda s, _, tray: (
+            _idle(s) and tray is not None and not tray.empty
+        ),
+        command_fn=load_command,
+        views=frozenset({"ams_units", "gcode_state"}),
+    ),
+    BambuAmsButtonDescription(
+        key="read_rfid",
+        translation_key="read_rfid",
+        per_slot=True,
+        entity_category=EntityCategory.CONFIG,
+        available_fn=lambda s, _, tray: _idle(s) and tray is not None,
+        command_fn=lambda _, unit, slot: commands.ams_read_rfid(
+            ams_id=unit.id, slot=slot
+        ),
+        views=frozenset({"ams_units", "gcode_state"}),
+    ),
+    BambuAmsButtonDescription(
+        key="unload",
+        translation_key="unload_filament",
+        available_fn=lambda s, unit, _: _idle(s) and _feeding(s, unit),
+        command_fn=lambda s, unit, _: unload_command(s, unit),
+        views=frozenset({"ams_units", "gcode_state", "active_tray_id"}),
+    ),
+    BambuAmsButtonDescription(
+        key="start_drying",
+        translation_key="start_drying",
+        exists_fn=lambda unit: unit.can_dry,
+        available_fn=lambda s, unit, _: bool(s.remote_drying) and not _drying(unit),
+        command_fn=lambda s, unit, _: start_drying_command(s, unit),
+        views=frozenset({"ams_units", "remote_drying"}),
+    ),
+    BambuAmsButtonDescription(
+        key="stop_drying",
+        translation_key="stop_drying",
+        exists_fn=lambda unit: unit.can_dry,
+        available_fn=lambda s, unit, _: bool(s.remote_drying) and _drying(unit),
+        command_fn=lambda s, unit, _: stop_drying_command(s, unit),
+        views=frozenset({"ams_units", "remote_drying"}),
+    ),
+)
+
+
+def _ams_buttons(hub: BambuHub, serial: str, unit: AmsUnit) -> list[ButtonEntity]:
+    """The unit's buttons: per slot (4, the AMS HT's one) and per unit."""
+    slots = range(1) if unit.id in AMS_HT_UNIT_IDS else range(SLOTS_PER_AMS)
+    entities: list[ButtonEntity] = []
+    for description in AMS_BUTTONS:
+        if not description.exists_fn(unit):
+            continue
+        if description.per_slot:
+            entities.extend(
+                BambuAmsButton(hub, serial, unit.id, description, slot)
+                for slot in slots
+            )
+        else:
+            entities.append(BambuAmsButton(hub, serial, unit.id, description))
+    return entities
+
+
+class BambuAmsButton(BambuPrinterEntity, ButtonEntity):
+    """A control of an AMS unit or slot, on the unit's device."""
+
+    entity_description: BambuAmsButtonDescription
+    needs_signature = True
+
+    def __init__(
+        self,
+        hub: BambuHub,
+        serial: str,
+        unit_id: int,
+        description: BambuAmsButtonDescription,
+        slot: int | None = None,
+    ) -> None:
+        """Attach to the AMS device; a slot's button names its slot (1-based)."""
+        prefix = ams_identifier(serial, unit_id)
+        if slot is not None:
+            description = dataclasses.replace(
+                description, translation_placeholders={"slot": str(slot + 1)}
+            )
+        super().__init__(hub, serial, description)
+        self.unit_id = unit_id
+        self.slot = slot
+        self._attr_unique_id = (
+            f"{prefix}_{description.key}"
+            if slot is None
+            else f"{prefix}_tray_{slot}_{description.key}"
+        )
+        self._attr_device_info = ams_device(hub, serial, unit_id)
+
+    @property
+    def _unit(self) -> AmsUnit | None:
+        return next(
+            (u for u in self.state_data.ams_units if u.id == self.unit_id), None
+        )
+
+    @property
+    def available(self) -> bool:
+        """Available while the unit is reported and the action makes sense."""
+        if not super().available or (unit := self._unit) is None:
+            return False
+        tray = None
+        if self.slot is not None:
+            tray = next((t for t in unit.trays if t.id == self.slot), None)
+        return self.entity_description.available_fn(self.state_data, unit, tray)
+
+    async def async_press(self) -> None:
+        """Send the command; the printer's report shows what follows."""
+        unit = self._unit
+        if unit is None:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="printer_not_connected"
+            )
+        command = self.entity_description.command_fn(
+            self.state_data, unit, self.slot or 0
+        )
+        await self.async_send(command)

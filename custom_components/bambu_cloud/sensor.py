@@ -28,6 +28,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
+from .ams_tracking import track_ams_units
+from .bambu.ams import DryingState
 from .bambu.auth import AccessToken
 from .bambu.const import PrinterModel
 from .bambu.enums import JobState, PrintStage, SpeedLevel
@@ -342,6 +344,7 @@ class BambuAmsSensorDescription(BambuPrinterEntityDescription, SensorEntityDescr
     """A sensor of one AMS unit: ``value_fn`` reads the unit from ``ams_units``."""
 
     value_fn: Callable[[AmsUnit], SensorValue]
+    attrs_fn: Callable[[AmsUnit], dict[str, Any]] | None = None
     views: frozenset[str] = frozenset({"ams_units"})
 
 
@@ -378,12 +381,41 @@ AMS_SENSORS: tuple[BambuAmsSensorDescription, ...] = (
         suggested_display_precision=1,
         value_fn=lambda unit: unit.temperature,
     ),
+)
+
+
+def _drying_state(unit: AmsUnit) -> str | None:
+    state = unit.drying.state
+    return None if state is None else state.value
+
+
+def _drying_attributes(unit: AmsUnit) -> dict[str, Any]:
+    """The drying run's settings and why drying cannot start (codes)."""
+    drying = unit.drying
+    return {
+        "temperature": drying.temperature,
+        "duration": drying.hours,
+        "filament": drying.filament,
+        "blocked_by": [blocker.value for blocker in drying.blockers],
+    }
+
+
+# Units with a heater (AMS 2 Pro, AMS HT) only: what their dryer does.
+DRYER_SENSORS: tuple[BambuAmsSensorDescription, ...] = (
+    BambuAmsSensorDescription(
+        key="drying_state",
+        translation_key="ams_drying_state",
+        device_class=SensorDeviceClass.ENUM,
+        options=[state.value for state in DryingState],
+        value_fn=_drying_state,
+        attrs_fn=_drying_attributes,
+    ),
     BambuAmsSensorDescription(
         key="drying_remaining",
         translation_key="ams_drying_remaining",
         device_class=SensorDeviceClass.DURATION,
         native_unit_of_measurement=UnitOfTime.MINUTES,
-        entity_registry_enabled_default=False,
+        suggested_display_precision=0,
         value_fn=lambda unit: unit.drying_minutes_left,
     ),
 )
@@ -435,6 +467,17 @@ async def async_setup_entry(
             if description.exists_fn(model)
         )
         _track_filament(hass, entry, hub, serial, async_add_entities)
+        track_ams_units(
+            entry,
+            hub,
+            serial,
+            async_add_entities,
+            lambda unit: [
+                BambuAmsSensor(hub, serial, unit.id, description)
+                for description in DRYER_SENSORS
+                if unit.can_dry
+            ],
+        )
         return entities
 
     track_printers(entry, async_add_entities, printer_entities)
@@ -556,9 +599,15 @@ class BambuAmsSensor(BambuPrinterEntity, SensorEntity):
         unit = self._unit
         return None if unit is None else self.entity_description.value_fn(unit)
 
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Details of the unit's value (the dryer's settings)."""
+        unit, attrs_fn = self._unit, self.entity_description.attrs_fn
+        return None if unit is None or attrs_fn is None else attrs_fn(unit)
+
     def snapshot(self) -> object:
-        """Availability and value."""
-        return (self.available, self.native_value)
+        """Availability, value and attributes."""
+        return (self.available, self.native_value, self.extra_state_attributes)
 
 
 class BambuTraySensor(BambuPrinterEntity, SensorEntity):

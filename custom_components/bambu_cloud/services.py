@@ -1,8 +1,15 @@
-"""Actions of the integration: send G-code to a printer."""
+"""Actions of the integration: send G-code to a printer; AMS filament and drying.
+
+``set_filament`` targets a slot by its sensor entity, or by a device: an AMS
+unit's device with ``slot``, or a printer's device with ``ams`` (the unit
+id, ``external`` for the external spool holder) and ``slot`` (1-based).
+``start_drying`` / ``stop_drying`` target an AMS unit's device, or a
+printer's device with ``ams``.
+"""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, cast
 
 import voluptuous as vol
 from homeassistant.config_entries import ConfigEntryState
@@ -10,13 +17,18 @@ from homeassistant.core import HomeAssistant, ServiceCall, callback
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.entity_platform import async_get_platforms
 from homeassistant.helpers.service import async_register_admin_service
 
-from .bambu.commands import gcode_line
+from .ams_control import start_drying_command, stop_drying_command
+from .bambu import ams, commands
+from .bambu.commands import Command, gcode_line
+from .bambu.state import AmsUnit, Tray
 from .command_sender import async_send_command
 from .const import DOMAIN
 from .coordinator import BambuConfigEntry
-from .devices import printer_serial
+from .devices import AmsId, device_ids, printer_serial
+from .sensor import BambuTraySensor
 
 SERVICE_SEND_GCODE: Final = "send_gcode"
 ATTR_DEVICE_ID: Final = "device_id"
@@ -43,8 +55,7 @@ SEND_GCODE_SCHEMA: Final = vol.Schema(
 
 
 @callback
-def _resolve(hass: HomeAssistant, device_id: str) -> tuple[BambuConfigEntry, str]:
-    """The loaded entry and the serial of a printer device."""
+def _device(hass: HomeAssistant, device_id: str) -> dr.DeviceEntry:
     device = dr.async_get(hass).async_get(device_id)
     if device is None:
         raise ServiceValidationError(
@@ -52,6 +63,13 @@ def _resolve(hass: HomeAssistant, device_id: str) -> tuple[BambuConfigEntry, str
             translation_key="device_not_found",
             translation_placeholders={"device_id": device_id},
         )
+    return device
+
+
+@callback
+def _resolve(hass: HomeAssistant, device_id: str) -> tuple[BambuConfigEntry, str]:
+    """The loaded entry and the serial of a printer device."""
+    device = _device(hass, device_id)
     serial = printer_serial(device)
     if serial is None:
         raise ServiceValidationError(
@@ -61,6 +79,14 @@ def _resolve(hass: HomeAssistant, device_id: str) -> tuple[BambuConfigEntry, str
                 "device": device.name_by_user or device.name or device_id
             },
         )
+    return _loaded_entry(hass, device, serial), serial
+
+
+@callback
+def _loaded_entry(
+    hass: HomeAssistant, device: dr.DeviceEntry, serial: str
+) -> BambuConfigEntry:
+    """The loaded entry serving the printer a device belongs to."""
     name = device.name_by_user or device.name or serial
     entries: list[BambuConfigEntry] = [
         entry
@@ -77,7 +103,7 @@ def _resolve(hass: HomeAssistant, device_id: str) -> tuple[BambuConfigEntry, str
         )
     for entry in entries:
         if serial in entry.runtime_data.hub.printers:
-            return entry, serial
+            return entry
     # A printer no longer bound to the account (its device lingers).
     raise ServiceValidationError(
         translation_domain=DOMAIN,
@@ -100,6 +126,251 @@ async def _async_send_gcode(call: ServiceCall) -> None:
     )
 
 
+# -------------------------------------------------------------------- AMS
+
+SERVICE_SET_FILAMENT: Final = "set_filament"
+SERVICE_START_DRYING: Final = "start_drying"
+SERVICE_STOP_DRYING: Final = "stop_drying"
+ATTR_ENTITY_ID: Final = "entity_id"
+ATTR_AMS: Final = "ams"
+ATTR_SLOT: Final = "slot"
+ATTR_TYPE: Final = "type"
+ATTR_COLOR: Final = "color"
+ATTR_MIN_TEMP: Final = "min_temp"
+ATTR_MAX_TEMP: Final = "max_temp"
+ATTR_FILAMENT_ID: Final = "filament_id"
+ATTR_TEMPERATURE: Final = "temperature"
+ATTR_DURATION: Final = "duration"
+ATTR_FILAMENT: Final = "filament"
+ATTR_ROTATE_TRAY: Final = "rotate_tray"
+EXTERNAL: Final = "external"
+MAX_NOZZLE_TEMPERATURE: Final = 500
+MAX_TEXT_LENGTH: Final = 64
+
+
+def _ams_unit_id(value: object) -> int | str:
+    """An AMS unit id (0-3, AMS HT 128-135) or ``external``."""
+    text = cv.string(value).strip().lower()
+    if text == EXTERNAL:
+        return EXTERNAL
+    if text.isascii() and text.isdigit() and len(text) <= 3:
+        return int(text)
+    raise vol.Invalid("ams must be an AMS unit id or 'external'")
+
+
+_TEXT = vol.All(cv.string, vol.Length(max=MAX_TEXT_LENGTH))
+_NOZZLE_TEMP = vol.All(vol.Coerce(int), vol.Range(min=0, max=MAX_NOZZLE_TEMPERATURE))
+
+SET_FILAMENT_SCHEMA: Final = vol.Schema(
+    {
+        vol.Optional(ATTR_ENTITY_ID): cv.entity_id,
+        vol.Optional(ATTR_DEVICE_ID): cv.string,
+        vol.Optional(ATTR_AMS): _ams_unit_id,
+        vol.Optional(ATTR_SLOT): vol.All(vol.Coerce(int), vol.Range(min=1, max=4)),
+        vol.Required(ATTR_TYPE): _TEXT,
+        vol.Required(ATTR_COLOR): _TEXT,
+        vol.Required(ATTR_MIN_TEMP): _NOZZLE_TEMP,
+        vol.Required(ATTR_MAX_TEMP): _NOZZLE_TEMP,
+        vol.Optional(ATTR_FILAMENT_ID): _TEXT,
+    }
+)
+
+_UNIT_TARGET: Final = {
+    vol.Required(ATTR_DEVICE_ID): cv.string,
+    vol.Optional(ATTR_AMS): _ams_unit_id,
+}
+START_DRYING_SCHEMA: Final = vol.Schema(
+    {
+        **_UNIT_TARGET,
+        vol.Optional(ATTR_TEMPERATURE): vol.All(
+            vol.Coerce(int), vol.Range(min=1, max=120)
+        ),
+        vol.Optional(ATTR_DURATION): vol.All(vol.Coerce(int), vol.Range(min=1, max=99)),
+        vol.Optional(ATTR_FILAMENT): _TEXT,
+        vol.Optional(ATTR_ROTATE_TRAY, default=False): cv.boolean,
+    }
+)
+STOP_DRYING_SCHEMA: Final = vol.Schema(_UNIT_TARGET)
+
+
+def _invalid(key: str, **placeholders: str) -> ServiceValidationError:
+    return ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key=key,
+        translation_placeholders=placeholders or None,
+    )
+
+
+@callback
+def _unit_target(
+    hass: HomeAssistant, device_id: str, ams_id: int | str | None
+) -> tuple[BambuConfigEntry, str, int | None]:
+    """Entry, serial and unit (None: external spool) a device target names.
+
+    An AMS unit's device names its unit; a printer's device needs ``ams``.
+    """
+    device = _device(hass, device_id)
+    unit = next((i for i in device_ids(device) if isinstance(i, AmsId)), None)
+    if unit is not None:
+        return _loaded_entry(hass, device, unit.serial), unit.serial, unit.unit_id
+    entry, serial = _resolve(hass, device_id)
+    if ams_id is None:
+        raise _invalid("ams_required")
+    return entry, serial, None if ams_id == EXTERNAL else int(ams_id)
+
+
+@callback
+def _ams_unit(entry: BambuConfigEntry, serial: str, unit_id: int | None) -> AmsUnit:
+    """The reported AMS unit (the external spool holder is none)."""
+    state = entry.runtime_data.hub.printers[serial].state
+    unit = next((u for u in state.ams_units if u.id == unit_id), None)
+    if unit is None:
+        raise _invalid(
+            "ams_unit_not_found", ams=EXTERNAL if unit_id is None else str(unit_id)
+        )
+    return unit
+
+
+@callback
+def _tray_target(
+    hass: HomeAssistant, data: dict[str, object]
+) -> tuple[BambuConfigEntry, str, int, int]:
+    """Entry, serial, ``ams_id`` and ``tray_id`` of the slot an action names."""
+    entity_id = data.get(ATTR_ENTITY_ID)
+    device_id = data.get(ATTR_DEVICE_ID)
+    slot = data.get(ATTR_SLOT)
+    if isinstance(entity_id, str):
+        found = next(
+            (
+                (platform.config_entry, entity)
+                for platform in async_get_platforms(hass, DOMAIN)
+                if isinstance(
+                    entity := platform.entities.get(entity_id), BambuTraySensor
+                )
+            ),
+            None,
+        )
+        if found is None or found[0] is None:
+            raise _invalid("not_a_tray", entity_id=entity_id)
+        entry, sensor = cast("BambuConfigEntry", found[0]), found[1]
+        unit_id, slot_id, serial = sensor.unit_id, sensor.tray_id, sensor.serial
+    elif isinstance(device_id, str):
+        ams_id = data.get(ATTR_AMS)
+        entry, serial, unit_id = _unit_target(
+            hass, device_id, ams_id if isinstance(ams_id, int | str) else None
+        )
+        slot_id = _slot_id(entry, serial, unit_id, slot)
+    else:
+        raise _invalid("target_required")
+    if unit_id is None:
+        return entry, serial, commands.EXTERNAL_AMS_ID, slot_id
+    return entry, serial, unit_id, slot_id
+
+
+def _slot_id(
+    entry: BambuConfigEntry, serial: str, unit_id: int | None, slot: object
+) -> int:
+    """The tray id of a 1-based slot; a one-slot unit needs no slot number."""
+    state = entry.runtime_data.hub.printers[serial].state
+    trays: tuple[Tray, ...] = (
+        state.external_spools
+        if unit_id is None
+        else _ams_unit(entry, serial, unit_id).trays
+    )
+    ordered = sorted(tray.id for tray in trays)
+    if slot is None:
+        if len(ordered) != 1:
+            raise _invalid("slot_required")
+        return ordered[0]
+    number = int(str(slot))
+    if unit_id is None:
+        if number > len(ordered):
+            raise _invalid("slot_not_found", slot=str(number))
+        return ordered[number - 1]
+    if number - 1 not in ordered:
+        raise _invalid("slot_not_found", slot=str(number))
+    return number - 1
+
+
+async def _async_set_filament(call: ServiceCall) -> None:
+    """Tell the printer what filament a slot holds; wait for its ack."""
+    hass, data = call.hass, call.data
+    entry, serial, ams_id, tray_id = _tray_target(hass, dict(data))
+    kind = ams.filament_type(data[ATTR_TYPE])
+    if kind is None:
+        raise _invalid("invalid_filament_type")
+    try:
+        color = commands.normalize_color(data[ATTR_COLOR])
+    except ValueError as err:
+        raise _invalid("invalid_color", color=data[ATTR_COLOR]) from err
+    if data[ATTR_MIN_TEMP] > data[ATTR_MAX_TEMP]:
+        raise _invalid(
+            "filament_temperatures_reversed",
+            min_temp=str(data[ATTR_MIN_TEMP]),
+            max_temp=str(data[ATTR_MAX_TEMP]),
+        )
+    if ATTR_FILAMENT_ID in data:
+        filament_id = ams.filament_id(data[ATTR_FILAMENT_ID])
+        if filament_id is None:
+            raise _invalid("invalid_filament_id")
+    else:
+        filament_id = ams.generic_filament_id(kind)
+    await _async_send(
+        hass,
+        entry,
+        serial,
+        commands.ams_filament_setting(
+            ams_id=ams_id,
+            tray_id=tray_id,
+            tray_type=kind,
+            color=color,
+            min_temp=data[ATTR_MIN_TEMP],
+            max_temp=data[ATTR_MAX_TEMP],
+            filament_id=filament_id,
+        ),
+    )
+
+
+async def _async_start_drying(call: ServiceCall) -> None:
+    """Dry an AMS 2 Pro / AMS HT; unset settings come from its spools."""
+    hass, data = call.hass, call.data
+    entry, serial, unit_id = _unit_target(
+        hass, data[ATTR_DEVICE_ID], data.get(ATTR_AMS)
+    )
+    unit = _ams_unit(entry, serial, unit_id)
+    filament = data.get(ATTR_FILAMENT)
+    if filament is not None and ams.filament_type(filament) is None:
+        raise _invalid("invalid_filament_type")
+    state = entry.runtime_data.hub.printers[serial].state
+    command = start_drying_command(
+        state,
+        unit,
+        temperature=data.get(ATTR_TEMPERATURE),
+        hours=data.get(ATTR_DURATION),
+        filament=None if filament is None else filament.strip(),
+        rotate_tray=data[ATTR_ROTATE_TRAY],
+    )
+    await _async_send(hass, entry, serial, command)
+
+
+async def _async_stop_drying(call: ServiceCall) -> None:
+    """Stop an AMS 2 Pro / AMS HT drying."""
+    hass, data = call.hass, call.data
+    entry, serial, unit_id = _unit_target(
+        hass, data[ATTR_DEVICE_ID], data.get(ATTR_AMS)
+    )
+    unit = _ams_unit(entry, serial, unit_id)
+    state = entry.runtime_data.hub.printers[serial].state
+    await _async_send(hass, entry, serial, stop_drying_command(state, unit))
+
+
+async def _async_send(
+    hass: HomeAssistant, entry: BambuConfigEntry, serial: str, command: Command
+) -> None:
+    hub = entry.runtime_data.hub
+    await async_send_command(hass, hub, serial, hub.printers[serial].spec.name, command)
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the integration's actions.
@@ -110,3 +381,9 @@ def async_setup_services(hass: HomeAssistant) -> None:
     async_register_admin_service(
         hass, DOMAIN, SERVICE_SEND_GCODE, _async_send_gcode, schema=SEND_GCODE_SCHEMA
     )
+    for name, handler, schema in (
+        (SERVICE_SET_FILAMENT, _async_set_filament, SET_FILAMENT_SCHEMA),
+        (SERVICE_START_DRYING, _async_start_drying, START_DRYING_SCHEMA),
+        (SERVICE_STOP_DRYING, _async_stop_drying, STOP_DRYING_SCHEMA),
+    ):
+        hass.services.async_register(DOMAIN, name, handler, schema=schema)

@@ -196,7 +196,6 @@ MAX_FILAMENT_TYPE_LENGTH: Final = 20
 _FILAMENT_TYPE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9 +._/-]*")
 # Preset ids: Bambu's "GFL99", user presets such as "P4d64437".
 _FILAMENT_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,32}")
-_COLOR: Final = re.compile(r"#?([0-9A-Fa-f]{6})([0-9A-Fa-f]{2})?")
 
 
 def filament_type(value: str) -> str | None:
@@ -216,11 +215,3 @@ def filament_id(value: str) -> str | None:
 def generic_filament_id(kind: str) -> str:
     """Bambu's generic preset for a type; empty when there is none."""
     return GENERIC_FILAMENT_IDS.get(kind.upper(), "")
-
-
-def tray_color(value: str) -> str | None:
-    """``RRGGBB`` or ``RRGGBBAA`` (``#`` optional) as ``RRGGBBAA`` upper case."""
-    found = _COLOR.fullmatch(value.strip())
-    if found is None:
-        return None
-    return (found.group(1) + (found.group(2) or "FF")).upper()
