@@ -468,6 +468,9 @@ class VirtualFarm:
         if self.broker is None:
             raise RuntimeError("the cloud broker is not running")
         printer = VirtualPrinter(self.broker, serial, model, access_code=access_code)
+        if model == "H2D" and index < len(MODEL_CYCLE):
+            # The first H2D's AMS HT (its AMS 2 Pro is idle): dryers in the demo.
+            printer.start_drying(128, 65, 8, "PA")
         # Every farm printer lives at 127.0.0.1, and the demo reaches the
         # LAN-only printer at that bare address (``lan_mqtt_port``): an
         # account printer reporting it would have its automatic LAN address
