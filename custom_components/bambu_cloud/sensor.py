@@ -31,6 +31,7 @@ from homeassistant.util import dt as dt_util
 from .ams_tracking import track_ams_units
 from .bambu.ams import DryingState
 from .bambu.auth import AccessToken
+from .bambu.commands import slot_number
 from .bambu.const import PrinterModel
 from .bambu.enums import JobState, PrintStage, SpeedLevel
 from .bambu.hub import BambuHub
@@ -619,14 +620,15 @@ class BambuTraySensor(BambuPrinterEntity, SensorEntity):
         self, hub: BambuHub, serial: str, unit_id: int | None, tray_id: int
     ) -> None:
         """Attach to the AMS (or external spool) device."""
-        key = f"tray_{tray_id + 1}" if unit_id is not None else "external_spool"
+        slot = slot_number(tray_id)
+        key = f"tray_{slot}" if unit_id is not None else "external_spool"
         super().__init__(
             hub,
             serial,
             BambuTraySensorDescription(
                 key=key,
                 translation_key="tray" if unit_id is not None else "external_spool",
-                translation_placeholders={"slot": str(tray_id + 1)},
+                translation_placeholders={"slot": str(slot)},
             ),
         )
         self.unit_id = unit_id
