@@ -48,6 +48,8 @@ from .cloud_server import (
     OTHER_TOKEN,
     P1S,
     PASSWORD,
+    TFA_ACCOUNT,
+    TFA_CODE,
     TOKEN,
     UID,
     X1C,
@@ -362,7 +364,8 @@ async def test_sign_in_errors_recover(hass: HomeAssistant, cloud: FakeCloud) -> 
     result = await _submit(hass, result, {**SIGN_IN, CONF_PASSWORD: "wrong"})
     assert result["errors"] == {"base": "invalid_auth"}
 
-    cloud.login_type = "tfa"
+    # An authenticator sign-in without the key its code must go with.
+    cloud.fail("/v1/user-service/user/login", Failure(200, '{"loginType":"tfa"}'))
     result = await _submit(hass, result, SIGN_IN)
     assert result["errors"] == {"base": "tfa_unsupported"}
 
@@ -408,6 +411,88 @@ async def test_code_step_errors_recover(hass: HomeAssistant, cloud: FakeCloud) -
     assert result["errors"] == {"base": "invalid_code"}
 
     result = await _submit(hass, result, {CONF_CODE: CODE})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+TFA = "/api/sign-in/tfa"
+TFA_SIGN_IN = {**SIGN_IN, CONF_ACCOUNT: TFA_ACCOUNT}
+
+
+@pytest.mark.freeze_time(NOW)
+async def test_sign_in_with_authenticator(
+    hass: HomeAssistant, cloud: FakeCloud
+) -> None:
+    """loginType tfa: the app's code for the login's key; the cookie is the token."""
+    result = await _start(hass, "sign_in")
+    result = await _submit(hass, result, TFA_SIGN_IN)
+    assert result["step_id"] == "tfa"
+    assert result["description_placeholders"] == {"account": TFA_ACCOUNT}
+    assert cloud.codes_sent == []
+
+    for malformed in ("12345", "1234567", "abcdef", "12345a"):
+        result = await _submit(hass, result, {CONF_CODE: malformed})
+        assert result["errors"] == {CONF_CODE: "tfa_code_format"}
+    assert cloud.calls(TFA) == 0
+
+    result = await _submit(hass, result, {CONF_CODE: "000000"})
+    assert result["errors"] == {"base": "invalid_code"}
+
+    result = await _submit(
+        hass, result, {CONF_CODE: f" {TFA_CODE[:3]} {TFA_CODE[3:]} "}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == _signed_in()
+    _, _, headers, body = next(r for r in reversed(cloud.requests) if r[1] == TFA)
+    assert json.loads(body)["tfaCode"] == TFA_CODE
+    assert "Authorization" not in headers
+
+
+async def test_authenticator_errors_recover(
+    hass: HomeAssistant, cloud: FakeCloud
+) -> None:
+    """Each failure of the code step is a form error; an expired sign-in restarts."""
+    result = await _start(hass, "sign_in")
+    result = await _submit(hass, result, TFA_SIGN_IN)
+
+    cloud.tfa_csrf = True
+    result = await _submit(hass, result, {CONF_CODE: TFA_CODE})
+    assert result["errors"] == {"base": "tfa_forbidden"}
+    cloud.tfa_csrf = False
+
+    failures = [
+        (Failure(403, CLOUDFLARE_HTML, content_type="text/html"), "tfa_forbidden"),
+        (Failure(429), "rate_limited"),
+        (Failure(502, "bad gateway"), "cannot_connect"),
+        (Failure(200, "{}"), "invalid_code"),
+    ]
+    for failure, error in failures:
+        cloud.fail(TFA, failure)
+        result = await _submit(hass, result, {CONF_CODE: TFA_CODE})
+        assert result["step_id"] == "tfa"
+        assert result["errors"] == {"base": error}
+
+    calls = cloud.calls(TFA)
+    result = await _submit(hass, result, {CONF_CODE: _too_long(CONF_CODE)})
+    assert result["errors"] == {CONF_CODE: "too_long"}
+    assert cloud.calls(TFA) == calls
+
+    # The cloud forgot the sign-in: back to the password form.
+    cloud.tfa_keys.clear()
+    result = await _submit(hass, result, {CONF_CODE: TFA_CODE})
+    assert result["step_id"] == "sign_in"
+    assert result["errors"] == {"base": "tfa_expired"}
+
+    result = await _submit(hass, result, TFA_SIGN_IN)
+    assert result["step_id"] == "tfa"
+    cloud.fail("/v1/user-service/my/profile", Failure(401))
+    result = await _submit(hass, result, {CONF_CODE: TFA_CODE})
+    assert result["errors"] == {"base": "invalid_auth"}
+
+    # That try used the key up: the next code starts over.
+    result = await _submit(hass, result, {CONF_CODE: TFA_CODE})
+    assert result["step_id"] == "sign_in"
+    result = await _submit(hass, result, TFA_SIGN_IN)
+    result = await _submit(hass, result, {CONF_CODE: TFA_CODE})
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
@@ -488,6 +573,35 @@ async def test_reauth_sign_in(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
     assert mock_config_entry.data == {**_signed_in(), CONF_REGION: "china"}
+
+
+@pytest.mark.freeze_time(NOW)
+async def test_reauth_sign_in_with_authenticator(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, cloud: FakeCloud
+) -> None:
+    """Reauth of an account using an authenticator app: same code step."""
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry, data={CONF_REGION: "global", CONF_ACCESS_TOKEN: "old"}
+    )
+    result = await _reauth(hass, mock_config_entry, "sign_in")
+    result = await _submit(
+        hass, result, {CONF_ACCOUNT: TFA_ACCOUNT, CONF_PASSWORD: PASSWORD}
+    )
+    assert result["step_id"] == "tfa"
+    cloud.tfa_keys.clear()
+    result = await _submit(hass, result, {CONF_CODE: TFA_CODE})
+    # The password form of a reauth: still without the region.
+    assert result["step_id"] == "sign_in"
+    assert result["errors"] == {"base": "tfa_expired"}
+    assert CONF_REGION not in {str(key) for key in result["data_schema"].schema}
+    result = await _submit(
+        hass, result, {CONF_ACCOUNT: TFA_ACCOUNT, CONF_PASSWORD: PASSWORD}
+    )
+    result = await _submit(hass, result, {CONF_CODE: TFA_CODE})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert mock_config_entry.data == _signed_in()
 
 
 async def test_reauth_sign_in_wrong_account(

@@ -55,7 +55,13 @@ from .bambu.errors import (
 )
 from .bambu.hub import split_host_port
 from .bambu.lan import LanCheck, LanCheckError, LanCheckReason, check_printer
-from .bambu.models import SERIAL_MAX_LENGTH, LoginKind, Profile, valid_serial
+from .bambu.models import (
+    SERIAL_MAX_LENGTH,
+    LoginKind,
+    LoginResult,
+    Profile,
+    valid_serial,
+)
 from .const import (
     CONF_ACCESS_CODE,
     CONF_ACCESS_TOKEN,
@@ -130,6 +136,8 @@ LAN_CHECK_ERRORS: dict[LanCheckReason, str] = {
 }
 # The choice of the printer list that means "type the address".
 MANUAL = "manual"
+# An authenticator app's code: six digits (typed with spaces, "123 456", too).
+_TFA_CODE = re.compile(r"[0-9]{6}")
 
 
 class _FlowError(Exception):
@@ -206,6 +214,8 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
         """Start with no account and no printer chosen."""
         self._region = Region.GLOBAL.value
         self._account = ""
+        # What the password login answered for an authenticator sign-in.
+        self._tfa_key = ""
         # A LAN printer picked from the network or announced by discovery.
         self._lan: dict[str, str] = {}
         self._lan_name: str | None = None
@@ -288,7 +298,6 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Sign in with account and password; the password is not stored."""
         errors: dict[str, str] = {}
-        reauth = self.source == SOURCE_REAUTH
         if user_input is not None:
             errors = _too_long(user_input)
         if user_input is not None and not errors:
@@ -304,13 +313,19 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
                     raise _flow_error(err) from err
                 if result.kind is LoginKind.VERIFY_CODE:
                     return await self.async_step_code()
-                if result.kind is LoginKind.TFA or not result.access_token:
-                    raise _FlowError("tfa_unsupported")
-                return await self._async_login_with_token(
-                    result.access_token, result.expires_in
-                )
+                if result.kind is LoginKind.TFA:
+                    if not result.tfa_key:
+                        raise _FlowError("tfa_unsupported")
+                    self._tfa_key = result.tfa_key
+                    return await self.async_step_tfa()
+                return await self._async_login_with_token(result)
             except _FlowError as err:
                 errors["base"] = err.key
+        return self._sign_in_form(errors)
+
+    def _sign_in_form(self, errors: dict[str, str]) -> ConfigFlowResult:
+        """The account and password form (the region too, unless reauth)."""
+        reauth = self.source == SOURCE_REAUTH
         fields: dict[vol.Marker, Any] = {}
         if not reauth:
             fields[vol.Required(CONF_REGION, default=self._region)] = _REGION_SELECTOR
@@ -346,11 +361,7 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
                     raise _FlowError("code_expired") from err
                 except Exception as err:
                     raise _flow_error(err) from err
-                if not result.access_token:
-                    raise _FlowError("invalid_code")
-                return await self._async_login_with_token(
-                    result.access_token, result.expires_in
-                )
+                return await self._async_login_with_token(result)
             except _FlowError as err:
                 errors["base"] = err.key
             except BambuError as err:
@@ -358,6 +369,52 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="code",
             data_schema=vol.Schema({vol.Required(CONF_CODE): TextSelector()}),
+            errors=errors,
+            description_placeholders={"account": self._account},
+        )
+
+    async def async_step_tfa(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Enter the current code of the account's authenticator app.
+
+        A refused code may be typed again; a sign-in that expired goes back
+        to the password form, which starts a new one.
+        """
+        errors: dict[str, str] = {}
+        code = ""
+        if user_input is not None:
+            errors = _too_long(user_input)
+            code = "".join(str(user_input[CONF_CODE]).split())
+            if not errors and not _TFA_CODE.fullmatch(code):
+                errors[CONF_CODE] = "tfa_code_format"
+        if user_input is not None and not errors:
+            cloud = self._cloud(self._region)
+            try:
+                try:
+                    result = await cloud.login_with_tfa(self._tfa_key, code)
+                except BambuCodeError as err:
+                    if err.expired:
+                        return self._sign_in_form({"base": "tfa_expired"})
+                    raise _FlowError("invalid_code") from err
+                except BambuForbiddenError as err:
+                    raise _FlowError("tfa_forbidden") from err
+                except Exception as err:
+                    raise _flow_error(err) from err
+                return await self._async_login_with_token(result)
+            except _FlowError as err:
+                errors["base"] = err.key
+        return self.async_show_form(
+            step_id="tfa",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_CODE): TextSelector(
+                        TextSelectorConfig(
+                            type=TextSelectorType.TEXT, autocomplete="one-time-code"
+                        )
+                    )
+                }
+            ),
             errors=errors,
             description_placeholders={"account": self._account},
         )
@@ -691,10 +748,10 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
         if (account := self._account_of(serial)) is not None:
             raise AbortFlow("account_printer", {"account": account})
 
-    async def _async_login_with_token(
-        self, token: str, expires_in: int | None
-    ) -> ConfigFlowResult:
+    async def _async_login_with_token(self, result: LoginResult) -> ConfigFlowResult:
         """Finish a sign-in: check the new token like a pasted one."""
+        if not (token := result.access_token):
+            raise _FlowError("invalid_code")
         certificate = (
             self._entry_certificate_data() if self.source == SOURCE_REAUTH else {}
         )
@@ -703,7 +760,7 @@ class BambuCloudConfigFlow(ConfigFlow, domain=DOMAIN):
             CONF_REGION: self._region,
             CONF_ACCESS_TOKEN: token,
             **certificate,
-            **_expiry_data(expires_in),
+            **_expiry_data(result.expires_in),
         }
         return await self._async_finish(profile, data)
 

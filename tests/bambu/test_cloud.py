@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import datetime as dt
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -43,6 +44,8 @@ from tests.cloud_server import (
     OTHER_TOKEN,
     OTHER_UID,
     PASSWORD,
+    TFA_ACCOUNT,
+    TFA_CODE,
     TOKEN,
     UID,
     Failure,
@@ -60,6 +63,7 @@ VERSION = "/v1/iot-service/api/user/device/version"
 LOGIN = "/v1/user-service/user/login"
 EMAIL_CODE = "/v1/user-service/user/sendemail/code"
 SMS_CODE = "/api/v1/user-service/user/sendsmscode"
+TFA = "/api/sign-in/tfa"
 
 # 2023-11-14T22:13:20.5Z, exactly representable as a float.
 NOW = 1_700_000_000.5
@@ -805,6 +809,192 @@ async def test_login_with_code_bad_request_without_code(
     with pytest.raises(BambuCodeError) as info:
         await BambuCloud(session, config).login_with_code(ACCOUNT, CODE)
     assert info.value.expired is False
+
+
+# --------------------------------------------------------------------------
+# Authenticator (TFA) login
+
+
+async def _tfa_key(cloud: BambuCloud) -> str:
+    result = await cloud.login(TFA_ACCOUNT, PASSWORD)
+    assert result.kind is LoginKind.TFA
+    assert result.tfa_key is not None
+    assert result.tfa_key not in repr(result)
+    return result.tfa_key
+
+
+async def test_login_with_tfa(
+    session: aiohttp.ClientSession,
+    fake: FakeCloud,
+    config: BambuConfig,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The code for the login's tfaKey goes to the web host; the cookie is the token."""
+    caplog.set_level(logging.DEBUG)
+    fake.login_token = "tfa-token"
+    # The API host refuses everything: the TFA request must use the web host.
+    endpoints = RegionEndpoints(
+        api_url=closed_port_url(),
+        web_url=config.endpoints.web_url,
+        mqtt_host="127.0.0.1",
+    )
+    key = await _tfa_key(BambuCloud(session, config))
+    cloud = BambuCloud(session, BambuConfig(endpoints=endpoints), clock=fixed_clock)
+    result = await cloud.login_with_tfa(key, TFA_CODE)
+    assert result.kind is LoginKind.TOKEN
+    assert result.access_token == "tfa-token"
+    assert result.expires_in == 7776000
+    method, headers, body = last_request(fake, TFA)
+    assert method == "POST"
+    assert "Authorization" not in headers
+    assert json.loads(body) == {"tfaKey": key, "tfaCode": TFA_CODE}
+    assert "tfa-token" not in caplog.text
+    # The key was used up: the sign-in has to start over.
+    with pytest.raises(BambuCodeError) as info:
+        await cloud.login_with_tfa(key, TFA_CODE)
+    assert info.value.expired is True
+
+
+async def test_login_tfa_key_spellings(
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
+) -> None:
+    cloud = BambuCloud(session, config)
+    fake.fail(LOGIN, answer({"loginType": "tfa", "tfa_key": "k-2"}))
+    assert (await cloud.login(ACCOUNT, PASSWORD)).tfa_key == "k-2"
+    fake.fail(LOGIN, answer({"loginType": "tfa", "tfaKey": ""}))
+    result = await cloud.login(ACCOUNT, PASSWORD)
+    assert result.kind is LoginKind.TFA
+    assert result.tfa_key is None
+
+
+async def test_login_with_wrong_tfa_code(
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
+) -> None:
+    """A wrong code is refused; the same sign-in takes the right one after."""
+    cloud = BambuCloud(session, config)
+    key = await _tfa_key(cloud)
+    with pytest.raises(BambuCodeError) as info:
+        await cloud.login_with_tfa(key, "000000")
+    assert info.value.expired is False
+    assert (await cloud.login_with_tfa(key, TFA_CODE)).access_token == TOKEN
+
+
+def _cookie_answer(cookie: str | None, status: int = 200) -> Failure:
+    headers = {"Set-Cookie": cookie} if cookie is not None else {}
+    return Failure(status, "{}", headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("cookie", "token", "expires_in"),
+    [
+        ("token=abc; Max-Age=3600; Path=/; HttpOnly", "abc", 3600),
+        # Expires one day after the fixed clock.
+        (f"token=abc; Expires={formatdate(NOW + 86400.5, usegmt=True)}", "abc", 86400),
+        (f"token=abc; Expires={formatdate(NOW - 60, usegmt=True)}", "abc", 0),
+        ("token=abc; Max-Age=soon; Expires=not a date", "abc", None),
+        # "-0000": UTC without a stated zone.
+        (
+            "token=abc; Expires=Wed, 21 Oct 2099 07:28:00 -0000",
+            "abc",
+            int(dt.datetime(2099, 10, 21, 7, 28, tzinfo=dt.UTC).timestamp() - NOW),
+        ),
+        ("token=abc", "abc", None),
+    ],
+)
+async def test_tfa_cookie_shapes(
+    session: aiohttp.ClientSession,
+    fake: FakeCloud,
+    config: BambuConfig,
+    cookie: str,
+    token: str,
+    expires_in: int | None,
+) -> None:
+    fake.fail(TFA, _cookie_answer(cookie))
+    cloud = BambuCloud(session, config, clock=fixed_clock)
+    result = await cloud.login_with_tfa("key", TFA_CODE)
+    assert result.access_token == token
+    assert result.expires_in == expires_in
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        _cookie_answer(None),
+        _cookie_answer("token=; Max-Age=0"),
+        _cookie_answer("other=abc"),
+        Failure(400, '{"code": 2}'),
+        Failure(400, "<html>bad</html>", content_type="text/html"),
+        Failure(401, "{}"),
+    ],
+)
+async def test_tfa_code_refused(
+    session: aiohttp.ClientSession,
+    fake: FakeCloud,
+    config: BambuConfig,
+    failure: Failure,
+) -> None:
+    fake.fail(TFA, failure)
+    with pytest.raises(BambuCodeError) as info:
+        await BambuCloud(session, config).login_with_tfa("key", TFA_CODE)
+    assert info.value.expired is False
+
+
+async def test_tfa_forbidden(
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
+) -> None:
+    """The site's CSRF check and a Cloudflare page are 403s, not wrong codes."""
+    cloud = BambuCloud(session, config)
+    key = await _tfa_key(cloud)
+    fake.tfa_csrf = True
+    with pytest.raises(BambuForbiddenError) as info:
+        await cloud.login_with_tfa(key, TFA_CODE)
+    assert info.value.cloudflare is False
+    fake.tfa_csrf = False
+    fake.fail(TFA, Failure(403, CLOUDFLARE_PAGE, content_type="text/html"))
+    with pytest.raises(BambuForbiddenError) as info:
+        await cloud.login_with_tfa(key, TFA_CODE)
+    assert info.value.cloudflare is True
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [
+        (Failure(429, "{}", headers={"Retry-After": "30"}), BambuRateLimitedError),
+        (Failure(500, "down"), BambuConnectionError),
+        (Failure(200, "{}", delay=2), BambuConnectionError),
+    ],
+)
+async def test_tfa_cloud_failures(
+    session: aiohttp.ClientSession,
+    fake: FakeCloud,
+    served: tuple[FakeCloud, str],
+    failure: Failure,
+    error: type[BambuError],
+) -> None:
+    config = library_config_for(served[1], timeouts=Timeouts(request=0.5))
+    fake.fail(TFA, failure)
+    with pytest.raises(error):
+        await BambuCloud(session, config).login_with_tfa("key", TFA_CODE)
+
+
+async def test_tfa_token_cookie_not_kept(socket_enabled: None) -> None:
+    """A session keeping cookies holds no token after the sign-in."""
+    fake = fake_cloud()
+    app = fake.app()
+    async with (
+        cloud_server(app) as base_url,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as jar_session,
+    ):
+        config = library_config_for(base_url)
+        # Another cookie of the same host stays.
+        fake.fail(TFA, _cookie_answer("theme=dark; Path=/"))
+        with pytest.raises(BambuCodeError):
+            await BambuCloud(jar_session, config).login_with_tfa("key", TFA_CODE)
+        cloud = BambuCloud(jar_session, config)
+        key = await _tfa_key(cloud)
+        assert (await cloud.login_with_tfa(key, TFA_CODE)).access_token == TOKEN
+        names = {cookie.key for cookie in jar_session.cookie_jar}
+        assert names == {"theme"}
 
 
 # --------------------------------------------------------------------------

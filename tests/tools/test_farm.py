@@ -19,12 +19,18 @@ import aiohttp
 import pytest
 from PIL import Image
 
+from custom_components.bambu_cloud.bambu.cloud import BambuCloud
+from custom_components.bambu_cloud.bambu.config import BambuConfig
+from custom_components.bambu_cloud.bambu.const import RegionEndpoints
 from custom_components.bambu_cloud.bambu.discovery import (
     DiscoveredPrinter,
     parse_notify,
 )
+from custom_components.bambu_cloud.bambu.models import LoginKind
 from tools.virtual_farm import (
     DEMO_CODE,
+    DEMO_TFA_ACCOUNT,
+    DEMO_TFA_CODE,
     DEMO_TOKEN,
     DEMO_UID,
     Announcement,
@@ -119,6 +125,18 @@ async def test_cloud_over_verified_https(farm: VirtualFarm) -> None:
         body = {"account": farm.account, "code": DEMO_CODE}
         async with session.post(login, json=body) as response:
             assert (await response.json())["accessToken"] == DEMO_TOKEN
+
+        # The TFA demo account: password, then the authenticator code, with
+        # the library's client as Home Assistant uses it (web host = API host).
+        endpoints = RegionEndpoints(
+            api_url=farm.api_url, web_url=farm.api_url, mqtt_host="127.0.0.1"
+        )
+        cloud = BambuCloud(session, BambuConfig(endpoints=endpoints))
+        result = await cloud.login(DEMO_TFA_ACCOUNT, farm.password)
+        assert result.kind is LoginKind.TFA
+        assert result.tfa_key
+        result = await cloud.login_with_tfa(result.tfa_key, DEMO_TFA_CODE)
+        assert result.access_token == DEMO_TOKEN
 
     # Without the farm CA the certificate is refused: verification is real.
     strict = ssl.create_default_context()

@@ -100,6 +100,8 @@ def banner(farm: VirtualFarm) -> str:
         f"  access token       {farm.token}",
         f"  sign-in            {farm.account} / {farm.password}  "
         f"e-mail code {farm.code}",
+        f"  sign-in (TFA)      {farm.tfa_account} / {farm.password}  "
+        f"authenticator code {farm.tfa_code}",
         "  printers:",
     ]
     for printer in farm.printers:

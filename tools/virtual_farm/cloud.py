@@ -24,6 +24,9 @@ OTHER_UID = "9876543210"
 ACCOUNT = "maker@example.com"
 PASSWORD = "correct horse battery staple"
 CODE = "123456"
+# An account that signs in with an authenticator app (loginType "tfa").
+TFA_ACCOUNT = "tfa-maker@example.com"
+TFA_CODE = "654321"
 
 
 def bind_entry(
@@ -79,7 +82,15 @@ class FakeCloud:
     devices: list[dict[str, Any]] = field(default_factory=lambda: [X1C, P1S])
     tasks: list[dict[str, Any]] = field(default_factory=list)
     versions: list[dict[str, Any]] = field(default_factory=list)
-    passwords: dict[str, str] = field(default_factory=lambda: {ACCOUNT: PASSWORD})
+    passwords: dict[str, str] = field(
+        default_factory=lambda: {ACCOUNT: PASSWORD, TFA_ACCOUNT: PASSWORD}
+    )
+    tfa_codes: dict[str, str] = field(default_factory=lambda: {TFA_ACCOUNT: TFA_CODE})
+    """The authenticator code of each account that signs in with one."""
+    tfa_keys: dict[str, str] = field(default_factory=dict)
+    """tfaKey -> account of the sign-ins waiting for their code."""
+    tfa_csrf: bool = False
+    """Refuse TFA sign-ins like the real site without a CSRF cookie (403)."""
     login_type: str = ""
     login_token: str = TOKEN
     code: str = CODE
@@ -112,6 +123,9 @@ class FakeCloud:
         app.router.add_post("/v1/user-service/user/login", self._login)
         app.router.add_post("/v1/user-service/user/sendemail/code", self._send_code)
         app.router.add_post("/api/v1/user-service/user/sendsmscode", self._send_code)
+        # Served by the web host (web_url), which tests and the farm share
+        # with the API host.
+        app.router.add_post("/api/sign-in/tfa", self._tfa)
         return app
 
     @web.middleware
@@ -196,6 +210,10 @@ class FakeCloud:
             return self._token_answer()
         if self.passwords.get(account) != body.get("password"):
             return web.json_response({"code": 2, "error": "wrong password"}, status=400)
+        if account in self.tfa_codes:
+            key = f"tfa-key-{len(self.tfa_keys) + 1}"
+            self.tfa_keys[key] = account
+            return web.json_response({"loginType": "tfa", "tfaKey": key})
         if self.login_type:
             return web.json_response(
                 {"loginType": self.login_type, "tfaKey": "tfa-key"}
@@ -211,6 +229,35 @@ class FakeCloud:
                 "loginType": "",
             }
         )
+
+    async def _tfa(self, request: web.Request) -> web.Response:
+        """Authenticator sign-in: the token in a ``token`` cookie, no body.
+
+        An unknown (or used) tfaKey is 400 with code 1 (start over), a wrong
+        code 400 with code 2 (the key stays valid for another try).
+        """
+        if self.tfa_csrf:
+            return web.json_response(
+                {"error": "CSRF error: missing_cookie", "reason": "missing_cookie"},
+                status=403,
+            )
+        body = json.loads(await request.text())
+        account = self.tfa_keys.get(str(body.get("tfaKey")))
+        if account is None:
+            return web.json_response({"code": 1, "error": "expired"}, status=400)
+        if body.get("tfaCode") != self.tfa_codes.get(account):
+            return web.json_response({"code": 2, "error": "wrong code"}, status=400)
+        del self.tfa_keys[str(body["tfaKey"])]
+        response = web.json_response({})
+        response.set_cookie(
+            "token",
+            self.login_token,
+            max_age=7776000,
+            httponly=True,
+            secure=request.secure,
+            samesite="Lax",
+        )
+        return response
 
     async def _send_code(self, request: web.Request) -> web.Response:
         self.codes_sent.append(json.loads(await request.text()))

@@ -6,7 +6,8 @@ Everything listens on 127.0.0.1 only::
         farm.api_url, farm.mqtt_port, farm.token, farm.printers[0].lan_host
 
 * HTTPS cloud (:class:`FarmCloud`): profile, bind, tasks (with covers served
-  by the farm), device/version, login with password + e-mail code;
+  by the farm), device/version, login with password + e-mail code (or, for
+  ``DEMO_TFA_ACCOUNT``, + the authenticator code ``DEMO_TFA_CODE``);
 * the cloud MQTT broker (mosquitto, TLS, user ``u_<uid>`` / password = token,
   which may read reports and send requests only, like Bambu's);
 * per printer: a :class:`VirtualPrinter` living through jobs
@@ -66,6 +67,10 @@ DEMO_TOKEN = "virtual-farm-demo-token"
 DEMO_ACCOUNT = "demo@virtual-farm.invalid"
 DEMO_PASSWORD = "virtual-farm"
 DEMO_CODE = "424242"
+# An account that signs in with an authenticator app: same password, then
+# this code on the "Authenticator code" step (the fake accepts it at any time).
+DEMO_TFA_ACCOUNT = "demo-tfa@virtual-farm.invalid"
+DEMO_TFA_CODE = "135790"
 MODEL_CYCLE = ("X1C", "P1S", "A1MINI", "H2D")
 MAX_TASKS = 200
 
@@ -217,12 +222,15 @@ class VirtualFarm:
         self.account = DEMO_ACCOUNT
         self.password = DEMO_PASSWORD
         self.code = DEMO_CODE
+        self.tfa_account = DEMO_TFA_ACCOUNT
+        self.tfa_code = DEMO_TFA_CODE
         self.printers: list[FarmPrinter] = []
         self.pki: FarmPKI | None = None
         self.cloud = FarmCloud(
             tokens={DEMO_TOKEN: DEMO_UID},
             devices=[],
-            passwords={DEMO_ACCOUNT: DEMO_PASSWORD},
+            passwords={DEMO_ACCOUNT: DEMO_PASSWORD, DEMO_TFA_ACCOUNT: DEMO_PASSWORD},
+            tfa_codes={DEMO_TFA_ACCOUNT: DEMO_TFA_CODE},
             login_type="verifyCode",
             login_token=DEMO_TOKEN,
             code=DEMO_CODE,

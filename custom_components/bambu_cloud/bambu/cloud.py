@@ -15,11 +15,14 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from http.cookies import Morsel, SimpleCookie
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from .auth import AppCertificate
 from .config import BambuConfig
@@ -53,6 +56,9 @@ PATH_VERSION = "/v1/iot-service/api/user/device/version"
 PATH_LOGIN = "/v1/user-service/user/login"
 PATH_EMAIL_CODE = "/v1/user-service/user/sendemail/code"
 PATH_SMS_CODE = "/api/v1/user-service/user/sendsmscode"
+# On the web host, not the API host; the token comes back as a cookie.
+PATH_TFA = "/api/sign-in/tfa"
+TOKEN_COOKIE = "token"
 
 # Invalid serials already warned about, per client: one warning each, not one
 # per poll; bounded so a cloud sending ever new junk cannot grow it for ever.
@@ -157,6 +163,9 @@ class BambuCloud:
                     end_time=_time(item.get("endTime")),
                     weight=as_float(item.get("weight")),
                     length=as_float(item.get("length")),
+                    bed_type=_str(item.get("bedType")),
+                    plate_index=as_int(item.get("plateIndex")),
+                    plate_name=_str(item.get("plateName")),
                 )
             )
         return tasks
@@ -218,6 +227,55 @@ class BambuCloud:
             raise BambuCodeError(expired=err.code == 1) from err
         return _login_result(data)
 
+    async def login_with_tfa(self, tfa_key: str, code: str) -> LoginResult:
+        """Finish a login that asked for an authenticator app's code.
+
+        ``tfa_key`` is the one the password login answered with. The web host
+        answers with the token in its ``token`` cookie (read from this answer
+        only, then dropped from the session's cookie jar: the shared session
+        must not carry it to later requests). BambuCodeError when the code is
+        refused (``expired`` when the sign-in itself has to start over),
+        BambuForbiddenError when the site refuses the request as such (a
+        Cloudflare or CSRF check, PROTOCOL.md 1.3).
+        """
+        url = self._web_url + PATH_TFA
+        body = {"tfaKey": tfa_key, "tfaCode": code}
+        answer = await self._exchange("POST", url, PATH_TFA, json_body=body)
+        cookie = answer.cookies.get(TOKEN_COOKIE)
+        self._forget_token_cookie(url)
+        if answer.status in (400, 401):
+            data = _parse_json(answer.text)
+            expired = data is not None and as_int(data.get("code")) == 1
+            raise BambuCodeError(expired=expired)
+        _check(
+            "POST",
+            PATH_TFA,
+            answer.status,
+            # A token answer need not be JSON: only failures are parsed.
+            answer.text if answer.status >= 400 else "{}",
+            answer.retry_after,
+            self._clock(),
+        )
+        if cookie is None or not (token := cookie.value.strip()):
+            raise BambuCodeError(expired=False)
+        return LoginResult(
+            kind=LoginKind.TOKEN,
+            access_token=token,
+            expires_in=_cookie_lifetime(cookie, self._clock()),
+        )
+
+    def _forget_token_cookie(self, url: str) -> None:
+        """Drop a ``token`` cookie the session's jar may have kept for url."""
+        host = (URL(url).host or "").lower()
+
+        def is_token(morsel: Morsel[str]) -> bool:
+            domain = str(morsel["domain"]).lower().lstrip(".")
+            return morsel.key == TOKEN_COOKIE and (
+                host == domain or host.endswith("." + domain)
+            )
+
+        self._session.cookie_jar.clear(is_token)
+
     def _reject_serial(self, serial: str) -> None:
         """Warn once per invalid serial the bind list names."""
         if serial in self._rejected_serials:
@@ -251,6 +309,27 @@ class BambuCloud:
     ) -> Json:
         """Send one request and map every failure to a typed error."""
         url = path if path.startswith("http") else self._api_url + path
+        answer = await self._exchange(
+            method, url, path, params=params, json_body=json_body
+        )
+        return _check(
+            method, path, answer.status, answer.text, answer.retry_after, self._clock()
+        )
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Json | None = None,
+    ) -> _Answer:
+        """Send one request; a transport failure is a BambuConnectionError.
+
+        ``path`` names the request in errors and logs (never a query, a body
+        or a cookie: they may hold secrets).
+        """
         try:
             async with self._session.request(
                 method,
@@ -260,15 +339,28 @@ class BambuCloud:
                 headers=self._headers(),
                 timeout=self._timeout,
             ) as response:
-                status = response.status
-                text = await response.text(errors="replace")
-                retry_after = response.headers.get("Retry-After")
+                answer = _Answer(
+                    status=response.status,
+                    text=await response.text(errors="replace"),
+                    retry_after=response.headers.get("Retry-After"),
+                    cookies=response.cookies,
+                )
         except TimeoutError as err:
             raise BambuConnectionError(f"{method} {path}: timeout") from err
         except aiohttp.ClientError as err:
             raise BambuConnectionError(f"{method} {path}: {err!r}") from err
-        _LOGGER.debug("%s %s -> %s", method, path, status)
-        return _check(method, path, status, text, retry_after, self._clock())
+        _LOGGER.debug("%s %s -> %s", method, path, answer.status)
+        return answer
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What one request got back (the cookies are never shown)."""
+
+    status: int
+    text: str
+    retry_after: str | None
+    cookies: SimpleCookie = field(repr=False)
 
 
 class _BadRequestError(BambuConnectionError):
@@ -349,12 +441,30 @@ def _device_list(data: Json, what: str) -> list[Any]:
     return devices
 
 
+def _cookie_lifetime(cookie: Morsel[str], now: float) -> int | None:
+    """Seconds a cookie lives: its Max-Age, else its Expires; None if neither."""
+    max_age = str(cookie["max-age"]).strip()
+    if max_age.isascii() and max_age.isdigit():
+        return int(max_age)
+    if not (expires := str(cookie["expires"]).strip()):
+        return None
+    try:
+        when = parsedate_to_datetime(expires)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0, int(when.timestamp() - now))
+
+
 def _login_result(data: Json) -> LoginResult:
     login_type = data.get("loginType")
     if login_type == "verifyCode":
         return LoginResult(kind=LoginKind.VERIFY_CODE)
     if login_type == "tfa":
-        return LoginResult(kind=LoginKind.TFA)
+        # Some answers spell it tfa_key (PROTOCOL.md 1.4).
+        key = _str(data.get("tfaKey")) or _str(data.get("tfa_key"))
+        return LoginResult(kind=LoginKind.TFA, tfa_key=key)
     token = _str(data.get("accessToken"))
     if not token:
         raise BambuConnectionError("login answer without a token")

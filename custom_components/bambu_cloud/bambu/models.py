@@ -61,8 +61,15 @@ class PrintTask:
     status: int | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
+    # The slicer's estimates: grams, and centimetres of filament (a task of
+    # 34.62 g of PLA lists 1161, i.e. 11.6 m at 1.75 mm and 1.24 g/cm3).
     weight: float | None = None
     length: float | None = None
+    # The build plate the job was sliced for ("textured_plate", ...) and the
+    # plate of the project it prints (1-based) with its name.
+    bed_type: str | None = None
+    plate_index: int | None = None
+    plate_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,3 +116,5 @@ class LoginResult:
     kind: LoginKind
     access_token: str | None = field(default=None, repr=False)
     expires_in: int | None = None
+    # For ``LoginKind.TFA``: what ``login_with_tfa`` sends with the app's code.
+    tfa_key: str | None = field(default=None, repr=False)
