@@ -51,6 +51,7 @@ __all__ = [
     "OTHER_TOKEN",
     "OTHER_UID",
     "P1S",
+    "P2S",
     "PASSWORD",
     "TFA_ACCOUNT",
     "TFA_CODE",
@@ -71,6 +72,8 @@ __all__ = [
 # The printers the cloud knows (bind.json): the test account has the X1C and
 # the P1S bound; tests bind the offline A1 mini or the H2D where they need it.
 X1C, P1S, A1MINI, H2D = load_json_object_fixture("bind.json")["devices"]
+# A P2S (air duct with the secondary aux fan) for the tests of controls.
+P2S = bind_entry("22E00A4B1700005", "Lab P2S", "P2S", "N7")
 
 
 @dataclass(frozen=True)

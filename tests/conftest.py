@@ -40,6 +40,7 @@ from tools.virtual_printer.printer import VirtualPrinter
 from .cloud_server import (
     H2D,
     P1S,
+    P2S,
     TOKEN,
     UID,
     X1C,
@@ -220,6 +221,23 @@ async def h2d(
     """
     mock_bambu_cloud.devices = [*mock_bambu_cloud.devices, H2D]
     printer = VirtualPrinter(broker, H2D["dev_id"], "H2D")
+    try:
+        await printer.start()
+        yield printer
+    finally:
+        await printer.stop()
+
+
+@pytest.fixture
+async def p2s(
+    mock_bambu_cloud: FakeCloud, broker: MqttBroker
+) -> AsyncIterator[VirtualPrinter]:
+    """A virtual P2S (air duct, secondary aux fan, every detector) bound as well.
+
+    Request it before ``init_integration`` (or ``live``), like ``h2d``.
+    """
+    mock_bambu_cloud.devices = [*mock_bambu_cloud.devices, P2S]
+    printer = VirtualPrinter(broker, P2S["dev_id"], "P2S")
     try:
         await printer.start()
         yield printer
