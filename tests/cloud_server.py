@@ -102,11 +102,15 @@ def fake_cloud() -> FakeCloud:
 
 
 def library_config_for(
-    base_url: str, mqtt: MqttEndpoint | None = None, **changes: Any
+    base_url: str,
+    mqtt: MqttEndpoint | None = None,
+    hms_url: str | None = None,
+    **changes: Any,
 ) -> BambuConfig:
     """The library's configuration for test servers on 127.0.0.1.
 
-    ``changes`` sets other fields (``pins``, ``ports``, ...).
+    ``hms_url``: the fake HMS text service (None: no texts). ``changes``
+    sets other fields (``pins``, ``ports``, ...).
     """
     mqtt = mqtt or MqttEndpoint()
     endpoints = RegionEndpoints(
@@ -115,6 +119,7 @@ def library_config_for(
         mqtt_host="127.0.0.1",
         mqtt_port=mqtt.port,
         mqtt_ca_pem=mqtt.ca_pem,
+        hms_url=hms_url,
     )
     return BambuConfig(endpoints=endpoints, **changes)
 
@@ -147,6 +152,9 @@ async def running_cloud(
 ) -> AsyncIterator[FakeCloud]:
     """Serve a fake cloud on 127.0.0.1 and configure the integration for it."""
     fake = fake or fake_cloud()
-    async with cloud_server(fake.app()) as base_url:
-        with configured_library(library_config_for(base_url, mqtt)):
+    async with (
+        cloud_server(fake.app()) as base_url,
+        cloud_server(fake.hms.app()) as hms_url,
+    ):
+        with configured_library(library_config_for(base_url, mqtt, hms_url)):
             yield fake

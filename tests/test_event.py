@@ -264,7 +264,9 @@ async def test_hms_events(
     summary = [
         (e["event_type"], e["code"], e["severity"], e["url"]) for e in recorder.events
     ]
-    wiki = "https://wiki.bambulab.com/en/x1/troubleshooting/hmscode/"
+    # Each model has its own wiki section.
+    section = {"x1c": "x1", "p1s": "p1"}[name]
+    wiki = f"https://wiki.bambulab.com/en/{section}/troubleshooting/hmscode/"
     assert summary == [
         (
             "error_raised",

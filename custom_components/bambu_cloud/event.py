@@ -24,6 +24,7 @@ from .bambu.hub import AVAILABILITY
 from .bambu.state import ChangeSet, HmsEntry
 from .coordinator import BambuConfigEntry
 from .entity import BambuPrinterEntity, BambuPrinterEntityDescription
+from .hms_text import HmsTextEntity
 from .printer_tracking import track_printers
 
 PARALLEL_UPDATES = 0
@@ -193,8 +194,12 @@ class BambuJobEvent(_BambuTransitionEvent):
         self._fire(event, {"job_name": state.job_name, "progress": state.progress})
 
 
-class BambuHmsEvent(_BambuTransitionEvent):
-    """error_raised / error_cleared, one event per HMS code."""
+class BambuHmsEvent(HmsTextEntity, _BambuTransitionEvent):
+    """error_raised / error_cleared, one event per HMS code, with its words.
+
+    The event data hold the code, its severity, the model's wiki page and the
+    text known when it fires (None before the model's texts arrived).
+    """
 
     _active: dict[str, HmsEntry]
 
@@ -207,13 +212,10 @@ class BambuHmsEvent(_BambuTransitionEvent):
     def _compare(self) -> None:
         current = self._current()
         previous, self._active = self._active, current
+        describe = self.describer
         for code, entry in current.items():
             if code not in previous:
-                self._fire(ERROR_RAISED, _hms_attributes(entry))
+                self._fire(ERROR_RAISED, describe.hms(entry))
         for code, entry in previous.items():
             if code not in current:
-                self._fire(ERROR_CLEARED, _hms_attributes(entry))
-
-
-def _hms_attributes(entry: HmsEntry) -> dict[str, Any]:
-    return {"code": entry.hms_code, "severity": entry.severity, "url": entry.wiki_url}
+                self._fire(ERROR_CLEARED, describe.hms(entry))

@@ -52,6 +52,7 @@ from .entity import (
     BambuPrinterEntityDescription,
 )
 from .enum_states import enum_option, enum_options
+from .hms_text import HmsDescriber, HmsTextEntity
 from .printer_tracking import track_printers
 
 PARALLEL_UPDATES = 0
@@ -87,13 +88,15 @@ def _nozzle(index: int) -> Callable[[PrinterState], float | None]:
     return value
 
 
-def _hms_attributes(state: PrinterState) -> dict[str, Any]:
-    return {
-        "errors": [
-            {"code": e.hms_code, "severity": e.severity, "url": e.wiki_url}
-            for e in state.hms
-        ]
-    }
+def _hms_attributes(state: PrinterState, describe: HmsDescriber) -> dict[str, Any]:
+    return {"errors": [describe.hms(entry) for entry in state.hms]}
+
+
+def _print_error_attributes(
+    state: PrinterState, describe: HmsDescriber
+) -> dict[str, Any] | None:
+    code = state.print_error
+    return None if code is None else {"text": describe.error_text(code)}
 
 
 def _active_tray(state: PrinterState) -> str | None:
@@ -110,6 +113,10 @@ class BambuSensorDescription(BambuPrinterEntityDescription, SensorEntityDescript
     value_fn: Callable[[PrinterState], SensorValue]
     exists_fn: Callable[[PrinterModel], bool] = lambda _: True
     attrs_fn: Callable[[PrinterState], dict[str, Any]] | None = None
+    # Attributes naming codes in words (HMS texts, downloaded at runtime).
+    text_attrs_fn: (
+        Callable[[PrinterState, HmsDescriber], dict[str, Any] | None] | None
+    ) = None
 
 
 def _temperature(
@@ -301,7 +308,7 @@ PRINTER_SENSORS: tuple[BambuSensorDescription, ...] = (
         translation_key="hms_errors",
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda s: len(s.hms),
-        attrs_fn=_hms_attributes,
+        text_attrs_fn=_hms_attributes,
         views=frozenset({"hms"}),
     ),
     BambuSensorDescription(
@@ -309,7 +316,8 @@ PRINTER_SENSORS: tuple[BambuSensorDescription, ...] = (
         translation_key="print_error",
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda s: s.print_error_code,
-        views=frozenset({"print_error_code"}),
+        text_attrs_fn=_print_error_attributes,
+        views=frozenset({"print_error_code", "print_error"}),
     ),
     BambuSensorDescription(
         key="wifi_signal",
@@ -463,7 +471,9 @@ async def async_setup_entry(
                 for description in CLOUD_SENSORS
             )
         entities.extend(
-            BambuSensor(hub, serial, description)
+            (BambuSensor if description.text_attrs_fn is None else BambuTextSensor)(
+                hub, serial, description
+            )
             for description in PRINTER_SENSORS
             if description.exists_fn(model)
         )
@@ -557,6 +567,16 @@ class BambuSensor(BambuPrinterEntity, SensorEntity):
     def snapshot(self) -> object:
         """Availability, value and attributes, compared before writing."""
         return (self.available, self.native_value, self.extra_state_attributes)
+
+
+class BambuTextSensor(HmsTextEntity, BambuSensor):
+    """A printer sensor whose attributes put its codes in words."""
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Each code with its text (known once the model's texts arrived)."""
+        attrs_fn = self.entity_description.text_attrs_fn
+        return None if attrs_fn is None else attrs_fn(self.state_data, self.describer)
 
 
 def _ams_device(serial: str, unit_id: int, hub: BambuHub) -> DeviceInfo:

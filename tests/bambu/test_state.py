@@ -152,7 +152,6 @@ def test_x1c_errors_and_firmware() -> None:
             code=65543,
             hms_code="HMS_0300_0100_0001_0007",
             severity="fatal",
-            wiki_url="https://wiki.bambulab.com/en/x1/troubleshooting/hmscode/0300_0100_0001_0007",
         ),
     )
     assert printer.print_error == 117473286

@@ -17,6 +17,8 @@ from typing import Any
 from aiohttp import typedefs as web_typedefs
 from aiohttp import web
 
+from .hms import FakeHmsService
+
 TOKEN = "test-access-token"
 OTHER_TOKEN = "other-account-token"
 UID = "1234567890"
@@ -102,6 +104,8 @@ class FakeCloud:
     """What the profile reports as the account (e-mail)."""
     nickname: str = "Maker"
     product_models: list[str] = field(default_factory=lambda: ["X1 Carbon", "P1S"])
+    hms: FakeHmsService = field(default_factory=FakeHmsService)
+    """The HMS text service's texts and the queries it answered."""
     request_log_size: int = 0
     """Keep only the newest N entries of ``requests`` (0 keeps all, for tests)."""
 
@@ -123,6 +127,8 @@ class FakeCloud:
         app.router.add_post("/v1/user-service/user/login", self._login)
         app.router.add_post("/v1/user-service/user/sendemail/code", self._send_code)
         app.router.add_post("/api/v1/user-service/user/sendsmscode", self._send_code)
+        # The HMS text service (hms_url), on the same host as the API.
+        self.hms.add_routes(app)
         # Served by the web host (web_url), which tests and the farm share
         # with the API host.
         app.router.add_post("/api/sign-in/tfa", self._tfa)

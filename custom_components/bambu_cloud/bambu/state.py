@@ -86,7 +86,6 @@ _MISSING: Final = object()
 
 
 _HMS_SEVERITIES: Final = {1: "fatal", 2: "serious", 3: "common", 4: "info"}
-_HMS_WIKI: Final = "https://wiki.bambulab.com/en/x1/troubleshooting/hmscode/"
 _AMS_KINDS: Final = {
     "ams": "ams",
     "ams_f1": "ams_lite",
@@ -227,7 +226,6 @@ class HmsEntry:
     code: int
     hms_code: str
     severity: str | None
-    wiki_url: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -489,7 +487,6 @@ def _hms_entry(attr: int, code: int) -> HmsEntry:
         code=code,
         hms_code=f"HMS_{digits}",
         severity=_HMS_SEVERITIES.get(code >> 16),
-        wiki_url=f"{_HMS_WIKI}{digits}",
     )
 
 
