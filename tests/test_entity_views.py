@@ -22,6 +22,7 @@ from custom_components.bambu_cloud import (
     button,
     camera,
     event,
+    fan,
     image,
     light,
     number,
@@ -53,6 +54,7 @@ PLATFORMS: tuple[ModuleType, ...] = (
     button,
     camera,
     event,
+    fan,
     image,
     light,
     number,
@@ -139,7 +141,8 @@ READERS = {
         sensor.BambuSensorDescription
         | binary_sensor.BambuBinarySensorDescription
         | number.BambuTemperatureDescription
-        | switch.BambuSwitchDescription,
+        | switch.BambuSwitchDescription
+        | fan.BambuFanDescription,
     )
 }
 
@@ -150,6 +153,8 @@ def test_value_fn_reads_only_declared_views(description: Any) -> None:
     functions: list[Callable[[PrinterState], object]] = [description.value_fn]
     if getattr(description, "attrs_fn", None) is not None:
         functions.append(description.attrs_fn)
+    if getattr(description, "supported_fn", None) is not None:
+        functions.append(description.supported_fn)
     for state in _states():
         recorder = RecordingState(state)
         for function in functions:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from homeassistant.components.fan import (
     ATTR_PERCENTAGE,
@@ -29,16 +27,14 @@ from pytest_homeassistant_custom_component.common import (
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.bambu_cloud.const import DOMAIN
-from tools.virtual_printer.mosquitto import MqttBroker
 from tools.virtual_printer.printer import VirtualPrinter
 
-from .cloud_server import H2D, P1S, X1C, FakeCloud, MqttEndpoint, bind_entry
+from .cloud_server import H2D, P1S, P2S, X1C, MqttEndpoint
 from .helpers import call_service, entity_id_of, last_command, state_of, wait_for
 
 X1C_SN = X1C["dev_id"]
 P1S_SN = P1S["dev_id"]
 H2D_SN = H2D["dev_id"]
-P2S = bind_entry("22E00A4B1700005", "Lab P2S", "P2S", "N7")
 P2S_SN = P2S["dev_id"]
 
 
@@ -52,20 +48,6 @@ def mqtt_endpoint(broker_endpoint: MqttEndpoint) -> MqttEndpoint:
 def platforms() -> list[Platform]:
     """Only the fan platform is set up."""
     return [Platform.FAN]
-
-
-@pytest.fixture
-async def p2s(
-    mock_bambu_cloud: FakeCloud, broker: MqttBroker
-) -> AsyncIterator[VirtualPrinter]:
-    """A virtual P2S (secondary aux fan in the air duct) bound as well."""
-    mock_bambu_cloud.devices = [*mock_bambu_cloud.devices, P2S]
-    printer = VirtualPrinter(broker, P2S_SN, "P2S")
-    try:
-        await printer.start()
-        yield printer
-    finally:
-        await printer.stop()
 
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default", "h2d", "p2s", "live")

@@ -1,4 +1,4 @@
-"""Tests for the switch platform: camera, AI monitoring and print options."""
+"""Tests for the switch platform: camera, AI monitoring, print and AMS options."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.bambu_cloud.const import DOMAIN
 from tools.virtual_printer.printer import VirtualPrinter
 
-from .cloud_server import H2D, P1S, X1C, MqttEndpoint
+from .cloud_server import H2D, P1S, P2S, X1C, MqttEndpoint
 from .helpers import (
     call_service,
     entity_id_of,
@@ -36,6 +36,7 @@ from .helpers import (
 X1C_SN = X1C["dev_id"]
 P1S_SN = P1S["dev_id"]
 H2D_SN = H2D["dev_id"]
+P2S_SN = P2S["dev_id"]
 
 
 @pytest.fixture
@@ -50,14 +51,14 @@ def platforms() -> list[Platform]:
     return [Platform.SWITCH]
 
 
-@pytest.mark.usefixtures("entity_registry_enabled_by_default", "h2d", "live")
+@pytest.mark.usefixtures("entity_registry_enabled_by_default", "h2d", "p2s", "live")
 async def test_entities(
     hass: HomeAssistant,
     mock_config_entry: MockConfigEntry,
     entity_registry: er.EntityRegistry,
     snapshot: SnapshotAssertion,
 ) -> None:
-    """Switch entities of an X1C, a P1S and an H2D match the snapshot."""
+    """Switch entities of an X1C, a P1S, an H2D and a P2S match the snapshot."""
     await snapshot_platform(hass, entity_registry, snapshot, mock_config_entry.entry_id)
 
 
@@ -159,3 +160,140 @@ async def test_prompt_sound(
         "sequence_id": last_command(h2d)["sequence_id"],
     }
     await wait_for(hass, lambda: state_of(hass, sound) == STATE_ON)
+
+
+DETECTORS = (
+    "filament_tangle_detection",
+    "nozzle_blob_detection",
+    "air_print_detection",
+)
+
+
+async def test_detectors_where_announced(
+    hass: HomeAssistant,
+    h2d: VirtualPrinter,
+    p2s: VirtualPrinter,
+    live: dict[str, VirtualPrinter],
+) -> None:
+    """Detector switches exist where home_flag announces them (support bits)."""
+    registry = er.async_get(hass)
+
+    def exists(serial: str, key: str) -> bool:
+        entity_id = registry.async_get_entity_id(
+            SWITCH_DOMAIN, DOMAIN, f"{serial}_{key}"
+        )
+        return entity_id is not None
+
+    await wait_for(hass, lambda: exists(P2S_SN, "air_print_detection"))
+    for key in DETECTORS:
+        assert exists(P2S_SN, key)
+        assert not exists(X1C_SN, key)
+        assert not exists(P1S_SN, key)
+        assert exists(H2D_SN, key) is (key == "filament_tangle_detection")
+    # A firmware update announcing tangle detection adds the switch.
+    x1c = live["x1c"]
+    x1c.update({"home_flag": x1c.state["home_flag"] | 1 << 19})
+    await wait_for(hass, lambda: exists(X1C_SN, "filament_tangle_detection"))
+    tangle = entity_id_of(hass, SWITCH_DOMAIN, X1C_SN, "filament_tangle_detection")
+    assert state_of(hass, tangle) == STATE_OFF
+    # ...and the later ones still come once announced.
+    x1c.update({"home_flag": x1c.state["home_flag"] | 1 << 25 | 1 << 29})
+    await wait_for(hass, lambda: exists(X1C_SN, "air_print_detection"))
+    assert exists(X1C_SN, "nozzle_blob_detection")
+
+
+@pytest.mark.parametrize(
+    ("key", "option", "bit"),
+    [
+        ("filament_tangle_detection", "filament_tangle_detect", 1 << 20),
+        ("nozzle_blob_detection", "nozzle_blob_detect", 1 << 24),
+        ("air_print_detection", "air_print_detect", 1 << 28),
+    ],
+)
+async def test_detector_switches(
+    hass: HomeAssistant,
+    p2s: VirtualPrinter,
+    live: dict[str, VirtualPrinter],
+    key: str,
+    option: str,
+    bit: int,
+) -> None:
+    """Each detector is a print_option; its home_flag bit is the state."""
+    await wait_for(
+        hass,
+        lambda: (
+            er.async_get(hass).async_get_entity_id(
+                SWITCH_DOMAIN, DOMAIN, f"{P2S_SN}_{key}"
+            )
+            is not None
+        ),
+    )
+    switch = entity_id_of(hass, SWITCH_DOMAIN, P2S_SN, key)
+    entry = er.async_get(hass).async_get(switch)
+    assert entry is not None
+    assert entry.entity_category == "config"
+    assert state_of(hass, switch) == STATE_OFF
+    await call_service(hass, SWITCH_DOMAIN, SERVICE_TURN_ON, switch)
+    command = last_command(p2s)
+    assert command == {
+        "command": "print_option",
+        option: True,
+        "sequence_id": command["sequence_id"],
+    }
+    assert p2s.state["home_flag"] & bit
+    await wait_for(hass, lambda: state_of(hass, switch) == STATE_ON)
+    await call_service(hass, SWITCH_DOMAIN, SERVICE_TURN_OFF, switch)
+    await wait_for(hass, lambda: state_of(hass, switch) == STATE_OFF)
+
+
+@pytest.mark.parametrize(
+    ("key", "initial", "expected"),
+    [
+        ("ams_startup_read", STATE_OFF, (True, True, True)),
+        ("ams_tray_read", STATE_ON, (False, False, True)),
+        ("ams_remain_detection", STATE_ON, (False, True, False)),
+    ],
+)
+async def test_ams_settings(
+    hass: HomeAssistant,
+    live: dict[str, VirtualPrinter],
+    key: str,
+    initial: str,
+    expected: tuple[bool, bool, bool],
+) -> None:
+    """One AMS option changes; the others go out as the printer reported them."""
+    for name, serial in (("x1c", X1C_SN), ("p1s", P1S_SN)):
+        printer = live[name]
+        switch = entity_id_of(hass, SWITCH_DOMAIN, serial, key)
+        assert state_of(hass, switch) == initial
+        service = SERVICE_TURN_OFF if initial == STATE_ON else SERVICE_TURN_ON
+        await call_service(hass, SWITCH_DOMAIN, service, switch)
+        command = last_command(printer)
+        assert command["command"] == "ams_user_setting"
+        assert command["ams_id"] == -1
+        sent = (
+            command["startup_read_option"],
+            command["tray_read_option"],
+            command["calibrate_remain_flag"],
+        )
+        assert sent == expected
+    flipped = STATE_OFF if initial == STATE_ON else STATE_ON
+    for serial in (X1C_SN, P1S_SN):
+        switch = entity_id_of(hass, SWITCH_DOMAIN, serial, key)
+        await wait_for(hass, lambda switch=switch: state_of(hass, switch) == flipped)
+
+
+async def test_ams_auto_refill(
+    hass: HomeAssistant, live: dict[str, VirtualPrinter]
+) -> None:
+    """AMS auto refill is print_option auto_switch_filament (home_flag bit 10)."""
+    x1c = live["x1c"]
+    refill = entity_id_of(hass, SWITCH_DOMAIN, X1C_SN, "ams_auto_refill")
+    assert state_of(hass, refill) == STATE_ON
+    await call_service(hass, SWITCH_DOMAIN, SERVICE_TURN_OFF, refill)
+    command = last_command(x1c)
+    assert (command["command"], command["auto_switch_filament"]) == (
+        "print_option",
+        False,
+    )
+    await wait_for(hass, lambda: state_of(hass, refill) == STATE_OFF)

@@ -12,6 +12,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .bambu.const import PrinterModel
 from .bambu.hub import BambuHub
+from .bambu.state import ChangeSet, PrinterState
 from .coordinator import BambuConfigEntry
 
 
@@ -42,6 +43,66 @@ def track_live_entities[D: ModelBoundDescription](
         ]
 
     track_printers(entry, add_entities, make)
+
+
+class ReportBoundDescription(ModelBoundDescription, Protocol):
+    """A description whose feature the printer announces in its report."""
+
+    @property
+    def views(self) -> frozenset[str]:
+        """The state views the entity (and ``supported_fn``) reads."""
+
+    @property
+    def supported_fn(self) -> Callable[[PrinterState], bool] | None:
+        """Whether the report says the printer has the feature."""
+
+
+def track_reported_entities[D: ReportBoundDescription](
+    entry: BambuConfigEntry,
+    add_entities: AddConfigEntryEntitiesCallback,
+    entity_class: Callable[[BambuHub, str, D], Entity],
+    descriptions: Iterable[D],
+) -> None:
+    """Add a printer's entity once its report says the printer has the feature.
+
+    Support bits come with the firmware, not the model (a firmware update
+    adds a detector), and the first report may arrive after the set-up: each
+    printer is watched until every candidate of its model is added.
+    """
+    hub = entry.runtime_data.hub
+    chosen = tuple(descriptions)
+
+    def make(serial: str) -> list[Entity]:
+        link = hub.printers[serial]
+        pending = [d for d in chosen if d.exists_fn(link.spec.model)]
+
+        def ready() -> list[Entity]:
+            found = [
+                d
+                for d in pending
+                if d.supported_fn is None or d.supported_fn(link.state)
+            ]
+            for description in found:
+                pending.remove(description)
+            if not pending:
+                stop()
+            return [entity_class(hub, serial, d) for d in found]
+
+        @callback
+        def on_change(_changed: ChangeSet) -> None:
+            if entities := ready():
+                add_entities(entities)
+
+        views = frozenset[str]().union(*(d.views for d in pending))
+        stop = hub.listen(serial, on_change, views) if pending else _nothing
+        entry.async_on_unload(stop)
+        return ready()
+
+    track_printers(entry, add_entities, make)
+
+
+def _nothing() -> None:
+    """Nothing to stop."""
 
 
 def track_printers(
