@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from homeassistant.generated.languages import LANGUAGES
 
 from custom_components.bambu_cloud.bambu.tls import TlsBundleError
 from custom_components.bambu_cloud.error_reasons import (
@@ -31,6 +32,11 @@ INTEGRATION = Path(__file__).parent.parent / "custom_components" / "bambu_cloud"
 TRANSLATIONS = INTEGRATION / "translations"
 EN = TRANSLATIONS / "en.json"
 OTHER_LANGUAGES = sorted(p for p in TRANSLATIONS.glob("*.json") if p != EN)
+# The languages the integration ships, by Home Assistant's language codes
+# (the file name is the code: a script or region keeps its case, pt-BR).
+SHIPPED_LANGUAGES = frozenset(
+    {"en", "de", "zh-Hans", "fr", "es", "it", "nl", "pl", "pt-BR", "ja", "ko"}
+)
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _TRANSLATION_KEY = re.compile(
@@ -131,8 +137,23 @@ def test_english_strings_are_valid() -> None:
         assert "{}" not in value, f"en.json {dotted}: unnamed placeholder"
 
 
-def test_other_languages_exist() -> None:
-    assert OTHER_LANGUAGES, "no translation besides en.json"
+def test_shipped_languages_exist() -> None:
+    """Exactly the shipped languages have a file: none lost, none stray."""
+    present = {path.stem for path in TRANSLATIONS.glob("*.json")}
+    assert present == SHIPPED_LANGUAGES, (
+        f"missing: {sorted(SHIPPED_LANGUAGES - present)},"
+        f" unexpected: {sorted(present - SHIPPED_LANGUAGES)}"
+    )
+
+
+@pytest.mark.parametrize("language", sorted(SHIPPED_LANGUAGES))
+def test_language_code_is_home_assistants(language: str) -> None:
+    """Home Assistant loads a translation only under its exact code.
+
+    A file named pt_BR.json or zh-hans.json would never be shown, so each
+    code must be one of the frontend's languages, spelled as it spells it.
+    """
+    assert language in LANGUAGES, f"{language} is not a Home Assistant language"
 
 
 @pytest.mark.parametrize("path", OTHER_LANGUAGES, ids=lambda path: path.name)
