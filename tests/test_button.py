@@ -24,7 +24,7 @@ from custom_components.bambu_cloud.const import DOMAIN
 from tools.virtual_printer.mosquitto import MqttBroker
 from tools.virtual_printer.printer import VirtualPrinter
 
-from .cloud_server import X1C, MqttEndpoint
+from .cloud_server import H2D, X1C, MqttEndpoint
 from .helpers import (
     call_service,
     entity_id_of,
@@ -35,6 +35,7 @@ from .helpers import (
 )
 
 X1C_SN = X1C["dev_id"]
+H2D_SN = H2D["dev_id"]
 
 
 @pytest.fixture
@@ -57,6 +58,17 @@ async def test_entities(
     snapshot: SnapshotAssertion,
 ) -> None:
     """Button entities of an X1C, a P1S and an H2D match the snapshot."""
+    # AMS buttons come with the report, dryer buttons once the module list
+    # names the H2D's AMS 2 Pro and AMS HT.
+    await wait_for(
+        hass,
+        lambda: (
+            entity_registry.async_get_entity_id(
+                BUTTON_DOMAIN, DOMAIN, f"{H2D_SN}_ams_128_stop_drying"
+            )
+            is not None
+        ),
+    )
     await snapshot_platform(hass, entity_registry, snapshot, mock_config_entry.entry_id)
 
 
