@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 from homeassistant.config_entries import ConfigEntry
@@ -33,6 +33,10 @@ from .const import (
     STALE_AFTER,
 )
 from .trust import PrinterTrust
+
+if TYPE_CHECKING:
+    from .job_files import JobFiles
+    from .print_tasks import PrintTasks
 
 type BambuConfigEntry = ConfigEntry[BambuRuntimeData]
 
@@ -76,6 +80,12 @@ class BambuRuntimeData:
     # (discovery): its LAN link and camera use it unless the options fix a
     # host or turn LAN off.
     learned_hosts: dict[str, str] = field(default_factory=dict)
+    # The newest cloud task of each printer, shared by the cover image and the
+    # job sensors (``print_tasks.entry_print_tasks`` makes it when first asked).
+    tasks: PrintTasks | None = None
+    # The running jobs' project files (objects, plate thumbnail), set up
+    # before the platforms.
+    job_files: JobFiles | None = None
 
 
 @dataclass(frozen=True, slots=True)

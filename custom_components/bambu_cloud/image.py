@@ -1,9 +1,9 @@
 """Image of each printer: the cover of its current or last cloud print task.
 
-The task comes from the cloud's task list (newest first). It is fetched when
-the entity is added, when the printer reports a new task id (a new job), and
-at most once per account poll when the bind list names another job than the
-one shown. A cover is downloaded once per task and kept in memory.
+The task is the newest of the cloud's task list, fetched for this image and
+the job sensors together (``print_tasks``: when the entity is added, on a new
+job, and when an account poll names another job). A cover is downloaded once
+per task and kept in memory.
 """
 
 from __future__ import annotations
@@ -24,14 +24,12 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 from yarl import URL
 
-from .bambu.cloud import BambuCloud
-from .bambu.errors import BambuError
 from .bambu.hub import BambuHub
 from .bambu.models import PrintTask
-from .bambu.state import ChangeSet
 from .const import LOGGER
-from .coordinator import BambuCloudCoordinator, BambuConfigEntry
+from .coordinator import BambuConfigEntry
 from .entity import BambuPrinterEntity, BambuPrinterEntityDescription
+from .print_tasks import PrintTasks, entry_print_tasks
 from .printer_tracking import track_printers
 
 PARALLEL_UPDATES = 0
@@ -48,10 +46,9 @@ class BambuImageDescription(BambuPrinterEntityDescription, ImageEntityDescriptio
     """An image that follows the printer's state (``views``: what it reads)."""
 
 
-# A new task id means a new job: its cover is fetched.
-COVER = BambuImageDescription(
-    key="cover", translation_key="cover", views=frozenset({"task_id"})
-)
+# The task (and so the cover) comes from ``print_tasks``, which follows the
+# printer's task id itself: the image reads no view.
+COVER = BambuImageDescription(key="cover", translation_key="cover", views=frozenset())
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +67,11 @@ async def async_setup_entry(
 ) -> None:
     """Set up the cover image of every bound printer."""
     runtime = entry.runtime_data
-    coordinator = runtime.coordinator
-    if (cloud := runtime.cloud) is None or not isinstance(
-        coordinator, BambuCloudCoordinator
-    ):
+    if (tasks := entry_print_tasks(entry)) is None:
         return  # the covers come from the cloud's task list
 
     def printer_entities(serial: str) -> list[ImageEntity]:
-        return [BambuCoverImage(hass, cloud, coordinator, runtime.hub, serial, COVER)]
+        return [BambuCoverImage(hass, tasks, runtime.hub, serial, COVER)]
 
     track_printers(entry, async_add_entities, printer_entities)
 
@@ -88,8 +82,7 @@ class BambuCoverImage(BambuPrinterEntity, ImageEntity):
     def __init__(
         self,
         hass: HomeAssistant,
-        cloud: BambuCloud,
-        coordinator: BambuCloudCoordinator,
+        tasks: PrintTasks,
         hub: BambuHub,
         serial: str,
         description: BambuImageDescription,
@@ -97,18 +90,12 @@ class BambuCoverImage(BambuPrinterEntity, ImageEntity):
         """Attach the image to the printer; nothing is fetched yet."""
         BambuPrinterEntity.__init__(self, hub, serial, description)
         ImageEntity.__init__(self, hass)
-        self._cloud = cloud
-        self._coordinator = coordinator
+        self._tasks = tasks
         self._session = async_get_clientsession(hass)
         self._task: PrintTask | None = None
         self._cover: _Cover | None = None
         self._download_lock = asyncio.Lock()
         self._worker: asyncio.Task[None] | None = None
-        self._again = False
-        self._fetch_failed = False
-        # The printer's task id and the bind list's job already acted on.
-        self._job_seen: str | None = None
-        self._polled_job: str | None = None
 
     @property
     def available(self) -> bool:
@@ -124,80 +111,36 @@ class BambuCoverImage(BambuPrinterEntity, ImageEntity):
         )
 
     async def async_added_to_hass(self) -> None:
-        """Fetch the newest task now; follow new jobs and account polls."""
+        """Show the printer's newest task, fetched now if nobody has yet."""
         await super().async_added_to_hass()
-        self._job_seen = self.state_data.task_id
-        self._polled_job = self._bound_job()
-        self.async_on_remove(
-            self._coordinator.async_add_listener(self._handle_coordinator_update)
-        )
-        self._schedule_refresh()
+        self.async_on_remove(self._tasks.subscribe(self.serial, self._task_fetched))
+        if self._tasks.task(self.serial) is not None:
+            self._task_fetched()
 
     async def async_will_remove_from_hass(self) -> None:
-        """Stop a fetch in flight."""
+        """Stop a download in flight."""
         worker, self._worker = self._worker, None
         if worker is not None and not worker.done():
             worker.cancel()
         await super().async_will_remove_from_hass()
 
-    def _bound_job(self) -> str | None:
-        printer = self._coordinator.data.printers.get(self.serial)
-        return None if printer is None else printer.print_job
-
     @callback
-    def _handle_change(self, changed: ChangeSet) -> None:
-        """A new task id from the printer means a new job: fetch its task."""
-        if "task_id" not in changed:
+    def _task_fetched(self) -> None:
+        """Show the task just fetched; a new cover is downloaded first."""
+        task = self._task = self._tasks.task(self.serial)
+        if task is None or task.cover is None:
+            self._handle_written()
             return
-        job = self.state_data.task_id
-        if job is None or job == self._job_seen:
-            return
-        self._job_seen = job
-        if self._task is None or self._task.id != job:
-            self._schedule_refresh()
-
-    @callback
-    def _handle_coordinator_update(self) -> None:
-        """At most once per poll: refetch when the bind list names another job."""
-        if not self._coordinator.last_update_success:
-            return
-        job = self._bound_job()
-        changed = job != self._polled_job
-        self._polled_job = job
-        shown = self._task.id if self._task is not None else None
-        if self._fetch_failed or (changed and (job is None or job != shown)):
-            self._schedule_refresh()
-
-    @callback
-    def _schedule_refresh(self) -> None:
-        if self._worker is not None and not self._worker.done():
-            self._again = True
-            return
+        worker = self._worker
+        if worker is not None and not worker.done():
+            worker.cancel()  # the cover of an older task
         self._worker = self.hass.async_create_background_task(
-            self._run_refresh(), name=f"bambu_cloud cover {self.serial}"
+            self._async_show(task.id, task.cover),
+            name=f"bambu_cloud cover {self.serial}",
         )
 
-    async def _run_refresh(self) -> None:
-        while True:
-            self._again = False
-            await self._async_refresh()
-            current = self._task is not None and self._task.id == self._job_seen
-            if not self._again or current:
-                return
-
-    async def _async_refresh(self) -> None:
-        """Fetch the newest task; download its cover when it is a new one."""
-        try:
-            tasks = await self._cloud.get_tasks(self.serial, limit=1)
-        except BambuError as err:
-            LOGGER.debug("%s: cannot fetch the print tasks: %s", self.serial, err)
-            self._fetch_failed = True
-            return
-        self._fetch_failed = False
-        task = next((t for t in tasks if t.serial in (None, self.serial)), None)
-        self._task = task
-        if task is not None and task.cover is not None:
-            await self._async_cover(task.id, task.cover)
+    async def _async_show(self, task_id: str, url: str) -> None:
+        await self._async_cover(task_id, url)
         self._handle_written()
 
     @callback
