@@ -15,8 +15,10 @@ in-memory ``{absolute path: content}`` mapping owned by its caller (e.g.
 
 What a test needs to look at: ``commands`` (every command received, the
 password never recorded), ``handshake_failures``, ``data_session_reused``.
-Knobs: ``mlsd``/``size`` turn those commands off (a server answering 502),
-``hang`` lists commands never answered (timeouts).
+Knobs: ``mlsd``/``size``/``feat`` turn those commands off and ``refuse``
+names more (a server answering 502), ``unix_list`` False answers ``LIST``
+in the Windows format, ``clear_data`` sends data without TLS (a broken
+server), ``hang`` lists commands never answered (timeouts).
 """
 
 from __future__ import annotations
@@ -72,6 +74,10 @@ class FtpsServer:
         port: int = 0,
         mlsd: bool = True,
         size: bool = True,
+        feat: bool = True,
+        unix_list: bool = True,
+        refuse: Collection[str] = (),
+        clear_data: bool = False,
         require_session_reuse: bool = True,
         hang: Collection[str] = (),
         modified: dt.datetime | None = None,
@@ -86,6 +92,10 @@ class FtpsServer:
         self.host = host
         self.mlsd = mlsd
         self.size = size
+        self.feat = feat
+        self.unix_list = unix_list
+        self.refuse = frozenset(verb.upper() for verb in refuse)
+        self.clear_data = clear_data
         self.require_session_reuse = require_session_reuse
         self.hang = frozenset(verb.upper() for verb in hang)
         self.modified = modified or dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -255,7 +265,8 @@ class _Session:
             await self.reply(530, "Please login with USER and PASS.")
             return True
         handler = getattr(self, f"cmd_{verb.lower()}", None)
-        if handler is None or (verb == "SIZE" and not self.server.size):
+        off = {"SIZE": self.server.size, "FEAT": self.server.feat}
+        if handler is None or not off.get(verb, True) or verb in self.server.refuse:
             await self.reply(502, "Command not implemented.")
             return True
         await handler(argument)
@@ -433,14 +444,24 @@ class _Session:
             await self.reply(550, f"{folder}: no such folder.")
             return
         when = self.server.modified
-        month = _MONTHS[3 * when.month - 3 : 3 * when.month]
-        stamp = f"{month} {when.day:2d} {when:%H:%M}"
-        lines = [
-            f"drwxr-xr-x    2 root     root         4096 {stamp} {name}"
-            if size is None
-            else f"-rw-r--r--    1 root     root     {size:8d} {stamp} {name}"
-            for name, size in sorted(entries.items())
-        ]
+        if self.server.unix_list:
+            month = _MONTHS[3 * when.month - 3 : 3 * when.month]
+            stamp = f"{month} {when.day:2d} {when:%H:%M}"
+            lines = [
+                f"drwxr-xr-x    2 root     root         4096 {stamp} {name}"
+                if size is None
+                else f"-rw-r--r--    1 root     root     {size:8d} {stamp} {name}"
+                for name, size in sorted(entries.items())
+            ]
+        else:
+            # The format of Windows servers, which no printer uses.
+            stamp = f"{when:%m-%d-%y  %I:%M%p}"
+            lines = [
+                f"{stamp}       <DIR>          {name}"
+                if size is None
+                else f"{stamp}       {size:>14d} {name}"
+                for name, size in sorted(entries.items())
+            ]
         await self.send_data("".join(f"{line}\r\n" for line in lines).encode())
 
     async def cmd_nlst(self, argument: str) -> None:
@@ -481,6 +502,10 @@ class _Passive:
             writer.transport.abort()
             return
         self._task = asyncio.current_task()
+        if self.server.clear_data:
+            # A broken server: clear data after PROT P.
+            self._ready.set_result(writer)
+            return
         if not await self.server.upgrade(writer, data=True):
             if not self._ready.done():
                 self._ready.set_exception(ConnectionError("data handshake failed"))

@@ -565,9 +565,8 @@ def _list_folder(ftp: _Ftps, folder: str, *, mlsd: bool) -> list[RemoteFile]:
             return []
         raise
     except StorageError as err:
-        if err.reason is StorageErrorReason.TOO_LARGE:
-            raise StorageError(StorageErrorReason.PROTOCOL, "listing") from err
-        raise
+        # The only one read_data raises: TOO_LARGE, for a listing absurd.
+        raise StorageError(StorageErrorReason.PROTOCOL, "listing") from err
 
 
 __all__ = [

@@ -210,7 +210,7 @@ def _member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes | None:
         ValueError,
     ) as err:
         raise ProjectFileError(ProjectFileErrorReason.MALFORMED, name) from err
-    if len(content) > limit:
+    if len(content) > limit:  # pragma: no cover - zipfile stops at the declared size
         raise too_large
     return content
 
