@@ -426,8 +426,6 @@ def h2d_state() -> State:
             },
             "airduct": _airduct(),
         },
-        # Like the H2D capture: tangle detection supported, switched off.
-        home_flag=0x100 | 0x80 | 0x400 | HOME_FLAG_TANGLE_SUPPORTED,
         ams=_ams_block(
             [
                 _ams_unit(
