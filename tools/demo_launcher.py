@@ -102,6 +102,8 @@ def farm_config(state: dict[str, Any]) -> BambuConfig:
         mqtt_host=state["mqtt_host"],
         mqtt_port=int(state["mqtt_port"]),
         mqtt_ca_pem=state["cloud_ca_pem"],
+        # The farm's cloud serves the HMS text service's fake too.
+        hms_url=state["api_url"],
     )
     camera_ports = [p["camera_port"] for p in state["printers"] if p.get("camera_port")]
     ports = Ports(jpeg=int(camera_ports[0])) if camera_ports else Ports()

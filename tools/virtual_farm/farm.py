@@ -48,6 +48,7 @@ from . import images
 from .camera import CameraServer
 from .cloud import bind_entry
 from .cloud_farm import FarmCloud
+from .hms import HMS_HEATBED_ATTR, HMS_HEATBED_CODE
 from .jobs import (
     TASK_FAILED,
     TASK_FINISHED,
@@ -479,6 +480,11 @@ class VirtualFarm:
         if model == "H2D" and index < len(MODEL_CYCLE):
             # The first H2D's AMS HT (its AMS 2 Pro is idle): dryers in the demo.
             printer.start_drying(128, 65, 8, "PA")
+        if model == "P1S" and index < len(MODEL_CYCLE):
+            # The first P1S shows an active HMS error, with its (made-up) text.
+            printer.state["hms"] = [
+                {"attr": HMS_HEATBED_ATTR, "code": HMS_HEATBED_CODE}
+            ]
         # Every farm printer lives at 127.0.0.1, and the demo reaches the
         # LAN-only printer at that bare address (``lan_mqtt_port``): an
         # account printer reporting it would have its automatic LAN address

@@ -16,6 +16,9 @@ from aiohttp import web
 
 # The HMS message the farm and the tests raise: 0300_0100_0001_0007.
 HMS_HEATBED: str = "0300010000010007"
+# The same message as a printer reports it (the farm's first P1S raises it).
+HMS_HEATBED_ATTR: int = 0x03000100
+HMS_HEATBED_CODE: int = 0x00010007
 # A second one, of an AMS unit: 0700_8000_0003_0001.
 HMS_AMS: str = "0700800000030001"
 # A print error: 0300_400C ("cancelled"), the virtual printer's stop.
