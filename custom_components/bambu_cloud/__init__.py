@@ -70,6 +70,7 @@ from .issues import (
     sync_signature_issue,
     sync_token_issue,
 )
+from .job_files import async_setup_job_files
 from .library import entry_library_config, library_config
 from .services import async_setup_services
 from .trust import PrinterTrust, async_cloud_context, async_remove_trust
@@ -180,6 +181,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
     async_follow_addresses(hass, entry)
     await hub.start()
     entry.async_on_unload(hub.stop)
+    entry.runtime_data.job_files = async_setup_job_files(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
@@ -250,6 +252,7 @@ async def _async_setup_lan_entry(
     )
     await hub.start()
     entry.async_on_unload(hub.stop)
+    entry.runtime_data.job_files = async_setup_job_files(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 

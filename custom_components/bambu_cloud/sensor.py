@@ -18,6 +18,7 @@ from homeassistant.const import (
     SIGNAL_STRENGTH_DECIBELS_MILLIWATT,
     EntityCategory,
     UnitOfLength,
+    UnitOfMass,
     UnitOfTemperature,
     UnitOfTime,
 )
@@ -33,9 +34,9 @@ from .bambu.ams import DryingState
 from .bambu.auth import AccessToken
 from .bambu.commands import slot_number
 from .bambu.const import PrinterModel
-from .bambu.enums import JobState, PrintStage, SpeedLevel
+from .bambu.enums import JobState, PrintStage, PrintType, SpeedLevel
 from .bambu.hub import BambuHub
-from .bambu.models import BoundPrinter
+from .bambu.models import BedType, BoundPrinter, PrintTask
 from .bambu.state import (
     AmsUnit,
     ChangeSet,
@@ -53,6 +54,8 @@ from .entity import (
 )
 from .enum_states import enum_option, enum_options
 from .hms_text import HmsDescriber, HmsTextEntity
+from .job_files import JobFiles
+from .print_tasks import PrintTasks, entry_print_tasks
 from .printer_tracking import track_printers
 
 PARALLEL_UPDATES = 0
@@ -462,9 +465,15 @@ async def async_setup_entry(
             if description.exists_fn(token)
         )
 
+    tasks = entry_print_tasks(entry)
+
     def printer_entities(serial: str) -> list[SensorEntity]:
         model = hub.printers[serial].spec.model
-        entities: list[SensorEntity] = []
+        entities: list[SensorEntity] = [
+            BambuJobSensor(hub, serial, description, tasks)
+            for description in JOB_SENSORS
+            if tasks is not None or not description.cloud_only
+        ]
         if cloud is not None:
             entities.extend(
                 BambuCloudSensor(cloud, serial, description)
@@ -477,6 +486,8 @@ async def async_setup_entry(
             for description in PRINTER_SENSORS
             if description.exists_fn(model)
         )
+        if (job_files := entry.runtime_data.job_files) is not None:
+            entities.append(BambuObjectsSensor(hub, serial, PRINT_OBJECTS, job_files))
         _track_filament(hass, entry, hub, serial, async_add_entities)
         track_ams_units(
             entry,
@@ -545,6 +556,71 @@ def _track_filament(
 
 EXTERNAL = -1
 FILAMENT_VIEWS = frozenset({"ams_units", "external_spools"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class BambuObjectsSensorDescription(
+    BambuPrinterEntityDescription, SensorEntityDescription
+):
+    """The running job's objects (``views``: the skipped ones of the report)."""
+
+
+# The objects come from the job's project file, the skipped ids (s_obj)
+# from the report.
+PRINT_OBJECTS = BambuObjectsSensorDescription(
+    key="print_objects",
+    translation_key="print_objects",
+    views=frozenset({"skipped_objects"}),
+)
+
+
+class BambuObjectsSensor(BambuPrinterEntity, SensorEntity):
+    """How many objects the running job prints; which ones, which are skipped.
+
+    The objects (id and name, the ids skip_objects takes) are read from the
+    job's project file on the printer's storage; unknown without a LAN link.
+    """
+
+    entity_description: BambuObjectsSensorDescription
+    # A job may have hundreds of objects: the history keeps the count only.
+    _unrecorded_attributes = frozenset({"objects", "skipped"})
+
+    def __init__(
+        self,
+        hub: BambuHub,
+        serial: str,
+        description: BambuObjectsSensorDescription,
+        job_files: JobFiles,
+    ) -> None:
+        """Attach the sensor to the printer and its job files."""
+        super().__init__(hub, serial, description)
+        self._job_files = job_files
+
+    async def async_added_to_hass(self) -> None:
+        """Also follow the job's file."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self._job_files.listen(self.serial, self.write_if_changed))
+
+    @property
+    def native_value(self) -> int | None:
+        """The number of printable objects of the job, once its file is read."""
+        job = self._job_files.job_file(self.serial)
+        return None if job is None else len(job.objects)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """The objects (id, name) and the ids the printer skips."""
+        job = self._job_files.job_file(self.serial)
+        return {
+            "objects": []
+            if job is None
+            else [{"id": obj.id, "name": obj.name} for obj in job.objects],
+            "skipped": list(self.state_data.skipped_objects),
+        }
+
+    def snapshot(self) -> object:
+        """Availability, value and attributes, compared before writing."""
+        return (self.available, self.native_value, self.extra_state_attributes)
 
 
 class BambuSensor(BambuPrinterEntity, SensorEntity):
@@ -763,3 +839,143 @@ class BambuAccountSensor(BambuAccountEntity, SensorEntity):
     def native_value(self) -> datetime | None:
         """The value read from the token."""
         return self.entity_description.value_fn(self._token)
+
+
+# ------------------------------------------------------------ job details
+
+
+def job_task(state: PrinterState, task: PrintTask | None) -> PrintTask | None:
+    """The cloud task of the job the printer reports, if that is the one fetched.
+
+    The newest task of the account is the current job only when its id is the
+    report's task id: during a LAN job (no task id) or before the task list
+    names a new job it belongs to another job, whose details would mislead.
+    """
+    if task is None or state.task_id is None or task.id != state.task_id:
+        return None
+    return task
+
+
+def _plate(state: PrinterState, task: PrintTask | None) -> int | None:
+    if (plate := state.plate) is not None:
+        return plate
+    return None if task is None else task.plate_index
+
+
+def _plate_attributes(
+    state: PrinterState, task: PrintTask | None
+) -> dict[str, Any] | None:
+    return None if task is None else {"name": task.plate_name}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BambuJobSensorDescription(BambuPrinterEntityDescription, SensorEntityDescription):
+    """A detail of the current job, from the report and the job's cloud task.
+
+    ``value_fn`` gets the printer's state and the cloud task of the job it
+    reports (``job_task``: None without an account, during a LAN job, or
+    before the task is fetched). ``cloud_only``: the value comes from the
+    task alone, so an entry without an account has no such sensor.
+    """
+
+    value_fn: Callable[[PrinterState, PrintTask | None], SensorValue]
+    attrs_fn: Callable[[PrinterState, PrintTask | None], dict[str, Any] | None] = (
+        lambda _state, _task: None
+    )
+    cloud_only: bool = False
+
+
+JOB_SENSORS: tuple[BambuJobSensorDescription, ...] = (
+    BambuJobSensorDescription(
+        key="print_type",
+        translation_key="print_type",
+        device_class=SensorDeviceClass.ENUM,
+        options=enum_options(PrintType),
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda state, _: enum_option(state.print_type),
+        views=frozenset({"print_type"}),
+    ),
+    BambuJobSensorDescription(
+        key="plate",
+        translation_key="plate",
+        value_fn=_plate,
+        attrs_fn=_plate_attributes,
+        views=frozenset({"plate", "task_id"}),
+    ),
+    BambuJobSensorDescription(
+        key="bed_type",
+        translation_key="bed_type",
+        device_class=SensorDeviceClass.ENUM,
+        options=enum_options(BedType),
+        value_fn=lambda _, task: enum_option(task.bed_type) if task else None,
+        views=frozenset({"task_id"}),
+        cloud_only=True,
+    ),
+    BambuJobSensorDescription(
+        key="print_weight",
+        translation_key="print_weight",
+        device_class=SensorDeviceClass.WEIGHT,
+        native_unit_of_measurement=UnitOfMass.GRAMS,
+        suggested_display_precision=1,
+        value_fn=lambda _, task: None if task is None else task.weight,
+        views=frozenset({"task_id"}),
+        cloud_only=True,
+    ),
+    BambuJobSensorDescription(
+        key="print_length",
+        translation_key="print_length",
+        device_class=SensorDeviceClass.DISTANCE,
+        # The task lists centimetres (see PrintTask.length).
+        native_unit_of_measurement=UnitOfLength.CENTIMETERS,
+        suggested_unit_of_measurement=UnitOfLength.METERS,
+        suggested_display_precision=2,
+        value_fn=lambda _, task: None if task is None else task.length,
+        views=frozenset({"task_id"}),
+        cloud_only=True,
+    ),
+)
+
+
+class BambuJobSensor(BambuPrinterEntity, SensorEntity):
+    """A detail of the current job: live report plus the job's cloud task."""
+
+    entity_description: BambuJobSensorDescription
+
+    def __init__(
+        self,
+        hub: BambuHub,
+        serial: str,
+        description: BambuJobSensorDescription,
+        tasks: PrintTasks | None,
+    ) -> None:
+        """Attach to the printer; ``tasks`` is None without an account."""
+        super().__init__(hub, serial, description)
+        self._tasks = tasks
+
+    async def async_added_to_hass(self) -> None:
+        """Also follow the printer's cloud task (fetched once for all)."""
+        await super().async_added_to_hass()
+        if self._tasks is not None:
+            self.async_on_remove(
+                self._tasks.subscribe(self.serial, self.write_if_changed)
+            )
+
+    @property
+    def _task(self) -> PrintTask | None:
+        if self._tasks is None:
+            return None
+        return job_task(self.state_data, self._tasks.task(self.serial))
+
+    @property
+    def native_value(self) -> SensorValue:
+        """The detail, from the report or the task."""
+        return self.entity_description.value_fn(self.state_data, self._task)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """More about the detail (the plate's name in the project)."""
+        return self.entity_description.attrs_fn(self.state_data, self._task)
+
+    def snapshot(self) -> object:
+        """Availability, value and attributes."""
+        return (self.available, self.native_value, self.extra_state_attributes)

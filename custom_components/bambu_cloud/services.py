@@ -5,16 +5,27 @@ unit's device with ``slot``, or a printer's device with ``ams`` (the unit
 id, ``external`` for the external spool holder) and ``slot`` (1-based).
 ``start_drying`` / ``stop_drying`` target an AMS unit's device, or a
 printer's device with ``ams``.
+``print_file`` / ``skip_objects`` start a print from the printer's storage
+and skip objects of the running job; ``list_files`` answers with the
+``.3mf`` files on the printer's storage.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Final, cast
 
 import voluptuous as vol
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import HomeAssistant, ServiceCall, callback
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.entity_platform import async_get_platforms
@@ -23,11 +34,15 @@ from homeassistant.helpers.service import async_register_admin_service
 from .ams_control import start_drying_command, stop_drying_command
 from .bambu import ams, commands
 from .bambu.commands import Command, gcode_line
+from .bambu.enums import JobState
+from .bambu.ftps import StorageError, StorageErrorReason
+from .bambu.hub import PrinterLink
 from .bambu.state import AmsUnit, Tray
 from .command_sender import async_send_command
-from .const import DOMAIN
+from .const import DOMAIN, LOGGER
 from .coordinator import BambuConfigEntry
 from .devices import AmsId, device_ids, printer_serial
+from .job_files import job_active
 from .sensor import BambuTraySensor
 
 SERVICE_SEND_GCODE: Final = "send_gcode"
@@ -371,6 +386,219 @@ async def _async_send(
     await async_send_command(hass, hub, serial, hub.printers[serial].spec.name, command)
 
 
+# --------------------------------------------------------------- printing
+
+SERVICE_PRINT_FILE: Final = "print_file"
+SERVICE_SKIP_OBJECTS: Final = "skip_objects"
+SERVICE_LIST_FILES: Final = "list_files"
+ATTR_FILE: Final = "file"
+ATTR_PLATE: Final = "plate"
+ATTR_USE_AMS: Final = "use_ams"
+ATTR_AMS_MAPPING: Final = "ams_mapping"
+ATTR_TIMELAPSE: Final = "timelapse"
+ATTR_BED_LEVELING: Final = "bed_leveling"
+ATTR_FLOW_CALIBRATION: Final = "flow_calibration"
+ATTR_VIBRATION_CALIBRATION: Final = "vibration_calibration"
+ATTR_OBJECTS: Final = "objects"
+MAX_PLATES: Final = 64
+MAX_FILAMENTS: Final = 32
+MAX_SKIPPED: Final = 256
+MAX_FILE_LENGTH: Final = 255
+# Control characters, quotes and backslashes never name a file on the printer.
+_BAD_FILE_CHARS: Final = re.compile(r'[\x00-\x1f\x7f"\\]')
+# Objects are skipped while the job prints or is paused.
+_SKIPPABLE: Final = frozenset({JobState.RUNNING, JobState.PAUSE})
+# Why the storage could not be listed -> the exception's translation key.
+_STORAGE_ERRORS: Final = {
+    StorageErrorReason.CONNECTION: "storage_connection",
+    StorageErrorReason.TLS: "storage_tls",
+    StorageErrorReason.AUTH: "storage_auth",
+    StorageErrorReason.TIMEOUT: "storage_timeout",
+}
+
+PRINT_FILE_SCHEMA: Final = vol.Schema(
+    {
+        vol.Required(ATTR_DEVICE_ID): cv.string,
+        vol.Required(ATTR_FILE): cv.string,
+        vol.Optional(ATTR_PLATE, default=1): vol.All(
+            vol.Coerce(int), vol.Range(min=1, max=MAX_PLATES)
+        ),
+        vol.Optional(ATTR_USE_AMS, default=True): cv.boolean,
+        vol.Optional(ATTR_AMS_MAPPING): vol.All(
+            cv.ensure_list, vol.Length(max=MAX_FILAMENTS), [vol.Coerce(int)]
+        ),
+        vol.Optional(ATTR_TIMELAPSE, default=False): cv.boolean,
+        vol.Optional(ATTR_BED_LEVELING, default=True): cv.boolean,
+        vol.Optional(ATTR_FLOW_CALIBRATION, default=True): cv.boolean,
+        vol.Optional(ATTR_VIBRATION_CALIBRATION, default=True): cv.boolean,
+    }
+)
+SKIP_OBJECTS_SCHEMA: Final = vol.Schema(
+    {
+        vol.Required(ATTR_DEVICE_ID): cv.string,
+        vol.Required(ATTR_OBJECTS): vol.All(
+            cv.ensure_list,
+            vol.Length(min=1, max=MAX_SKIPPED),
+            [vol.All(vol.Coerce(int), vol.Range(min=0))],
+        ),
+    }
+)
+LIST_FILES_SCHEMA: Final = vol.Schema({vol.Required(ATTR_DEVICE_ID): cv.string})
+
+
+def valid_file(value: str) -> str | None:
+    """A ``.3mf`` path on the printer's storage, made absolute; None if unusable.
+
+    The path becomes part of the URL the firmware opens: no "..", no empty
+    segments, no control characters, quotes or backslashes.
+    """
+    path = value.strip()
+    name = path.lstrip("/")
+    parts = name.split("/")
+    if (
+        len(path) > MAX_FILE_LENGTH
+        or not name.lower().endswith(".3mf")
+        or len(parts[-1]) <= len(".3mf")
+        or _BAD_FILE_CHARS.search(path)
+        or any(part in ("", ".", "..") for part in parts)
+    ):
+        return None
+    return "/" + name
+
+
+@callback
+def _controllable(
+    hass: HomeAssistant, device_id: str
+) -> tuple[BambuConfigEntry, str, PrinterLink]:
+    """The printer behind a device, when it can take ``print`` commands now.
+
+    Firmware that wants signed commands refuses them without the app
+    certificate: that is said before anything is sent.
+    """
+    entry, serial = _resolve(hass, device_id)
+    hub = entry.runtime_data.hub
+    link = hub.printers[serial]
+    if not link.available:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN, translation_key="printer_not_connected"
+        )
+    if link.state.signed_commands_required and hub.certificate is None:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN, translation_key="signature_required"
+        )
+    return entry, serial, link
+
+
+async def _async_print_file(call: ServiceCall) -> None:
+    """Start printing a plate of a .3mf on the printer's storage."""
+    hass = call.hass
+    entry, serial, link = _controllable(hass, call.data[ATTR_DEVICE_ID])
+    name = link.spec.name or serial
+    path = valid_file(call.data[ATTR_FILE])
+    if path is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_file",
+            translation_placeholders={"file": call.data[ATTR_FILE][:MAX_FILE_LENGTH]},
+        )
+    mapping: list[int] | None = call.data.get(ATTR_AMS_MAPPING)
+    for tray in mapping or ():
+        try:
+            if tray != -1:
+                commands.tray_location(tray)
+        except ValueError:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="invalid_ams_mapping",
+                translation_placeholders={"tray": str(tray)},
+            ) from None
+    if job_active(link.state):
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="printer_busy",
+            translation_placeholders={"device": name},
+        )
+    plate: int = call.data[ATTR_PLATE]
+    command = commands.project_file(
+        file=path,
+        plate=plate,
+        storage=link.spec.model.storage_url,
+        use_ams=call.data[ATTR_USE_AMS],
+        ams_mapping=mapping,
+        timelapse=call.data[ATTR_TIMELAPSE],
+        bed_leveling=call.data[ATTR_BED_LEVELING],
+        flow_calibration=call.data[ATTR_FLOW_CALIBRATION],
+        vibration_calibration=call.data[ATTR_VIBRATION_CALIBRATION],
+    )
+    job_files = entry.runtime_data.job_files
+    # Said before sending: the printer may report the new job before its ack.
+    if job_files is not None:
+        job_files.expect(serial, path, plate)
+    try:
+        await _async_send(hass, entry, serial, command)
+    except HomeAssistantError:
+        if job_files is not None:
+            job_files.expect(serial, None)
+        raise
+
+
+async def _async_skip_objects(call: ServiceCall) -> None:
+    """Skip objects of the running job (ids as its project file numbers them)."""
+    hass = call.hass
+    entry, serial, link = _controllable(hass, call.data[ATTR_DEVICE_ID])
+    if link.state.gcode_state not in _SKIPPABLE:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="no_job_running",
+            translation_placeholders={"device": link.spec.name or serial},
+        )
+    ids: list[int] = list(dict.fromkeys(call.data[ATTR_OBJECTS]))
+    job_files = entry.runtime_data.job_files
+    job = None if job_files is None else job_files.current(serial)
+    if job is not None and (unknown := sorted(set(ids) - job.object_ids)):
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="unknown_objects",
+            translation_placeholders={"objects": ", ".join(map(str, unknown))},
+        )
+    command = commands.skip_objects(ids, timestamp=int(time.time()))
+    await _async_send(hass, entry, serial, command)
+
+
+async def _async_list_files(call: ServiceCall) -> ServiceResponse:
+    """The .3mf files on the printer's storage (read over its LAN link)."""
+    entry, serial = _resolve(call.hass, call.data[ATTR_DEVICE_ID])
+    hub = entry.runtime_data.hub
+    name = hub.printers[serial].spec.name or serial
+    try:
+        files = await hub.async_list_files(serial)
+    except StorageError as err:
+        if err.reason is StorageErrorReason.NO_ADDRESS:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="storage_no_address",
+                translation_placeholders={"device": name},
+            ) from err
+        LOGGER.debug("%s: listing the storage failed: %s", serial, err)
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key=_STORAGE_ERRORS.get(err.reason, "storage_failed"),
+            translation_placeholders={"device": name},
+        ) from err
+    return {
+        "files": [
+            {
+                "path": file.path,
+                "size": file.size,
+                "modified": None
+                if file.modified is None
+                else file.modified.isoformat(),
+            }
+            for file in sorted(files, key=lambda file: file.path)
+        ]
+    }
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the integration's actions.
@@ -387,3 +615,16 @@ def async_setup_services(hass: HomeAssistant) -> None:
         (SERVICE_STOP_DRYING, _async_stop_drying, STOP_DRYING_SCHEMA),
     ):
         hass.services.async_register(DOMAIN, name, handler, schema=schema)
+    hass.services.async_register(
+        DOMAIN, SERVICE_PRINT_FILE, _async_print_file, schema=PRINT_FILE_SCHEMA
+    )
+    hass.services.async_register(
+        DOMAIN, SERVICE_SKIP_OBJECTS, _async_skip_objects, schema=SKIP_OBJECTS_SCHEMA
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_LIST_FILES,
+        _async_list_files,
+        schema=LIST_FILES_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
