@@ -107,6 +107,9 @@ def farm_config(state: dict[str, Any]) -> BambuConfig:
     )
     camera_ports = [p["camera_port"] for p in state["printers"] if p.get("camera_port")]
     ports = Ports(jpeg=int(camera_ports[0])) if camera_ports else Ports()
+    if state.get("ftps_port"):
+        # One FTPS server holds every farm printer's storage (SNI = serial).
+        ports = dataclasses.replace(ports, ftps=int(state["ftps_port"]))
     if state.get("lan_mqtt_port"):
         # The LAN-only printer announces 127.0.0.1 (a bare address, like a
         # real printer): discovery and its entry reach it at this port.

@@ -68,6 +68,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="port of the first P1/A1 camera (6000 = where clients look)",
     )
     parser.add_argument(
+        "--ftps-port",
+        type=int,
+        default=0,
+        help="FTPS port of every printer's storage, picked by SNI (default: any)",
+    )
+    parser.add_argument(
         "--speed",
         type=float,
         default=1.0,
@@ -102,6 +108,8 @@ def banner(farm: VirtualFarm) -> str:
         f"e-mail code {farm.code}",
         f"  sign-in (TFA)      {farm.tfa_account} / {farm.password}  "
         f"authenticator code {farm.tfa_code}",
+        f"  printer storage    FTPS 127.0.0.1:{farm.ftps_port}  "
+        "(implicit TLS, SNI = serial, user bblp / access code)",
         "  printers:",
     ]
     for printer in farm.printers:
@@ -140,6 +148,7 @@ async def run(args: argparse.Namespace) -> int:
         mqtt_port=args.mqtt_port,
         lan_base_port=args.lan_base_port,
         first_camera_port=args.first_camera_port,
+        ftps_port=args.ftps_port,
         seed=args.seed,
         lan_only=args.lan_only,
         notify_port=args.notify_port or None,

@@ -41,10 +41,11 @@ from typing import Any
 from aiohttp import web
 
 from tools.test_pki import FarmPKI, IssuedCert
+from tools.virtual_printer.ftps import FtpsServer, FtpsSite
 from tools.virtual_printer.mosquitto import MqttBroker
 from tools.virtual_printer.printer import MODELS, VirtualPrinter
 
-from . import images
+from . import images, storage
 from .camera import CameraServer
 from .cloud import bind_entry
 from .cloud_farm import FarmCloud
@@ -176,6 +177,7 @@ class VirtualFarm:
         mqtt_port: int = 0,
         lan_base_port: int = 0,
         first_camera_port: int = 0,
+        ftps_port: int = 0,
         lan: bool = True,
         cameras: bool = True,
         camera_interval: float = 1.0,
@@ -246,6 +248,9 @@ class VirtualFarm:
         self._mqtt_port = mqtt_port
         self._lan_base_port = lan_base_port
         self._first_camera_port = first_camera_port
+        # Every printer's storage, one port: the client's SNI picks the printer.
+        self._ftps_port = ftps_port
+        self.ftps: FtpsServer | None = None
         self._directory: Path | None = None
         self._web: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -267,6 +272,11 @@ class VirtualFarm:
     def mqtt_port(self) -> int:
         """Port of the cloud MQTT broker (TLS)."""
         return self._mqtt_port
+
+    @property
+    def ftps_port(self) -> int:
+        """Port of the FTPS server of every printer's storage (implicit TLS)."""
+        return self._ftps_port
 
     @property
     def directory(self) -> Path:
@@ -327,6 +337,7 @@ class VirtualFarm:
             "code": self.code,
             "speed": self.speed,
             "lan_mqtt_port": self.lan_mqtt_port,
+            "ftps_port": self._ftps_port,
             "printers": [p.describe() for p in self.printers],
         }
 
@@ -395,6 +406,7 @@ class VirtualFarm:
             self.printers.append(await self._start_printer(index, leaf))
         for number, leaf in enumerate(lan_leaves):
             self.printers.append(await self._start_lan_only_printer(number, leaf))
+        await self._start_storage()
         self._seed_history()
         self.cloud.product_models = sorted(
             {MODEL_INFO[p.model].product for p in self.printers if p.cloud}
@@ -423,6 +435,9 @@ class VirtualFarm:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        ftps, self.ftps = self.ftps, None
+        if ftps is not None:
+            await ftps.stop()
         for farm_printer in self.printers:
             await farm_printer.printer.stop()
             if farm_printer.camera is not None:
@@ -622,6 +637,27 @@ class VirtualFarm:
             cloud=False,
             developer_mode=developer_mode,
         )
+
+    async def _start_storage(self) -> None:
+        """Give every printer its projects and serve them all over FTPS."""
+        made = await asyncio.get_running_loop().run_in_executor(
+            None, storage.projects, TITLES
+        )
+        sites = []
+        for farm_printer in self.printers:
+            files = storage.printer_storage(made)
+            farm_printer.printer.storage = files
+            sites.append(
+                FtpsSite(
+                    farm_printer.serial,
+                    farm_printer.certificate.server_context(),
+                    farm_printer.access_code,
+                    files,
+                )
+            )
+        self.ftps = FtpsServer(sites, host=HOST, port=self._ftps_port)
+        await self.ftps.start()
+        self._ftps_port = self.ftps.port
 
     def _offer_update(self, printer: VirtualPrinter) -> None:
         """Make the printer's MQTT report show the pending firmware update."""
