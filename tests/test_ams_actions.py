@@ -18,12 +18,18 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.bambu_cloud.const import DOMAIN
-from tools.virtual_printer.printer import VirtualPrinter
+from tools.virtual_printer.printer import (
+    CANNOT_DRY_REASON,
+    NO_REMOTE_DRYING_REASON,
+    VirtualPrinter,
+)
 
 from .cloud_server import H2D, P1S, X1C, MqttEndpoint
 from .helpers import call_service, last_command, state_of, wait_for
+from .tools.test_printer import Harness
 
 X1C_SN = X1C["dev_id"]
 P1S_SN = P1S["dev_id"]
@@ -285,7 +291,10 @@ async def test_load_unload_and_rfid_buttons(
     await call_service(hass, BUTTON_DOMAIN, SERVICE_PRESS, load_2)
     sent = _sent(x1c)
     assert (sent["target"], sent["curr_temp"], sent["tar_temp"]) == (1, 210, 240)
-    await wait_for(hass, lambda: x1c.state["ams"]["tray_now"] == "1")
+    link = hass.config_entries.async_entries(DOMAIN)[0].runtime_data.hub.printers[
+        X1C_SN
+    ]
+    await wait_for(hass, lambda: link.state.active_tray_id == 1)
 
     await call_service(hass, BUTTON_DOMAIN, SERVICE_PRESS, unload)
     assert _sent(x1c) == {
@@ -543,3 +552,62 @@ async def test_dryer_entities_follow_the_unit_kind(
     await wait_for(hass, lambda: kinds() == ["ams_2_pro", "ams_ht"])
     assert len(er.async_entries_for_config_entry(registry, entry.entry_id)) == before
     assert "already exists" not in caplog.text
+
+
+@pytest.mark.usefixtures("h2d", "live")
+async def test_dryer_sensors_snapshot(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """The dryer sensors of the H2D's AMS 2 Pro and AMS HT."""
+    last = await _wait_entity(hass, SENSOR_DOMAIN, f"{H2D_SN}_ams_128_drying_remaining")
+    await wait_for(hass, lambda: state_of(hass, last) == "0")
+    for unit in (0, 128):
+        for key in ("drying_state", "drying_remaining"):
+            entity_id = _entity(hass, SENSOR_DOMAIN, f"{H2D_SN}_ams_{unit}_{key}")
+            entry = entity_registry.async_get(entity_id)
+            assert entry == snapshot(name=f"{entity_id}-entry")
+            assert hass.states.get(entity_id) == snapshot(name=f"{entity_id}-state")
+
+
+def test_virtual_printer_dryer() -> None:
+    """The firmware stand-in: limits per unit, refusals, a timed run ending."""
+    h2d = Harness("H2D")
+
+    def dry(**fields: Any) -> dict[str, Any]:
+        answer = h2d.command("print", "ams_filament_drying", **fields)[0]
+        return dict(answer["print"])
+
+    start = {"mode": 1, "temp": 65, "duration": 1, "filament": ""}
+    assert dry(ams_id=7, **start)["reason"] == "invalid param"
+    assert dry(ams_id=0, **{**start, "temp": 66})["reason"] == "invalid param"
+    assert dry(ams_id=0, **{**start, "mode": 2})["reason"] == "invalid param"
+    assert dry(ams_id=0, mode=0)["result"] == "success"  # idle: nothing to stop
+    assert dry(ams_id=128, **{**start, "temp": 85})["result"] == "success"
+
+    def ht() -> tuple[int, str]:
+        unit = h2d.printer.state["ams"]["ams"][1]
+        return unit["dry_time"], unit["info"]
+
+    assert ht() == (60, "401021")
+    for _ in range(60):
+        h2d.printer.tick()
+    assert ht() == (0, "1001")
+    assert len(h2d.new()) == 60  # a report per minute
+    [ack] = h2d.command("print", "ams_get_rfid", ams_id=0, slot_id=4)
+    assert ack["print"]["reason"] == "invalid param"
+
+    x1c = Harness("X1C")
+    [ack] = x1c.command("print", "ams_filament_drying", ams_id=0, **start)
+    assert ack["print"]["reason"] == CANNOT_DRY_REASON
+    h2d.printer.state["fun2"] = "0"
+    assert dry(ams_id=0, **start)["reason"] == NO_REMOTE_DRYING_REASON
+    [ack] = x1c.command(
+        "print",
+        "ams_filament_setting",
+        ams_id=0,
+        tray_id=0,
+        tray_color="red",
+    )
+    assert ack["print"]["reason"] == "invalid param"
