@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import voluptuous as vol
 from homeassistant.components.button import DOMAIN as BUTTON_DOMAIN
 from homeassistant.components.button import SERVICE_PRESS
 from homeassistant.components.sensor import DOMAIN as SENSOR_DOMAIN
@@ -18,8 +19,12 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.entity_platform import async_get_platforms
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.bambu_cloud.ams_control import nozzle_temperature
+from custom_components.bambu_cloud.bambu.state import Tray
+from custom_components.bambu_cloud.button import BambuAmsButton
 from custom_components.bambu_cloud.const import DOMAIN
 from tools.virtual_printer.printer import (
     CANNOT_DRY_REASON,
@@ -611,3 +616,65 @@ def test_virtual_printer_dryer() -> None:
         tray_color="red",
     )
     assert ack["print"]["reason"] == "invalid param"
+
+
+async def test_units_that_leave_and_come_back(
+    hass: HomeAssistant,
+    h2d: VirtualPrinter,
+    live: dict[str, VirtualPrinter],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A unit unplugged loses its device; plugged in again, it gets them back."""
+    start = await _wait_entity(hass, BUTTON_DOMAIN, f"{H2D_SN}_ams_128_start_drying")
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    registry = er.async_get(hass)
+    before = len(er.async_entries_for_config_entry(registry, entry.entry_id))
+    units = h2d.state["ams"]["ams"]
+    h2d.state["ams"]["ams"] = units[:1]
+    h2d.publish_full()
+    await wait_for(hass, lambda: registry.async_get(start) is None)
+    h2d.state["ams"]["ams"] = units
+    h2d.publish_full()
+    await wait_for(hass, lambda: registry.async_get(start) is not None)
+    await wait_for(hass, lambda: state_of(hass, start) != STATE_UNAVAILABLE)
+    assert len(er.async_entries_for_config_entry(registry, entry.entry_id)) == before
+    assert "already exists" not in caplog.text
+
+    # Pressed when the unit is gone (between its report and the press).
+    button = next(
+        entity
+        for platform in async_get_platforms(hass, DOMAIN)
+        if (entity := platform.entities.get(start)) is not None
+    )
+    assert isinstance(button, BambuAmsButton)
+    button.unit_id = 3
+    with pytest.raises(HomeAssistantError) as err:
+        await button.async_press()
+    assert err.value.translation_key == "ams_unit_not_found"
+
+
+async def test_ams_field_must_be_a_unit_id(
+    hass: HomeAssistant, live: dict[str, VirtualPrinter]
+) -> None:
+    """ams is a unit id or 'external': anything else fails the schema."""
+    with pytest.raises(vol.Invalid):
+        await _action(
+            hass,
+            "stop_drying",
+            device_id=_device(hass, X1C_SN),
+            ams="first",
+        )
+
+
+def _tray(**fields: Any) -> Tray:
+    return Tray(id=0, ams_id=0, global_id=0, empty=False, **fields)
+
+
+def test_nozzle_temperature() -> None:
+    """The middle of the filament's range; one bound alone; else 220 °C."""
+    assert nozzle_temperature(None) == 220
+    assert nozzle_temperature(_tray(nozzle_temp_min=190, nozzle_temp_max=230)) == 210
+    assert nozzle_temperature(_tray(nozzle_temp_max=250)) == 250
+    assert nozzle_temperature(_tray(nozzle_temp_min=200)) == 200
+    assert nozzle_temperature(_tray(nozzle_temp_min=260, nozzle_temp_max=0)) == 260
+    assert nozzle_temperature(_tray()) == 220

@@ -41,10 +41,8 @@ def track_ams_units(
 
     @callback
     def _sync(changed: ChangeSet | None = None) -> None:
-        link = hub.printers.get(serial)
-        if link is None:
-            return
-        units = {unit.id: unit for unit in link.state.ams_units}
+        # Called by the printer's own link, so the printer is known.
+        units = {unit.id: unit for unit in hub.printers[serial].state.ams_units}
         for gone in seen.keys() - units.keys():
             del seen[gone]
             added.pop(gone, None)

@@ -307,7 +307,9 @@ class BambuAmsButton(BambuPrinterEntity, ButtonEntity):
         unit = self._unit
         if unit is None:
             raise HomeAssistantError(
-                translation_domain=DOMAIN, translation_key="printer_not_connected"
+                translation_domain=DOMAIN,
+                translation_key="ams_unit_not_found",
+                translation_placeholders={"ams": str(self.unit_id)},
             )
         command = self.entity_description.command_fn(
             self.state_data, unit, self.slot or 0
