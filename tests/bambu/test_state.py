@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Iterator
@@ -720,17 +721,27 @@ def test_empty_state_views() -> None:
     assert views["skipped_objects"] == ()
     (nozzle,) = views["nozzles"]
     assert nozzle.temperature is None
+    # Decoded groups (home_flag bits, camera, AMS options...) are always
+    # there, each of their fields unknown; every other single value is None.
+    groups = {
+        name: value for name, value in views.items() if dataclasses.is_dataclass(value)
+    }
+    assert {
+        "camera",
+        "xcam",
+        "home_flags",
+        "firmware_update",
+        "ams_user_settings",
+    } <= set(groups)
+    for name, group in groups.items():
+        assert set(vars_of(group)) == {None}, name
     scalars = {
         name: value
         for name, value in views.items()
-        if not isinstance(value, tuple | dict)
-        and name not in {"camera", "xcam", "home_flags", "firmware_update"}
+        if not isinstance(value, tuple | dict) and name not in groups
     }
     assert set(scalars.values()) == {None}
-    assert set(vars_of(views["home_flags"])) == {None}
-    assert set(vars_of(views["camera"])) == {None}
-    assert set(vars_of(views["xcam"])) == {None}
-    assert set(vars_of(views["firmware_update"])) == {None}
+    assert not views["ams_user_settings"].complete
 
 
 def vars_of(value: Any) -> list[Any]:
