@@ -178,3 +178,12 @@ def test_statuses_and_comments(rules: dict[str, Any]) -> None:
         else:
             # A bare status cannot carry the reason exempt and todo need.
             assert status == "done", rule
+
+
+def test_trigger_rule_follows_the_code(rules: dict[str, Any]) -> None:
+    """With device triggers shipped, docs-triggers is done and the README has them."""
+    integration = QUALITY_SCALE.parent
+    has_triggers = (integration / "device_trigger.py").exists()
+    assert _status(rules["docs-triggers"]) == ("done" if has_triggers else "exempt")
+    readme = (integration.parent.parent / "README.md").read_text(encoding="utf-8")
+    assert ("device triggers" in readme.lower()) == has_triggers
