@@ -7,6 +7,8 @@ its report leads to, refusals and validation errors.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +24,11 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import async_get_platforms
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.bambu_cloud.ams_control import nozzle_temperature
+from custom_components.bambu_cloud.ams_control import (
+    DRYING_BLOCKED,
+    nozzle_temperature,
+)
+from custom_components.bambu_cloud.bambu.ams import DryingBlocker
 from custom_components.bambu_cloud.bambu.state import Tray
 from custom_components.bambu_cloud.button import BambuAmsButton
 from custom_components.bambu_cloud.const import DOMAIN
@@ -502,8 +508,8 @@ async def test_drying_refusals(
     sent = len(h2d.received)
     with pytest.raises(HomeAssistantError) as err:
         await _action(hass, "start_drying", device_id=pro)
-    assert err.value.translation_key == "drying_blocked"
-    assert err.value.translation_placeholders == {"reasons": "needs_power_adapter"}
+    assert err.value.translation_key == "drying_blocked_needs_power_adapter"
+    assert not err.value.translation_placeholders
     assert len(h2d.received) == sent
 
     # Blocked after the last report: the printer refuses, and says so.
@@ -678,3 +684,18 @@ def test_nozzle_temperature() -> None:
     assert nozzle_temperature(_tray(nozzle_temp_min=200)) == 200
     assert nozzle_temperature(_tray(nozzle_temp_min=260, nozzle_temp_max=0)) == 260
     assert nozzle_temperature(_tray()) == 220
+
+
+def test_each_drying_blocker_has_its_own_sentence() -> None:
+    """A refusal names its reason in words: no reason code in the message."""
+    en = json.loads(
+        (
+            Path(__file__).parent.parent
+            / "custom_components/bambu_cloud/translations/en.json"
+        ).read_text(encoding="utf-8")
+    )["exceptions"]
+    assert set(DRYING_BLOCKED) == set(DryingBlocker)
+    assert len(set(DRYING_BLOCKED.values())) == len(DryingBlocker)
+    for key in DRYING_BLOCKED.values():
+        message = en[key]["message"]
+        assert "{" not in message, key

@@ -16,6 +16,7 @@ from .bambu import commands
 from .bambu.ams import (
     DRYING_COOLING_TEMPERATURE,
     DRYING_LIMITS,
+    DryingBlocker,
     FilamentDrying,
     default_drying,
 )
@@ -25,6 +26,11 @@ from .const import DOMAIN
 
 # Nozzle temperature for a filament that names none (suits PLA and PETG).
 DEFAULT_NOZZLE_TEMPERATURE: Final = 220
+# Why a dryer cannot start -> the exception saying so (a translated
+# sentence each: a reason code is no text to show).
+DRYING_BLOCKED: Final = {
+    blocker: f"drying_blocked_{blocker.value}" for blocker in DryingBlocker
+}
 
 
 def nozzle_temperature(tray: Tray | None) -> int:
@@ -94,12 +100,10 @@ def start_drying_command(
     """Dry a unit; settings not given come from its spools (``default_drying``)."""
     check_can_dry(state, unit)
     if unit.drying.blockers:
+        # The first reason the unit gives, as a sentence of its own.
         raise HomeAssistantError(
             translation_domain=DOMAIN,
-            translation_key="drying_blocked",
-            translation_placeholders={
-                "reasons": ", ".join(blocker.value for blocker in unit.drying.blockers)
-            },
+            translation_key=DRYING_BLOCKED[unit.drying.blockers[0]],
         )
     defaults = default_drying(
         unit.kind,
