@@ -1,9 +1,12 @@
-"""Image of each printer: the cover of its current or last cloud print task.
+"""Image of each printer: the cover of its current or last print job.
 
 The task is the newest of the cloud's task list, fetched for this image and
 the job sensors together (``print_tasks``: when the entity is added, on a new
 job, and when an account poll names another job). A cover is downloaded once
-per task and kept in memory.
+per task and kept in memory. When the cloud has no cover for the job the
+printer runs (a LAN job, a task without cover, a printer without an
+account), the plate thumbnail of the job's project file is shown
+(``job_files``, read from the printer's storage).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from .bambu.models import PrintTask
 from .const import LOGGER
 from .coordinator import BambuConfigEntry
 from .entity import BambuPrinterEntity, BambuPrinterEntityDescription
+from .job_files import JobFile, JobFiles
 from .print_tasks import PrintTasks, entry_print_tasks
 from .printer_tracking import track_printers
 
@@ -39,6 +43,8 @@ MAX_COVER_BYTES: Final = 10 * 1024 * 1024
 MAX_REDIRECTS: Final = 5
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _CHUNK: Final = 64 * 1024
+# What plate thumbnails of project files are.
+PLATE_CONTENT_TYPE: Final = "image/png"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,22 +73,29 @@ async def async_setup_entry(
 ) -> None:
     """Set up the cover image of every bound printer."""
     runtime = entry.runtime_data
-    if (tasks := entry_print_tasks(entry)) is None:
-        return  # the covers come from the cloud's task list
+    tasks = entry_print_tasks(entry)
+    job_files = runtime.job_files
+    if tasks is None and job_files is None:
+        return  # neither the cloud's covers nor plate thumbnails
 
     def printer_entities(serial: str) -> list[ImageEntity]:
-        return [BambuCoverImage(hass, tasks, runtime.hub, serial, COVER)]
+        return [BambuCoverImage(hass, tasks, job_files, runtime.hub, serial, COVER)]
 
     track_printers(entry, async_add_entities, printer_entities)
 
 
 class BambuCoverImage(BambuPrinterEntity, ImageEntity):
-    """The cover of the printer's current or last print task."""
+    """The cover of the printer's current or last print job.
+
+    The cloud task's cover, or the plate thumbnail of the job's file when
+    the cloud has none for the job (without an account: always).
+    """
 
     def __init__(
         self,
         hass: HomeAssistant,
-        tasks: PrintTasks,
+        tasks: PrintTasks | None,
+        job_files: JobFiles | None,
         hub: BambuHub,
         serial: str,
         description: BambuImageDescription,
@@ -91,6 +104,8 @@ class BambuCoverImage(BambuPrinterEntity, ImageEntity):
         BambuPrinterEntity.__init__(self, hub, serial, description)
         ImageEntity.__init__(self, hass)
         self._tasks = tasks
+        self._job_files = job_files
+        self._shown: tuple[object, ...] | None = None
         self._session = async_get_clientsession(hass)
         self._task: PrintTask | None = None
         self._cover: _Cover | None = None
@@ -99,20 +114,46 @@ class BambuCoverImage(BambuPrinterEntity, ImageEntity):
 
     @property
     def available(self) -> bool:
-        """Available while there is a task with a cover to show."""
-        return self._task is not None and self._task.cover is not None
+        """Available while there is a cover or a plate thumbnail to show."""
+        return self._source() is not None
+
+    def _plate(self) -> JobFile | None:
+        """The job file whose thumbnail is shown instead of a cloud cover."""
+        job = None if self._job_files is None else self._job_files.job_file(self.serial)
+        if job is None or job.thumbnail is None:
+            return None
+        task = self._task
+        if task is not None and task.cover is not None and task.id == job.key.task_id:
+            return None  # the cloud's cover of the same job
+        return job
+
+    def _source(self) -> tuple[object, ...] | None:
+        """What is shown: a plate thumbnail, a task's cover, or nothing."""
+        if (job := self._plate()) is not None:
+            return ("plate", job.key, job.path, job.plate)
+        task = self._task
+        if task is not None and task.cover is not None:
+            return ("task", task.id)
+        return None
 
     def snapshot(self) -> object:
         """Task and cover shown."""
         return (
             self.available,
-            self._task and self._task.id,
+            self._source(),
             self._attr_image_last_updated,
         )
 
     async def async_added_to_hass(self) -> None:
         """Show the printer's newest task, fetched now if nobody has yet."""
         await super().async_added_to_hass()
+        if self._job_files is not None:
+            self.async_on_remove(
+                self._job_files.listen(self.serial, self._handle_written)
+            )
+        if self._tasks is None:
+            self._handle_written()
+            return
         self.async_on_remove(self._tasks.subscribe(self.serial, self._task_fetched))
         if self._tasks.task(self.serial) is not None:
             self._task_fetched()
@@ -127,8 +168,10 @@ class BambuCoverImage(BambuPrinterEntity, ImageEntity):
     @callback
     def _task_fetched(self) -> None:
         """Show the task just fetched; a new cover is downloaded first."""
+        if self._tasks is None:  # pragma: no cover - only subscribed with tasks
+            return
         task = self._task = self._tasks.task(self.serial)
-        if task is None or task.cover is None:
+        if task is None or task.cover is None or self._plate() is not None:
             self._handle_written()
             return
         worker = self._worker
@@ -145,6 +188,16 @@ class BambuCoverImage(BambuPrinterEntity, ImageEntity):
 
     @callback
     def _handle_written(self) -> None:
+        source = self._source()
+        if source != self._shown:
+            # Another image from now on (a cover not downloaded yet is
+            # dated by its download).
+            self._shown = source
+            if source is not None and (
+                source[0] == "plate"
+                or (self._cover is not None and self._cover.task_id == source[1])
+            ):
+                self._attr_image_last_updated = dt_util.utcnow()
         current = self.snapshot()
         if current != self._written:
             self._written = current
@@ -215,13 +268,17 @@ class BambuCoverImage(BambuPrinterEntity, ImageEntity):
         raise ValueError("too many redirects")
 
     async def async_image(self) -> bytes | None:
-        """The cover of the task shown (downloaded now if an earlier try failed)."""
+        """The image shown (a cover is downloaded now if an earlier try failed)."""
+        if (job := self._plate()) is not None:
+            self._attr_content_type = PLATE_CONTENT_TYPE
+            return job.thumbnail
         task = self._task
         if task is None or task.cover is None:
             return None
         cover = await self._async_cover(task.id, task.cover)
         if cover is None:
             return None
+        self._attr_content_type = cover.content_type
         self._handle_written()
         return cover.content
 

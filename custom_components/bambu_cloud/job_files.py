@@ -20,6 +20,7 @@ from pathlib import PurePosixPath
 from typing import Final
 
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.event import async_call_later
 
 from .bambu.ftps import StorageError, StorageErrorReason
 from .bambu.hub import AVAILABILITY, BambuHub, PrinterLink
@@ -108,6 +109,8 @@ class _Printer:
     key: JobKey | None = None
     file: JobFile | None = None
     worker: asyncio.Task[None] | None = None
+    # The next try, waiting (a timer: nothing runs meanwhile).
+    retry: Callable[[], None] | None = None
     # (path, plate, when) of the last print_file sent to this printer.
     expected: tuple[str, int, float] | None = None
     listeners: list[Callable[[], None]] = field(default_factory=list)
@@ -239,8 +242,7 @@ class JobFiles:
     def _forget(self, serial: str) -> None:
         printer = self._printers.pop(serial)
         printer.unlisten()
-        if printer.worker is not None:
-            printer.worker.cancel()
+        _stop_reading(printer)
 
     async def async_stop(self) -> None:
         """Stop following; reads in flight are cancelled and awaited."""
@@ -269,8 +271,7 @@ class JobFiles:
         if key == printer.key:
             return
         printer.key = key
-        if printer.worker is not None:
-            printer.worker.cancel()
+        _stop_reading(printer)
         expected, printer.expected = printer.expected, None
         if expected is not None and (
             time.monotonic() - expected[2] > EXPECT_WITHIN
@@ -280,8 +281,24 @@ class JobFiles:
         if printer.file is not None:
             printer.file = None
             _tell(printer)
+        spec = printer.link.spec
+        if spec.lan_host and spec.access_code:  # else no storage to read
+            self._try(serial, printer, key, expected, 1)
+
+    @callback
+    def _try(
+        self,
+        serial: str,
+        printer: _Printer,
+        key: JobKey,
+        expected: tuple[str, int, float] | None,
+        attempt: int,
+    ) -> None:
+        printer.retry = None
+        if self._printers.get(serial) is not printer or printer.key != key:
+            return  # pragma: no cover - the timer is cancelled with the job
         printer.worker = self._hass.async_create_background_task(
-            self._async_read(serial, printer, key, expected),
+            self._async_read(serial, printer, key, expected, attempt),
             name=f"bambu_cloud job file {serial}",
         )
 
@@ -293,37 +310,40 @@ class JobFiles:
         printer: _Printer,
         key: JobKey,
         expected: tuple[str, int, float] | None,
+        attempt: int,
     ) -> None:
-        """Read the job's file, a few tries; nothing is raised."""
-        spec = printer.link.spec
-        if not spec.lan_host or not spec.access_code:
-            return  # no LAN link: no storage to read
-        for attempt, delay in enumerate((0.0, *self.retry_delays), start=1):
-            if delay:
-                await asyncio.sleep(delay)
-            try:
-                found = await self._async_fetch(serial, key, expected)
-            except ProjectFileError as err:
-                LOGGER.debug("%s: the job's file cannot be read: %s", serial, err)
-                return
-            except StorageError as err:
-                LOGGER.debug(
-                    "%s: reading the job's file failed (try %d): %s",
-                    serial,
-                    attempt,
-                    err,
-                )
-                if err.reason in _FINAL:
-                    return
-                continue
-            if found is not None:
-                printer.file = found
-                _tell(printer)
+        """One try to read the job's file; a failure may schedule the next."""
+        try:
+            found = await self._async_fetch(serial, key, expected)
+        except ProjectFileError as err:
+            LOGGER.debug("%s: the job's file cannot be read: %s", serial, err)
             return
-        LOGGER.warning(
-            "%s: the file of the running job could not be read from the printer",
-            serial,
-        )
+        except StorageError as err:
+            LOGGER.debug(
+                "%s: reading the job's file failed (try %d): %s", serial, attempt, err
+            )
+            if err.reason in _FINAL:
+                return
+            if attempt > len(self.retry_delays):
+                LOGGER.warning(
+                    "%s: the file of the running job could not be read from "
+                    "the printer's storage (%s)",
+                    serial,
+                    err.reason,
+                )
+                return
+
+            @callback
+            def again(_: object) -> None:
+                self._try(serial, printer, key, expected, attempt + 1)
+
+            printer.retry = async_call_later(
+                self._hass, self.retry_delays[attempt - 1], again
+            )
+            return
+        if found is not None:
+            printer.file = found
+            _tell(printer)
 
     async def _async_fetch(
         self,
@@ -356,6 +376,15 @@ class JobFiles:
             objects=info.objects,
             thumbnail=info.thumbnail,
         )
+
+
+def _stop_reading(printer: _Printer) -> None:
+    if printer.worker is not None:
+        printer.worker.cancel()
+        printer.worker = None
+    if printer.retry is not None:
+        printer.retry()
+        printer.retry = None
 
 
 def _tell(printer: _Printer) -> None:
