@@ -11,6 +11,7 @@ is not followed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Final
 
@@ -82,13 +83,11 @@ class PrintTasks:
 
         @callback
         def unsubscribe() -> None:
-            if listener not in printer.listeners:
-                return
-            printer.listeners.remove(listener)
-            if not printer.listeners:
+            with contextlib.suppress(ValueError):
+                printer.listeners.remove(listener)
+            if not printer.listeners and self._printers.get(serial) is printer:
+                del self._printers[serial]
                 printer.stop()
-                if self._printers.get(serial) is printer:
-                    del self._printers[serial]
 
         return unsubscribe
 

@@ -32,6 +32,7 @@ from custom_components.bambu_cloud.bambu.errors import (
     BambuRateLimitedError,
 )
 from custom_components.bambu_cloud.bambu.models import (
+    BedType,
     FirmwareInfo,
     FirmwareRelease,
     LoginKind,
@@ -493,6 +494,44 @@ async def test_tasks(client: BambuCloud, fake: FakeCloud) -> None:
     assert benchy.weight == 12.5
     assert benchy.length is None
     assert benchy.cover is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "bed_type", "plate_index", "plate_name"),
+    [
+        (
+            {"bedType": "textured_plate", "plateIndex": 2, "plateName": "Base"},
+            BedType.TEXTURED_PLATE,
+            2,
+            "Base",
+        ),
+        (
+            {"bedType": "supertack_plate", "plateIndex": "3"},
+            BedType.SUPERTACK_PLATE,
+            3,
+            None,
+        ),
+        ({"bedType": "auto", "plateIndex": None, "plateName": ""}, None, None, None),
+        ({"bedType": "plate_of_the_future", "plateName": 7}, None, None, "7"),
+        ({"bedType": ["textured_plate"], "plateIndex": "one"}, None, None, None),
+    ],
+)
+async def test_task_plate_fields(
+    client: BambuCloud,
+    fake: FakeCloud,
+    fields: dict[str, Any],
+    bed_type: BedType | None,
+    plate_index: int | None,
+    plate_name: str | None,
+) -> None:
+    """Bed type (known plate types only), plate index and name of a task."""
+    fake.tasks = [{**TASK_X1C, **fields}]
+    (task,) = await client.get_tasks()
+    assert (task.bed_type, task.plate_index, task.plate_name) == (
+        bed_type,
+        plate_index,
+        plate_name,
+    )
 
 
 async def test_tasks_filtered_by_serial(client: BambuCloud, fake: FakeCloud) -> None:

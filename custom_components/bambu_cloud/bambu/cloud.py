@@ -36,6 +36,7 @@ from .errors import (
 from .models import (
     SERIAL_MAX_LENGTH,
     SERIAL_MIN_LENGTH,
+    BedType,
     BoundPrinter,
     FirmwareInfo,
     FirmwareRelease,
@@ -163,7 +164,7 @@ class BambuCloud:
                     end_time=_time(item.get("endTime")),
                     weight=as_float(item.get("weight")),
                     length=as_float(item.get("length")),
-                    bed_type=_str(item.get("bedType")),
+                    bed_type=_bed_type(item.get("bedType")),
                     plate_index=as_int(item.get("plateIndex")),
                     plate_name=_str(item.get("plateName")),
                 )
@@ -473,6 +474,16 @@ def _login_result(data: Json) -> LoginResult:
         access_token=token,
         expires_in=as_int(data.get("expiresIn")),
     )
+
+
+def _bed_type(value: object) -> BedType | None:
+    """A known plate type; None for an unknown one (or "auto")."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return BedType(value)
+    except ValueError:
+        return None
 
 
 def _str(value: object) -> str | None:

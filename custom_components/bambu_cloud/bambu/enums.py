@@ -188,3 +188,12 @@ def print_stage(stage_id: int, *, idle_job: bool = False) -> PrintStage | None:
     if stage_id in IDLE_STAGE_IDS or (stage_id == 0 and idle_job):
         return PrintStage.IDLE
     return STAGES_BY_ID[stage_id] if 0 <= stage_id < len(STAGES_BY_ID) else None
+
+
+class PrintType(StrEnum):
+    """``print_type`` of the report: where the current or last job came from."""
+
+    CLOUD = "cloud"
+    LOCAL = "local"
+    IDLE = "idle"
+    SYSTEM = "system"

@@ -50,6 +50,20 @@ class BoundPrinter:
     print_job: str | None = None
 
 
+class BedType(StrEnum):
+    """The build plate a job was sliced for (a task's ``bedType``).
+
+    The names Bambu Studio writes for its plate types.
+    """
+
+    COOL_PLATE = "cool_plate"
+    TEXTURED_COOL_PLATE = "textured_cool_plate"
+    ENGINEERING_PLATE = "eng_plate"
+    HIGH_TEMP_PLATE = "hot_plate"
+    TEXTURED_PLATE = "textured_plate"
+    SUPERTACK_PLATE = "supertack_plate"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PrintTask:
     """One entry of the print history (newest first)."""
@@ -67,7 +81,7 @@ class PrintTask:
     length: float | None = None
     # The build plate the job was sliced for ("textured_plate", ...) and the
     # plate of the project it prints (1-based) with its name.
-    bed_type: str | None = None
+    bed_type: BedType | None = None
     plate_index: int | None = None
     plate_name: str | None = None
 

@@ -46,7 +46,14 @@ from .ams import (
     DryingState,
     can_dry,
 )
-from .enums import AirDuctMode, JobState, PrintStage, SpeedLevel, print_stage
+from .enums import (
+    AirDuctMode,
+    JobState,
+    PrintStage,
+    PrintType,
+    SpeedLevel,
+    print_stage,
+)
 from .values import as_bool, as_float, as_hex, as_int, as_str, dicts
 
 _orjson: ModuleType | None
@@ -324,6 +331,12 @@ def _as_id(value: object) -> str:
         return value
     number = as_int(value)
     return "" if number is None else str(number)
+
+
+# The plate's G-code inside a project file, and the most plates one holds
+# (Bambu Studio allows a few dozen).
+_PLATE_FILE = re.compile(r"(?:^|/)Metadata/plate_([0-9]{1,4})\.gcode$")
+_MAX_PLATE = 999
 
 
 def _in_range(value: int | None, low: int, high: int) -> int | None:
@@ -990,10 +1003,10 @@ class PrinterState:
 
     @property
     @_uses("print_type")
-    def print_type(self) -> str | None:
-        """cloud, local, idle or system."""
+    def print_type(self) -> PrintType | None:
+        """Where the job came from; None when empty or a kind not known yet."""
         kind = as_str(self._print.get("print_type"))
-        return None if kind is None else kind.lower()
+        return None if kind is None else _enum_value(PrintType, kind.lower())
 
     @property
     @_uses("mc_percent")
@@ -1081,6 +1094,19 @@ class PrinterState:
     def gcode_file(self) -> str | None:
         """File being printed."""
         return as_str(self._print.get("gcode_file"))
+
+    @property
+    @_uses("gcode_file", "plate_idx")
+    def plate(self) -> int | None:
+        """Plate of the project being printed (1-based).
+
+        The file a project job runs names it (``Metadata/plate_<n>.gcode``);
+        newer firmware also reports ``plate_idx``. A single-plate ``.gcode``
+        job has none.
+        """
+        if match := _PLATE_FILE.search(self.gcode_file or ""):
+            return _in_range(int(match.group(1)), 1, _MAX_PLATE)
+        return _in_range(as_int(self._print.get("plate_idx")), 1, _MAX_PLATE)
 
     @property
     @_uses("s_obj")
