@@ -724,7 +724,8 @@ class VirtualFarm:
             "startTime": _iso(start),
             "endTime": _iso(end or start),
             "weight": weight,
-            "length": round(weight * 330),
+            # Centimetres, like the real list (about 33.5 cm of PLA per gram).
+            "length": round(weight * 33.5),
             "costTime": plan.print_seconds,
             "profileId": plan.task_id + 3,
             "plateIndex": 1,
