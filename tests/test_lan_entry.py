@@ -218,13 +218,14 @@ async def test_lan_flow_creates_a_live_entry(
     assert device.model == "P1S"
     assert device.via_device_id is None
     assert device.sw_version == lan.printer.spec.sw_ver
-    # No account: no bind-list entities, no cover image, no firmware update.
+    # No account: no bind-list entities, no firmware update; the cover image
+    # shows the plate thumbnail of the job's file.
     platforms = {
         e.domain
         for e in er.async_entries_for_config_entry(entity_registry, entry.entry_id)
     }
-    assert {"sensor", "binary_sensor", "light", "camera"} <= platforms
-    assert not platforms & {"image", "update"}
+    assert {"sensor", "binary_sensor", "light", "camera", "image"} <= platforms
+    assert "update" not in platforms
     assert not cloud.requests
 
     # A control reaches the printer over its LAN link.
