@@ -82,7 +82,7 @@ def test_x1c_full_report_views() -> None:
     assert printer.end_time(NOW) == datetime(2025, 6, 1, 13, 15, tzinfo=UTC)
     assert printer.start_time == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
     assert printer.prepare_percent == 100
-    assert printer.gcode_state == "RUNNING"
+    assert printer.gcode_state is JobState.RUNNING
     assert printer.print_type == "cloud"
     assert printer.stage_id == 0
     assert printer.stage == "printing"
