@@ -279,6 +279,8 @@ def _state(**fields: Any) -> PrinterState:
         ({"gcode_file": "/data/Metadata/plate_0.gcode"}, None),
         ({"gcode_file": "/data/Metadata/plate_1.gcode.bak", "plate_idx": 0}, None),
         ({"gcode_file": "/x/NotMetadata/plate_1.gcode"}, None),
+        ({"gcode_file": "/data/Metadata/plate_\u0663.gcode"}, None),
+        ({"gcode_file": " /data/Metadata/plate_2.gcode "}, 2),
         ({"plate_idx": "2"}, 2),
         ({"plate_idx": 100000}, None),
         ({"plate_idx": [1]}, None),

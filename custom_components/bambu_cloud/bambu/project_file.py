@@ -58,7 +58,8 @@ MAX_RATIO: Final = 200
 MAX_OBJECTS: Final = 4096
 MAX_NAME_CHARS: Final = 256
 
-_PLATE_GCODE = re.compile(r"(?:^|/)Metadata/plate_(\d{1,4})\.gcode$")
+# ASCII digits only: ``\d`` would take other scripts' digits, which int() reads.
+_PLATE_GCODE = re.compile(r"(?:^|/)Metadata/plate_([0-9]{1,4})\.gcode$")
 
 
 def plate_index(gcode_path: str | None) -> int | None:

@@ -54,6 +54,7 @@ from .enums import (
     SpeedLevel,
     print_stage,
 )
+from .project_file import plate_index
 from .values import as_bool, as_float, as_hex, as_int, as_str, dicts
 
 _orjson: ModuleType | None
@@ -333,9 +334,7 @@ def _as_id(value: object) -> str:
     return "" if number is None else str(number)
 
 
-# The plate's G-code inside a project file, and the most plates one holds
-# (Bambu Studio allows a few dozen).
-_PLATE_FILE = re.compile(r"(?:^|/)Metadata/plate_([0-9]{1,4})\.gcode$")
+# The most plates a project holds (Bambu Studio allows a few dozen).
 _MAX_PLATE = 999
 
 
@@ -1104,8 +1103,8 @@ class PrinterState:
         newer firmware also reports ``plate_idx``. A single-plate ``.gcode``
         job has none.
         """
-        if match := _PLATE_FILE.search(self.gcode_file or ""):
-            return _in_range(int(match.group(1)), 1, _MAX_PLATE)
+        if (plate := plate_index(self.gcode_file)) is not None:
+            return _in_range(plate, 1, _MAX_PLATE)
         return _in_range(as_int(self._print.get("plate_idx")), 1, _MAX_PLATE)
 
     @property
