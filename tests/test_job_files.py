@@ -315,6 +315,35 @@ async def test_new_job_forgets_the_last(
     assert lan.ftps.verbs(SERIAL).count("RETR") == 1  # nothing found to read
 
 
+async def test_same_file_printed_again_is_read_again(
+    hass: HomeAssistant, lan_entry: MockConfigEntry, lan: Lan
+) -> None:
+    """A job named like the ended one is new: its file may have been replaced.
+
+    Bambu Studio sends a project sliced again under the same name; skipping
+    is checked against the new file's objects.
+    """
+    sensor = _objects_sensor(hass)
+    await _call(hass, "print_file", file=CUBE)
+    await wait_for(hass, lambda: state_of(hass, sensor) == str(len(CUBE_OBJECTS)))
+    lan.printer.update({"gcode_state": "FINISH"})
+    status = entity_id_of(hass, SENSOR_DOMAIN, SERIAL, "print_status")
+    await wait_for(hass, lambda: state_of(hass, status) == "finish")
+    objects = sample_objects("Cube", count=len(CUBE_OBJECTS) + 2)
+    storage = lan.printer.storage
+    assert storage is not None
+    storage[CUBE] = sample_project("Cube", objects=objects)
+
+    await _call(hass, "print_file", file=CUBE)
+    await wait_for(hass, lambda: state_of(hass, sensor) == str(len(objects)))
+    assert lan.ftps.verbs(SERIAL).count("RETR") == 2
+    await _call(hass, "skip_objects", objects=[objects[-1].identify_id])
+    await wait_for(
+        hass,
+        lambda: lan.printer.state.get("s_obj") == [objects[-1].identify_id],
+    )
+
+
 async def test_unreadable_project(
     hass: HomeAssistant, lan_entry: MockConfigEntry, lan: Lan
 ) -> None:

@@ -107,6 +107,8 @@ class _Printer:
     link: PrinterLink
     unlisten: Callable[[], None]
     key: JobKey | None = None
+    # The job of ``key`` ended: the next job is new even if named alike.
+    ended: bool = False
     file: JobFile | None = None
     worker: asyncio.Task[None] | None = None
     # The next try, waiting (a timer: nothing runs meanwhile).
@@ -265,12 +267,17 @@ class JobFiles:
         """A new job under way: forget the last one's file, read the new one's."""
         printer = self._printers[serial]
         state = printer.link.state
-        if not printer.link.available or not job_active(state):
+        if not printer.link.available:
+            return
+        if not job_active(state):
+            # The same file printed again may have been replaced meanwhile
+            # (Bambu Studio sends a project sliced again under its name).
+            printer.ended = printer.key is not None
             return
         key = JobKey.of(state)
-        if key == printer.key:
+        if key == printer.key and not printer.ended:
             return
-        printer.key = key
+        printer.key, printer.ended = key, False
         _stop_reading(printer)
         expected, printer.expected = printer.expected, None
         if expected is not None and (
