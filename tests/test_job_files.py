@@ -11,7 +11,9 @@ server.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import zipfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -48,7 +50,11 @@ from tools.test_pki import IssuedCert, TestPKI
 from tools.virtual_printer.ftps import FtpsServer, FtpsSite
 from tools.virtual_printer.mosquitto import MqttBroker
 from tools.virtual_printer.printer import VirtualPrinter
-from tools.virtual_printer.project_files import sample_objects, sample_project
+from tools.virtual_printer.project_files import (
+    sample_objects,
+    sample_project,
+    slice_info,
+)
 
 from .cloud_server import X1C, FakeCloud, MqttEndpoint
 from .helpers import entity_id_of, setup_integration, state_of, wait_for
@@ -292,6 +298,51 @@ async def test_job_started_elsewhere(
     assert job is not None
     assert job.plate == 1
     assert job.key == JobKey(None, gcode_file, name)
+
+
+def _two_plates(first: tuple[Any, ...], second: tuple[Any, ...]) -> bytes:
+    """A project with G-code for plates 1 and 2, each with its objects."""
+    members: dict[str, bytes] = {}
+    for plate, objects in ((1, first), (2, second)):
+        with zipfile.ZipFile(
+            io.BytesIO(sample_project("Cube", objects=objects, plate=plate))
+        ) as archive:
+            for name in archive.namelist():
+                members.setdefault(name, archive.read(name))
+    plate_two = slice_info(second, plate=2)
+    block = plate_two[plate_two.index("  <plate>") : plate_two.index("</config>")]
+    info = slice_info(first, plate=1)
+    members["Metadata/slice_info.config"] = info.replace(
+        "</config>", block + "</config>"
+    ).encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+async def test_reported_plate_is_read(
+    hass: HomeAssistant, lan_entry: MockConfigEntry, lan: Lan
+) -> None:
+    """A job started elsewhere prints the plate its report names (plate_idx)."""
+    second = sample_objects("Cube", count=len(CUBE_OBJECTS) + 2)
+    storage = lan.printer.storage
+    assert storage is not None
+    storage[CUBE] = _two_plates(sample_objects("Cube"), second)
+    lan.printer.update(
+        {
+            "gcode_state": "RUNNING",
+            "gcode_file": CUBE,
+            "subtask_name": "Cube",
+            "plate_idx": 2,
+        }
+    )
+    sensor = _objects_sensor(hass)
+    await wait_for(hass, lambda: state_of(hass, sensor) == str(len(second)))
+    job = _job_files(lan_entry).current(SERIAL)
+    assert job is not None
+    assert job.plate == 2
 
 
 async def test_new_job_forgets_the_last(

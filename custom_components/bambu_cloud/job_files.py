@@ -28,7 +28,6 @@ from .bambu.project_file import (
     PlateInfo,
     PrintObject,
     ProjectFileError,
-    plate_index,
     plate_indexes,
     read_plate,
 )
@@ -321,7 +320,9 @@ class JobFiles:
     ) -> None:
         """One try to read the job's file; a failure may schedule the next."""
         try:
-            found = await self._async_fetch(serial, key, expected)
+            found = await self._async_fetch(
+                serial, key, expected, printer.link.state.plate
+            )
         except ProjectFileError as err:
             LOGGER.debug("%s: the job's file cannot be read: %s", serial, err)
             return
@@ -357,8 +358,13 @@ class JobFiles:
         serial: str,
         key: JobKey,
         expected: tuple[str, int, float] | None,
+        reported_plate: int | None,
     ) -> JobFile | None:
-        """Find, read and parse the job's file; None when it is not there."""
+        """Find, read and parse the job's file; None when it is not there.
+
+        The plate is the one print_file sent, else the one the report names
+        (its G-code path or ``plate_idx``: the state's plate view).
+        """
         listed = {file.path for file in await self._hub.async_list_files(serial)}
         wanted = candidate_paths(key, expected[0] if expected else None)
         path = next((p for p in wanted if p in listed), None)
@@ -371,7 +377,7 @@ class JobFiles:
         plate = (
             expected[1]
             if expected is not None and _norm(expected[0]) == path
-            else plate_index(key.gcode_file)
+            else reported_plate
         )
         index, info = await self._hass.async_add_executor_job(
             read_job_plate, data, plate
