@@ -50,6 +50,9 @@ from .cloud_server import (
 )
 from .helpers import wait_for_printers
 
+# The test CDN's fixtures (covers, plain_covers, cdn_ca, trust_cdn).
+pytest_plugins = ["tests.cover_cdn"]
+
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(

@@ -57,6 +57,7 @@ from tools.virtual_printer.project_files import (
 )
 
 from .cloud_server import X1C, FakeCloud, MqttEndpoint
+from .cover_cdn import PNG, Cover, CoverServer
 from .helpers import entity_id_of, setup_integration, state_of, wait_for
 
 SERIAL = "01P00A000000042"
@@ -560,16 +561,19 @@ async def test_account_cover_falls_back_to_plate(
     x1c_lan: X1CLan,
     printers: dict[str, VirtualPrinter],
     cloud: FakeCloud,
+    covers: CoverServer,
     mock_config_entry: MockConfigEntry,
     hass_client: ClientSessionGenerator,
 ) -> None:
-    """A LAN job has no cloud cover: its plate is shown; a cloud job's cover wins."""
+    """A LAN job has no cloud cover: its plate is shown; a cloud job's cover
+    wins, unless it cannot be downloaded: then the plate again."""
     serial = X1C["dev_id"]
+    covers.covers["benchy.png"] = Cover(PNG)
     cloud.tasks = [
         {
             "id": 111,
             "title": "Benchy",
-            "cover": "https://127.0.0.1:9/benchy.png",
+            "cover": covers.url("benchy.png"),
             "status": 2,
             "startTime": "2026-11-20T10:00:00Z",
             "endTime": "2026-11-20T12:00:00Z",
@@ -604,20 +608,41 @@ async def test_account_cover_falls_back_to_plate(
             "image/png",
         )
 
-        # The same file printed as cloud task 111: the task's cover is shown
-        # (here it cannot be downloaded).
-        printers["x1c"].update({"gcode_state": "FINISH"})
-        printers["x1c"].update({"gcode_state": "RUNNING", "task_id": "111"})
-        await wait_for(
-            hass,
-            lambda: (
-                (job := _job_files(mock_config_entry).current(serial)) is not None
-                and job.key.task_id == "111"
-            ),
-        )
+        # The same file printed as cloud task 111: the task's cover is shown.
+        await _print_as_task(hass, printers["x1c"], mock_config_entry, "111")
+        assert await _fetch(hass_client, image) == (HTTPStatus.OK, PNG, "image/png")
+
+        # Task 112's cover cannot be downloaded: the job's plate is shown.
+        cloud.tasks = [
+            {**cloud.tasks[0], "id": 112, "cover": covers.url("missing.png")}
+        ]
+        await _print_as_task(hass, printers["x1c"], mock_config_entry, "112")
+        await wait_for(hass, lambda: covers.hits.get("missing.png", 0) > 0)
         await _settle(hass)
-        status, _, _ = await _fetch(hass_client, image)
-        assert status == HTTPStatus.INTERNAL_SERVER_ERROR
+        assert await _fetch(hass_client, image) == (
+            HTTPStatus.OK,
+            THUMBNAIL,
+            "image/png",
+        )
+
+
+async def _print_as_task(
+    hass: HomeAssistant,
+    printer: VirtualPrinter,
+    entry: MockConfigEntry,
+    task_id: str,
+) -> None:
+    """The same file printed again, now as the given cloud task."""
+    printer.update({"gcode_state": "FINISH"})
+    printer.update({"gcode_state": "RUNNING", "task_id": task_id})
+    await wait_for(
+        hass,
+        lambda: (
+            (job := _job_files(entry).current(printer.serial)) is not None
+            and job.key.task_id == task_id
+        ),
+    )
+    await _settle(hass)
 
 
 async def test_expectation_of_another_file_is_dropped(

@@ -111,6 +111,8 @@ class BambuCoverImage(BambuPrinterEntity, ImageEntity):
         self._cover: _Cover | None = None
         self._download_lock = asyncio.Lock()
         self._worker: asyncio.Task[None] | None = None
+        # The task whose cover could not be downloaded: its plate is shown.
+        self._cover_failed: str | None = None
 
     @property
     def available(self) -> bool:
@@ -123,7 +125,12 @@ class BambuCoverImage(BambuPrinterEntity, ImageEntity):
         if job is None or job.thumbnail is None:
             return None
         task = self._task
-        if task is not None and task.cover is not None and task.id == job.key.task_id:
+        if (
+            task is not None
+            and task.cover is not None
+            and task.id == job.key.task_id
+            and task.id != self._cover_failed
+        ):
             return None  # the cloud's cover of the same job
         return job
 
@@ -209,8 +216,11 @@ class BambuCoverImage(BambuPrinterEntity, ImageEntity):
             if self._cover is not None and self._cover.task_id == task_id:
                 return self._cover
             if (cover := await self._download(task_id, url)) is None:
+                self._cover_failed = task_id
                 return None
             self._cover = cover
+            if self._cover_failed == task_id:
+                self._cover_failed = None
             self._attr_content_type = cover.content_type
             self._attr_image_last_updated = dt_util.utcnow()
             return cover
@@ -277,6 +287,10 @@ class BambuCoverImage(BambuPrinterEntity, ImageEntity):
             return None
         cover = await self._async_cover(task.id, task.cover)
         if cover is None:
+            if (job := self._plate()) is not None:  # the job's own plate
+                self._attr_content_type = PLATE_CONTENT_TYPE
+                self._handle_written()
+                return job.thumbnail
             return None
         self._attr_content_type = cover.content_type
         self._handle_written()
