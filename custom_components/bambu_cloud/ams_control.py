@@ -120,24 +120,15 @@ def start_drying_command(
     limits = DRYING_LIMITS[unit.kind]
     temperature = defaults.temperature if temperature is None else temperature
     hours = defaults.hours if hours is None else hours
-    if not limits.min_temperature <= temperature <= limits.max_temperature:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="drying_temperature_out_of_range",
-            translation_placeholders={
-                "min": str(limits.min_temperature),
-                "max": str(limits.max_temperature),
-            },
-        )
-    if not limits.min_hours <= hours <= limits.max_hours:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="drying_duration_out_of_range",
-            translation_placeholders={
-                "min": str(limits.min_hours),
-                "max": str(limits.max_hours),
-            },
-        )
+    _check_range(
+        temperature,
+        limits.min_temperature,
+        limits.max_temperature,
+        "drying_temperature_out_of_range",
+    )
+    _check_range(
+        hours, limits.min_hours, limits.max_hours, "drying_duration_out_of_range"
+    )
     return commands.ams_start_drying(
         ams_id=unit.id,
         temperature=temperature,
@@ -146,6 +137,16 @@ def start_drying_command(
         rotate_tray=rotate_tray,
         cooling_temp=DRYING_COOLING_TEMPERATURE,
     )
+
+
+def _check_range(value: int, low: int, high: int, translation_key: str) -> None:
+    """Refuse a drying setting outside the unit's range, naming the range."""
+    if not low <= value <= high:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key=translation_key,
+            translation_placeholders={"min": str(low), "max": str(high)},
+        )
 
 
 def stop_drying_command(state: PrinterState, unit: AmsUnit) -> Command:
