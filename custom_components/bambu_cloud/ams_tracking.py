@@ -17,7 +17,7 @@ from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .bambu.hub import BambuHub
-from .bambu.state import AmsUnit, ChangeSet
+from .bambu.state import AmsUnit, ChangeSet, PrinterState
 from .coordinator import BambuConfigEntry
 from .devices import ams_device_info
 
@@ -63,8 +63,13 @@ def track_ams_units(
     entry.async_on_unload(hub.listen(serial, _sync, UNIT_VIEWS))
 
 
+def ams_unit(state: PrinterState, unit_id: int | None) -> AmsUnit | None:
+    """The reported AMS unit with this id (none for the external spools)."""
+    return next((u for u in state.ams_units if u.id == unit_id), None)
+
+
 def ams_device(hub: BambuHub, serial: str, unit_id: int) -> DeviceInfo:
     """The device of an AMS unit, as the printer reports the unit now."""
     link = hub.printers[serial]
-    unit = next((u for u in link.state.ams_units if u.id == unit_id), None)
+    unit = ams_unit(link.state, unit_id)
     return ams_device_info(serial, link.spec.name or serial, unit_id, unit)

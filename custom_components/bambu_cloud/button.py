@@ -26,7 +26,7 @@ from .ams_control import (
     stop_drying_command,
     unload_command,
 )
-from .ams_tracking import ams_device, track_ams_units
+from .ams_tracking import ams_device, ams_unit, track_ams_units
 from .bambu import commands
 from .bambu.commands import AMS_HT_UNIT_IDS, SLOTS_PER_AMS, Command, print_action
 from .bambu.enums import JobState
@@ -288,9 +288,7 @@ class BambuAmsButton(BambuPrinterEntity, ButtonEntity):
 
     @property
     def _unit(self) -> AmsUnit | None:
-        return next(
-            (u for u in self.state_data.ams_units if u.id == self.unit_id), None
-        )
+        return ams_unit(self.state_data, self.unit_id)
 
     @property
     def available(self) -> bool:

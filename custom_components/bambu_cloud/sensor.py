@@ -24,12 +24,11 @@ from homeassistant.const import (
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
-from .ams_tracking import track_ams_units
+from .ams_tracking import ams_device, ams_unit, track_ams_units
 from .bambu.ams import DryingState
 from .bambu.auth import AccessToken
 from .bambu.commands import slot_number
@@ -45,7 +44,7 @@ from .bambu.state import (
 )
 from .const import DOMAIN
 from .coordinator import BambuCloudCoordinator, BambuConfigEntry
-from .devices import ams_device_info, ams_identifier, printer_device_ref
+from .devices import ams_identifier, printer_device_ref
 from .entity import (
     BambuAccountEntity,
     BambuPrinterCloudEntity,
@@ -655,12 +654,6 @@ class BambuTextSensor(HmsTextEntity, BambuSensor):
         return None if attrs_fn is None else attrs_fn(self.state_data, self.describer)
 
 
-def _ams_device(serial: str, unit_id: int, hub: BambuHub) -> DeviceInfo:
-    link = hub.printers[serial]
-    unit = next((u for u in link.state.ams_units if u.id == unit_id), None)
-    return ams_device_info(serial, link.spec.name or serial, unit_id, unit)
-
-
 class BambuAmsSensor(BambuPrinterEntity, SensorEntity):
     """A sensor of one AMS unit, on the unit's own device."""
 
@@ -677,13 +670,11 @@ class BambuAmsSensor(BambuPrinterEntity, SensorEntity):
         super().__init__(hub, serial, description)
         self.unit_id = unit_id
         self._attr_unique_id = f"{ams_identifier(serial, unit_id)}_{description.key}"
-        self._attr_device_info = _ams_device(serial, unit_id, hub)
+        self._attr_device_info = ams_device(hub, serial, unit_id)
 
     @property
     def _unit(self) -> AmsUnit | None:
-        return next(
-            (u for u in self.state_data.ams_units if u.id == self.unit_id), None
-        )
+        return ams_unit(self.state_data, self.unit_id)
 
     @property
     def available(self) -> bool:
@@ -734,7 +725,7 @@ class BambuTraySensor(BambuPrinterEntity, SensorEntity):
             self._attr_device_info = printer_device_ref(serial)
         else:
             self._attr_unique_id = f"{ams_identifier(serial, unit_id)}_tray_{tray_id}"
-            self._attr_device_info = _ams_device(serial, unit_id, hub)
+            self._attr_device_info = ams_device(hub, serial, unit_id)
 
     @property
     def _tray(self) -> Tray | None:
@@ -742,7 +733,7 @@ class BambuTraySensor(BambuPrinterEntity, SensorEntity):
         if self.unit_id is None:
             trays = state.external_spools
         else:
-            unit = next((u for u in state.ams_units if u.id == self.unit_id), None)
+            unit = ams_unit(state, self.unit_id)
             trays = unit.trays if unit else ()
         return next((t for t in trays if t.id == self.tray_id), None)
 

@@ -32,6 +32,7 @@ from homeassistant.helpers.entity_platform import async_get_platforms
 from homeassistant.helpers.service import async_register_admin_service
 
 from .ams_control import start_drying_command, stop_drying_command
+from .ams_tracking import ams_unit
 from .bambu import ams, commands
 from .bambu.commands import Command, gcode_line
 from .bambu.enums import JobState
@@ -238,7 +239,7 @@ def _unit_target(
 def _ams_unit(entry: BambuConfigEntry, serial: str, unit_id: int | None) -> AmsUnit:
     """The reported AMS unit (the external spool holder is none)."""
     state = entry.runtime_data.hub.printers[serial].state
-    unit = next((u for u in state.ams_units if u.id == unit_id), None)
+    unit = ams_unit(state, unit_id)
     if unit is None:
         raise _invalid(
             "ams_unit_not_found", ams=EXTERNAL if unit_id is None else str(unit_id)
