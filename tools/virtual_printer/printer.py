@@ -256,6 +256,39 @@ def _common(*, idle_stage: int, chamber: float, fun: int) -> State:
     }
 
 
+def _ipcam(
+    *,
+    record: str = "enable",
+    resolution: str = "1080p",
+    rtsp_url: str | None = None,
+    mode_bits: int = 3,
+) -> dict[str, Any]:
+    """The camera block; only X1-class models (and the P2S) report ``rtsp_url``."""
+    ipcam: dict[str, Any] = {
+        "ipcam_dev": "1",
+        "ipcam_record": record,
+        "timelapse": "disable",
+        "resolution": resolution,
+        "tutk_server": "disable",
+    }
+    if rtsp_url is not None:
+        ipcam["rtsp_url"] = rtsp_url
+    ipcam["mode_bits"] = mode_bits
+    return ipcam
+
+
+def _upgrade_state(**extra: str) -> dict[str, Any]:
+    """The idle upgrade block of the X1, H2D and P2S; ``extra``: more versions."""
+    return {
+        "status": "IDLE",
+        "progress": "0",
+        "new_version_state": 2,
+        "ota_new_version_number": "",
+        "ams_new_version_number": "",
+        **extra,
+    }
+
+
 def _p1_upgrade_state(version: str) -> dict[str, Any]:
     return {
         "status": "IDLE",
@@ -280,23 +313,8 @@ def x1c_state() -> State:
             {"node": "chamber_light", "mode": "on"},
             {"node": "work_light", "mode": "off"},
         ],
-        ipcam={
-            "ipcam_dev": "1",
-            "ipcam_record": "enable",
-            "timelapse": "disable",
-            "resolution": "1080p",
-            "tutk_server": "disable",
-            "rtsp_url": "rtsps://127.0.0.1/streaming/live/1",
-            "mode_bits": 3,
-        },
-        upgrade_state={
-            "status": "IDLE",
-            "progress": "0",
-            "new_version_state": 2,
-            "ota_new_version_number": "",
-            "ams_new_version_number": "",
-            "ahb_new_version_number": "",
-        },
+        ipcam=_ipcam(rtsp_url="rtsps://127.0.0.1/streaming/live/1"),
+        upgrade_state=_upgrade_state(ahb_new_version_number=""),
         ams=_ams_block(
             [
                 _ams_unit(
@@ -322,14 +340,7 @@ def p1s_state() -> State:
     state.update(
         nozzle_type="stainless_steel",
         lights_report=[{"node": "chamber_light", "mode": "on"}],
-        ipcam={
-            "ipcam_dev": "1",
-            "ipcam_record": "enable",
-            "timelapse": "disable",
-            "resolution": "1080p",
-            "tutk_server": "disable",
-            "mode_bits": 2,
-        },
+        ipcam=_ipcam(mode_bits=2),
         upgrade_state=_p1_upgrade_state("01.08.02.00"),
         ams=_ams_block(
             [
@@ -356,14 +367,7 @@ def a1mini_state() -> State:
     state.update(
         nozzle_type="stainless_steel",
         lights_report=[],
-        ipcam={
-            "ipcam_dev": "1",
-            "ipcam_record": "disable",
-            "timelapse": "disable",
-            "resolution": "720p",
-            "tutk_server": "disable",
-            "mode_bits": 2,
-        },
+        ipcam=_ipcam(record="disable", resolution="720p", mode_bits=2),
         upgrade_state=_p1_upgrade_state("01.05.00.00"),
         ams=_ams_block(
             [
@@ -393,22 +397,8 @@ def h2d_state() -> State:
             {"node": "chamber_light", "mode": "on"},
             {"node": "chamber_light2", "mode": "on"},
         ],
-        ipcam={
-            "ipcam_dev": "1",
-            "ipcam_record": "enable",
-            "timelapse": "disable",
-            "resolution": "1080p",
-            "tutk_server": "disable",
-            "rtsp_url": "disable",
-            "mode_bits": 3,
-        },
-        upgrade_state={
-            "status": "IDLE",
-            "progress": "0",
-            "new_version_state": 2,
-            "ota_new_version_number": "",
-            "ams_new_version_number": "",
-        },
+        ipcam=_ipcam(rtsp_url="disable"),
+        upgrade_state=_upgrade_state(),
         device={
             "extruder": {
                 "info": [
@@ -482,22 +472,8 @@ def p2s_state() -> State:
     state.update(
         nozzle_type="HS01",
         lights_report=[{"node": "chamber_light", "mode": "on"}],
-        ipcam={
-            "ipcam_dev": "1",
-            "ipcam_record": "enable",
-            "timelapse": "disable",
-            "resolution": "1080p",
-            "tutk_server": "disable",
-            "rtsp_url": "rtsps://127.0.0.1/streaming/live/1",
-            "mode_bits": 3,
-        },
-        upgrade_state={
-            "status": "IDLE",
-            "progress": "0",
-            "new_version_state": 2,
-            "ota_new_version_number": "",
-            "ams_new_version_number": "",
-        },
+        ipcam=_ipcam(rtsp_url="rtsps://127.0.0.1/streaming/live/1"),
+        upgrade_state=_upgrade_state(),
         device={
             "extruder": {"info": [{"id": 0, "temp": pack_temp(24, 0)}]},
             "bed": {"info": {"temp": pack_temp(23, 0)}},
