@@ -25,12 +25,15 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.bambu_cloud.bambu.config import BambuConfig
 from custom_components.bambu_cloud.bambu.const import Region
 from custom_components.bambu_cloud.bambu.hms_text import EMPTY_TEXTS, HmsTexts
+from custom_components.bambu_cloud.const import DOMAIN
 from custom_components.bambu_cloud.hms_text import (
+    INDEX_KEY,
     REFRESH_AFTER,
     RETRY_MAX,
     STORAGE_VERSION,
     HmsTextBook,
     async_hms_text_book,
+    async_remove_stored_texts,
     texts_store_key,
 )
 from custom_components.bambu_cloud.library import library_config
@@ -157,6 +160,8 @@ async def test_download_and_store(
     assert len(cloud.hms.queries) == 1
     # The service's requests never reach the cloud's log.
     assert cloud.requests == []
+    # The index lists the table (once), for removal with the last entry.
+    assert hass_storage[INDEX_KEY]["data"] == {"keys": [KEY]}
     other.remove()
     watcher.remove()
 
@@ -540,3 +545,64 @@ async def test_event_carries_text(
         {"event_type": "error_raised", **expected},
         {"event_type": "error_cleared", **expected},
     ]
+
+
+async def test_texts_removed_with_the_last_entry(
+    hass: HomeAssistant,
+    setup: Callable[[], Any],
+    mock_config_entry: MockConfigEntry,
+    printers: dict[str, VirtualPrinter],
+    hass_storage: dict[str, Any],
+) -> None:
+    """Removing the last entry removes every stored table and the index."""
+    printers["x1c"].state.update(hms=[HMS_A])
+    await setup()
+    p1s_key = texts_store_key("01P", "en")
+    await wait_for(hass, lambda: {KEY, p1s_key} <= set(hass_storage))
+    assert sorted(hass_storage[INDEX_KEY]["data"]["keys"]) == sorted([KEY, p1s_key])
+    # Another entry still uses the texts: they stay.
+    other = MockConfigEntry(domain=DOMAIN, title="other", data={}, unique_id="other")
+    other.add_to_hass(hass)
+    await hass.config_entries.async_remove(mock_config_entry.entry_id)
+    await _settle(hass)
+    assert {KEY, p1s_key, INDEX_KEY} <= set(hass_storage)
+    await hass.config_entries.async_remove(other.entry_id)
+    await _settle(hass)
+    assert not {KEY, p1s_key, INDEX_KEY} & set(hass_storage)
+
+
+async def test_unreadable_index_removes_nothing_else(
+    hass: HomeAssistant, hass_storage: dict[str, Any]
+) -> None:
+    """An index of the wrong shape names no table; foreign keys are never removed."""
+    hass_storage[INDEX_KEY] = {
+        "version": STORAGE_VERSION,
+        "minor_version": 1,
+        "key": INDEX_KEY,
+        "data": {"keys": ["core.config_entries", 7, KEY]},
+    }
+    hass_storage["core.config_entries"] = {"version": 1, "key": "x", "data": {}}
+    hass_storage[KEY] = {"version": STORAGE_VERSION, "key": KEY, "data": {}}
+    await async_remove_stored_texts(hass)
+    assert "core.config_entries" in hass_storage
+    assert KEY not in hass_storage
+    assert INDEX_KEY not in hass_storage
+    hass_storage[INDEX_KEY] = {
+        "version": STORAGE_VERSION,
+        "minor_version": 1,
+        "key": INDEX_KEY,
+        "data": {"keys": "not a list"},
+    }
+    await async_remove_stored_texts(hass)
+    assert INDEX_KEY not in hass_storage
+    # Written by a newer version: unreadable, removed without touching others.
+    hass_storage[INDEX_KEY] = {
+        "version": STORAGE_VERSION + 1,
+        "minor_version": 1,
+        "key": INDEX_KEY,
+        "data": {"keys": [KEY]},
+    }
+    hass_storage[KEY] = {"version": STORAGE_VERSION, "key": KEY, "data": {}}
+    await async_remove_stored_texts(hass)
+    assert KEY in hass_storage
+    assert INDEX_KEY not in hass_storage

@@ -64,6 +64,7 @@ from .discovery import (
     signal_lan_hosts,
 )
 from .error_reasons import certificate_error_key
+from .hms_text import async_remove_stored_texts
 from .issues import (
     async_delete_entry_issues,
     problem_handler,
@@ -263,10 +264,18 @@ async def async_unload_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> bo
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> None:
-    """Drop the entry's repair issues, trust anchors and printer list with it."""
+    """Drop the entry's repair issues, trust anchors and printer list with it.
+
+    With the last entry, the downloaded HMS texts go too.
+    """
     async_delete_entry_issues(hass, entry)
     await async_remove_trust(hass, entry.entry_id)
     await async_remove_printer_list(hass, entry.entry_id)
+    if not any(
+        other.entry_id != entry.entry_id
+        for other in hass.config_entries.async_entries(DOMAIN)
+    ):
+        await async_remove_stored_texts(hass)
 
 
 async def async_remove_config_entry_device(

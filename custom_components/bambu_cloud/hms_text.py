@@ -15,7 +15,7 @@ until texts arrive, then update.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -54,6 +54,11 @@ RETRY_MIN: Final = 300.0
 RETRY_MAX: Final = 6 * 3600.0
 
 
+# The storage key of the list of every stored text table, so that removing
+# the integration's last entry can remove them all.
+INDEX_KEY: Final = f"{DOMAIN}.hms_texts"
+
+
 def texts_store_key(prefix: str, language: str) -> str:
     """The storage key of one model's texts in one language."""
     return f"{DOMAIN}.hms_texts.{prefix}.{language}".lower()
@@ -68,17 +73,27 @@ class HmsTextBook:
     """
 
     def __init__(
-        self, hass: HomeAssistant, config: BambuConfig, prefix: str, language: str
+        self,
+        hass: HomeAssistant,
+        config: BambuConfig,
+        prefix: str,
+        language: str,
+        on_saved: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
-        """Prepare the book; nothing is read before the first listener."""
+        """Prepare the book; nothing is read before the first listener.
+
+        ``on_saved`` hears the storage key each time the texts are stored.
+        """
         self.hass = hass
+        self._on_saved = on_saved
         self.config = config
         self.prefix = prefix
         self.language = language
         self.texts: HmsTexts = EMPTY_TEXTS
         self.fetched: datetime | None = None
+        self.store_key = texts_store_key(prefix, language)
         self._store: Store[dict[str, Any]] = Store(
-            hass, STORAGE_VERSION, texts_store_key(prefix, language)
+            hass, STORAGE_VERSION, self.store_key
         )
         self._listeners: list[Callable[[], None]] = []
         self._loaded = False
@@ -192,6 +207,8 @@ class HmsTextBook:
         self.fetched = dt_util.utcnow()
         self._set(texts)
         await self._store.async_save(self._stored())
+        if self._on_saved is not None:
+            await self._on_saved(self.store_key)
         return REFRESH_AFTER.total_seconds()
 
     def _stored(self) -> dict[str, Any]:
@@ -217,7 +234,27 @@ class HmsTextCache:
         """Start empty; books are made when first asked for."""
         self.hass = hass
         self.books: dict[tuple[str, str, str], HmsTextBook] = {}
-        hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, self._stop)
+        self._index: Store[dict[str, list[str]]] = Store(
+            hass, STORAGE_VERSION, INDEX_KEY
+        )
+        self._index_lock = asyncio.Lock()
+        self._unsubscribe_stop = hass.bus.async_listen_once(
+            EVENT_HOMEASSISTANT_STOP, self._stop
+        )
+
+    async def _async_remember(self, key: str) -> None:
+        """Add a stored table's key to the index (once)."""
+        async with self._index_lock:
+            keys = await _async_stored_keys(self._index)
+            if key not in keys:
+                await self._index.async_save({"keys": [*keys, key]})
+
+    @callback
+    def close(self) -> None:
+        """Stop every book and stop listening for Home Assistant's stop."""
+        self._unsubscribe_stop()
+        for book in self.books.values():
+            book.stop()
 
     @callback
     def _stop(self, _event: Event) -> None:
@@ -239,7 +276,9 @@ class HmsTextCache:
         language = service_language(self.hass.config.language)
         key = (url, prefix, language)
         if (found := self.books.get(key)) is None:
-            found = self.books[key] = HmsTextBook(self.hass, config, prefix, language)
+            found = self.books[key] = HmsTextBook(
+                self.hass, config, prefix, language, self._async_remember
+            )
         return found
 
 
@@ -291,3 +330,30 @@ class HmsTextEntity(BambuPrinterEntity):
         await super().async_added_to_hass()
         if self._hms_book is not None:
             self.async_on_remove(self._hms_book.listen(self.write_if_changed))
+
+
+async def _async_stored_keys(index: Store[dict[str, list[str]]]) -> list[str]:
+    """The keys the index lists (none when it is missing or unreadable)."""
+    try:
+        stored = await index.async_load()
+    except (HomeAssistantError, NotImplementedError) as err:
+        LOGGER.debug("HMS text index unreadable: %r", err)
+        return []
+    keys = stored.get("keys") if isinstance(stored, dict) else None
+    if not isinstance(keys, list):
+        return []
+    prefix = f"{INDEX_KEY}."
+    return [key for key in keys if isinstance(key, str) and key.startswith(prefix)]
+
+
+async def async_remove_stored_texts(hass: HomeAssistant) -> None:
+    """Remove every stored text table and the index (the last entry is gone).
+
+    Books still in memory stop first, so none writes its table again.
+    """
+    if (cache := hass.data.pop(DATA_HMS_TEXTS, None)) is not None:
+        cache.close()
+    index: Store[dict[str, list[str]]] = Store(hass, STORAGE_VERSION, INDEX_KEY)
+    for key in await _async_stored_keys(index):
+        await Store[dict[str, Any]](hass, STORAGE_VERSION, key).async_remove()
+    await index.async_remove()
