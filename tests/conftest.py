@@ -10,6 +10,7 @@ mosquitto broker, for modules whose ``mqtt_endpoint`` is the broker's)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
@@ -213,6 +214,20 @@ async def printers(broker: MqttBroker) -> AsyncIterator[dict[str, VirtualPrinter
             await printer.stop()
 
 
+@contextlib.asynccontextmanager
+async def _bound_printer(
+    cloud: FakeCloud, broker: MqttBroker, device: dict[str, Any], model: str
+) -> AsyncIterator[VirtualPrinter]:
+    """A virtual printer of ``model``, added to the account's bind list."""
+    cloud.devices = [*cloud.devices, device]
+    printer = VirtualPrinter(broker, device["dev_id"], model)
+    try:
+        await printer.start()
+        yield printer
+    finally:
+        await printer.stop()
+
+
 @pytest.fixture
 async def h2d(
     mock_bambu_cloud: FakeCloud, broker: MqttBroker
@@ -222,13 +237,8 @@ async def h2d(
     Request it before ``init_integration`` (or ``live``): the bind list must
     show it when the entry is set up.
     """
-    mock_bambu_cloud.devices = [*mock_bambu_cloud.devices, H2D]
-    printer = VirtualPrinter(broker, H2D["dev_id"], "H2D")
-    try:
-        await printer.start()
+    async with _bound_printer(mock_bambu_cloud, broker, H2D, "H2D") as printer:
         yield printer
-    finally:
-        await printer.stop()
 
 
 @pytest.fixture
@@ -239,13 +249,8 @@ async def p2s(
 
     Request it before ``init_integration`` (or ``live``), like ``h2d``.
     """
-    mock_bambu_cloud.devices = [*mock_bambu_cloud.devices, P2S]
-    printer = VirtualPrinter(broker, P2S["dev_id"], "P2S")
-    try:
-        await printer.start()
+    async with _bound_printer(mock_bambu_cloud, broker, P2S, "P2S") as printer:
         yield printer
-    finally:
-        await printer.stop()
 
 
 @pytest.fixture
