@@ -5,11 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+
+from custom_components.bambu_cloud.const import (
+    CONF_ACCESS_TOKEN,
+    CONF_CERTIFICATE_ID,
+    CONF_PRIVATE_KEY,
+    CONF_REGION,
+)
+
+from .cloud_server import TOKEN
 
 CERT_CN = "GLOF3813734089.bambulab.com"
 
@@ -91,3 +101,14 @@ def encrypted_key_pem() -> str:
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(b"secret"),
     ).decode()
+
+
+def signing_entry_data() -> dict[str, Any]:
+    """The test account's entry data with the RSA app certificate (signed commands)."""
+    cert = rsa_cert()
+    return {
+        CONF_REGION: "global",
+        CONF_ACCESS_TOKEN: TOKEN,
+        CONF_CERTIFICATE_ID: cert.certificate_id,
+        CONF_PRIVATE_KEY: cert.key_pem,
+    }

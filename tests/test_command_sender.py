@@ -35,16 +35,12 @@ from custom_components.bambu_cloud.bambu.config import BambuConfig, Timeouts
 from custom_components.bambu_cloud.bambu.hub import BambuHub
 from custom_components.bambu_cloud.command_sender import async_send_command
 from custom_components.bambu_cloud.const import (
-    CONF_ACCESS_TOKEN,
-    CONF_CERTIFICATE_ID,
-    CONF_PRIVATE_KEY,
-    CONF_REGION,
     DOMAIN,
 )
 from tools.virtual_printer.printer import VirtualPrinter
 
-from .app_certs import rsa_cert
-from .cloud_server import P1S, TOKEN, X1C, MqttEndpoint
+from .app_certs import rsa_cert, signing_entry_data
+from .cloud_server import P1S, X1C, MqttEndpoint
 from .helpers import (
     call_service,
     entity_id_of,
@@ -157,17 +153,7 @@ async def test_rejected_signature(
     assert state_of(hass, speed) == "standard"
 
 
-@pytest.mark.parametrize(
-    "entry_data",
-    [
-        {
-            CONF_REGION: "global",
-            CONF_ACCESS_TOKEN: TOKEN,
-            CONF_CERTIFICATE_ID: rsa_cert().certificate_id,
-            CONF_PRIVATE_KEY: rsa_cert().key_pem,
-        }
-    ],
-)
+@pytest.mark.parametrize("entry_data", [signing_entry_data()])
 @pytest.mark.usefixtures("mock_bambu_cloud")
 async def test_signed_with_certificate(
     hass: HomeAssistant,

@@ -20,20 +20,16 @@ from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.bambu_cloud.const import (
-    CONF_ACCESS_TOKEN,
-    CONF_CERTIFICATE_ID,
     CONF_LAN,
     CONF_PRINTERS,
-    CONF_PRIVATE_KEY,
-    CONF_REGION,
     DOMAIN,
     LAN_OFF,
 )
 from custom_components.bambu_cloud.services import MAX_FILE_LENGTH, valid_file
 from tools.virtual_printer.printer import VirtualPrinter
 
-from .app_certs import rsa_cert
-from .cloud_server import P1S, TOKEN, X1C, MqttEndpoint
+from .app_certs import rsa_cert, signing_entry_data
+from .cloud_server import P1S, X1C, MqttEndpoint
 from .helpers import (
     entity_id_of,
     last_command,
@@ -281,17 +277,7 @@ async def test_signature_required(
     assert len(p1s.received) == sent
 
 
-@pytest.mark.parametrize(
-    "entry_data",
-    [
-        {
-            CONF_REGION: "global",
-            CONF_ACCESS_TOKEN: TOKEN,
-            CONF_CERTIFICATE_ID: rsa_cert().certificate_id,
-            CONF_PRIVATE_KEY: rsa_cert().key_pem,
-        }
-    ],
-)
+@pytest.mark.parametrize("entry_data", [signing_entry_data()])
 @pytest.mark.usefixtures("mock_bambu_cloud")
 async def test_signed_with_certificate(
     hass: HomeAssistant,
