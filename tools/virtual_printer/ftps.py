@@ -31,6 +31,8 @@ import ssl
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from tools.client_server import ClientServer, close
+
 _LOGGER = logging.getLogger(__name__)
 
 USER = "bblp"
@@ -59,7 +61,7 @@ class Received:
     argument: str
 
 
-class FtpsServer:
+class FtpsServer(ClientServer):
     """Serves printers' storage on ``host`` (``port`` 0 = ephemeral).
 
     The first site's context is the one a client without a known SNI gets;
@@ -88,8 +90,8 @@ class FtpsServer:
         """Configure; nothing listens before :meth:`start`."""
         if not sites:
             raise ValueError("an FTPS server needs at least one printer")
+        super().__init__(host=host, port=port, max_clients=max_clients)
         self.sites = {site.serial: site for site in sites}
-        self.host = host
         self.mlsd = mlsd
         self.size = size
         self.feat = feat
@@ -101,42 +103,19 @@ class FtpsServer:
         self.modified = modified or dt.datetime.now(dt.UTC).replace(microsecond=0)
         self.handshake_timeout = handshake_timeout
         self.idle_timeout = idle_timeout
-        self.max_clients = max_clients
         self.commands: list[Received] = []
         self.handshake_failures = 0
         self.data_session_reused: list[bool] = []
         self._context = sites[0].context
         self._context.sni_callback = self._pick_site
-        self._port = port
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def port(self) -> int:
-        """The listening port (the chosen one once started)."""
-        return self._port
 
     def verbs(self, serial: str | None = None) -> list[str]:
         """The verbs received (for one printer), oldest first."""
         return [c.verb for c in self.commands if serial in (None, c.serial)]
 
     async def start(self) -> None:
-        """Listen for clients."""
-        self._server = await asyncio.start_server(self._handle, self.host, self._port)
-        self._port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        """Close the listener and every client; no task is left behind."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-            server.abort_clients()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if server is not None:
-            await server.wait_closed()
+        """Listen for clients (TLS comes first, with the SNI's certificate)."""
+        await self._listen()
 
     async def __aenter__(self) -> FtpsServer:
         """Start listening."""
@@ -184,26 +163,18 @@ class FtpsServer:
 
     # -- control connections -----------------------------------------------
 
-    async def _handle(
+    def _turn_away(self, writer: asyncio.StreamWriter) -> None:
+        """Too many clients: dropped before the handshake."""
+        writer.transport.abort()
+
+    async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        try:
-            if len(self._tasks) > self.max_clients:
-                writer.transport.abort()
-                return
-            if not await self.upgrade(writer, data=False):
-                return
-            session = _Session(self, self._site_of(writer), reader, writer)
-            await session.run()
-        except (TimeoutError, OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
-            await close(writer)
+        """Handshake, then one control session."""
+        if not await self.upgrade(writer, data=False):
+            return
+        session = _Session(self, self._site_of(writer), reader, writer)
+        await session.run()
 
 
 class _Session:
@@ -537,19 +508,6 @@ class _Passive:
             writer = self._ready.result()
             if writer is not None and not writer.transport.is_closing():
                 writer.transport.abort()
-
-
-async def close(writer: asyncio.StreamWriter) -> None:
-    """Close politely (TLS close_notify, so the client reads EOF); abort if stuck."""
-    if writer.transport.is_closing():
-        writer.transport.abort()
-        return
-    writer.close()
-    try:
-        async with asyncio.timeout(1.0):
-            await writer.wait_closed()
-    except (TimeoutError, OSError):
-        writer.transport.abort()
 
 
 __all__ = ["FtpsServer", "FtpsSite", "Received"]
