@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from homeassistant.const import ATTR_ENTITY_ID
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, ServiceResponse
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -65,6 +66,13 @@ def entity_id_of(hass: HomeAssistant, domain: str, serial: str, key: str) -> str
     return entity_id
 
 
+def device_id_of(hass: HomeAssistant, identifier: str) -> str:
+    """The registry id of the integration's device (a serial, an AMS id, ...)."""
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, identifier)})
+    assert device is not None, f"no device {identifier}"
+    return device.id
+
+
 def commands(printer: VirtualPrinter) -> list[dict[str, Any]]:
     """The inner objects of the commands a printer received (not state queries)."""
     return [
@@ -96,4 +104,17 @@ async def call_service(
     """Call an entity service and wait for it (errors are raised)."""
     await hass.services.async_call(
         domain, service, {ATTR_ENTITY_ID: entity_id, **data}, blocking=True
+    )
+
+
+async def call_action(
+    hass: HomeAssistant, service: str, serial: str, **data: Any
+) -> ServiceResponse:
+    """Call an action of the integration for a printer (``list_files`` answers)."""
+    return await hass.services.async_call(
+        DOMAIN,
+        service,
+        {"device_id": device_id_of(hass, serial), **data},
+        blocking=True,
+        return_response=service == "list_files",
     )

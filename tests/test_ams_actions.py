@@ -19,7 +19,6 @@ from homeassistant.components.sensor import DOMAIN as SENSOR_DOMAIN
 from homeassistant.const import STATE_UNAVAILABLE, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import async_get_platforms
 from syrupy.assertion import SnapshotAssertion
@@ -39,7 +38,7 @@ from tools.virtual_printer.printer import (
 )
 
 from .cloud_server import H2D, P1S, X1C, MqttEndpoint
-from .helpers import call_service, last_command, state_of, wait_for
+from .helpers import call_service, device_id_of, last_command, state_of, wait_for
 from .tools.test_printer import Harness
 
 X1C_SN = X1C["dev_id"]
@@ -72,12 +71,6 @@ async def _wait_entity(hass: HomeAssistant, domain: str, unique_id: str) -> str:
         lambda: registry.async_get_entity_id(domain, DOMAIN, unique_id) is not None,
     )
     return _entity(hass, domain, unique_id)
-
-
-def _device(hass: HomeAssistant, identifier: str) -> str:
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, identifier)})
-    assert device is not None, identifier
-    return device.id
 
 
 def _sent(printer: VirtualPrinter) -> dict[str, Any]:
@@ -142,7 +135,7 @@ async def test_set_filament_by_device(
     await _action(
         hass,
         "set_filament",
-        device_id=_device(hass, H2D_SN),
+        device_id=device_id_of(hass, H2D_SN),
         ams="external",
         slot=2,
         type="TPU",
@@ -167,7 +160,7 @@ async def test_set_filament_by_device(
     await _action(
         hass,
         "set_filament",
-        device_id=_device(hass, f"{H2D_SN}_ams_128"),
+        device_id=device_id_of(hass, f"{H2D_SN}_ams_128"),
         type="PC",
         color="FFFFFF80",
         min_temp=260,
@@ -184,7 +177,7 @@ async def test_set_filament_by_device(
     await _action(
         hass,
         "set_filament",
-        device_id=_device(hass, f"{P1S_SN}_ams_0"),
+        device_id=device_id_of(hass, f"{P1S_SN}_ams_0"),
         ams="3",  # ignored: the device is the unit
         slot=3,
         type="ASA",
@@ -226,9 +219,9 @@ async def test_set_filament_refuses_bad_input(
     """Bad targets and values: a translated validation error, nothing sent."""
     await _wait_entity(hass, SENSOR_DOMAIN, f"{H2D_SN}_ams_128_tray_0")
     devices = {
-        "x1c": _device(hass, X1C_SN),
-        "x1c_ams": _device(hass, f"{X1C_SN}_ams_0"),
-        "ht": _device(hass, f"{H2D_SN}_ams_128"),
+        "x1c": device_id_of(hass, X1C_SN),
+        "x1c_ams": device_id_of(hass, f"{X1C_SN}_ams_0"),
+        "ht": device_id_of(hass, f"{H2D_SN}_ams_128"),
     }
     call: dict[str, Any] = {
         "type": "PLA",
@@ -409,7 +402,7 @@ async def test_drying_actions(
     await _action(
         hass,
         "start_drying",
-        device_id=_device(hass, f"{H2D_SN}_ams_128"),
+        device_id=device_id_of(hass, f"{H2D_SN}_ams_128"),
         temperature=80,
         duration=12,
         filament="PA",
@@ -427,12 +420,12 @@ async def test_drying_actions(
     assert state_of(hass, state) == "heating"
     assert _attrs(hass, state)["filament"] == "PA"
 
-    await _action(hass, "stop_drying", device_id=_device(hass, H2D_SN), ams="128")
+    await _action(hass, "stop_drying", device_id=device_id_of(hass, H2D_SN), ams="128")
     assert (_sent(h2d)["ams_id"], _sent(h2d)["mode"]) == (128, 0)
     await wait_for(hass, lambda: state_of(hass, state) == "idle")
 
     # Defaults from the spool: the HT's PA recommends 55 °C for 8 hours.
-    await _action(hass, "start_drying", device_id=_device(hass, H2D_SN), ams="128")
+    await _action(hass, "start_drying", device_id=device_id_of(hass, H2D_SN), ams="128")
     sent = _sent(h2d)
     assert (sent["temp"], sent["duration"], sent["filament"]) == (55, 8, "PA")
 
@@ -476,10 +469,10 @@ async def test_start_drying_refuses_bad_input(
     """Out of the unit's range, no heater, no unit: nothing is sent."""
     await _wait_entity(hass, SENSOR_DOMAIN, f"{H2D_SN}_ams_128_drying_state")
     devices = {
-        "ht": _device(hass, f"{H2D_SN}_ams_128"),
-        "pro": _device(hass, f"{H2D_SN}_ams_0"),
-        "x1c_ams": _device(hass, f"{X1C_SN}_ams_0"),
-        "printer": _device(hass, H2D_SN),
+        "ht": device_id_of(hass, f"{H2D_SN}_ams_128"),
+        "pro": device_id_of(hass, f"{H2D_SN}_ams_0"),
+        "x1c_ams": device_id_of(hass, f"{X1C_SN}_ams_0"),
+        "printer": device_id_of(hass, H2D_SN),
     }
     call = {"device_id": devices[data.pop("unit")], **data}
     sent = [len(p.received) for p in (*live.values(), h2d)]
@@ -495,7 +488,7 @@ async def test_drying_refusals(
     """Screen-only firmware, a blocked dryer, the printer's own refusal."""
     start = await _wait_entity(hass, BUTTON_DOMAIN, f"{H2D_SN}_ams_0_start_drying")
     state = _entity(hass, SENSOR_DOMAIN, f"{H2D_SN}_ams_0_drying_state")
-    pro = _device(hass, f"{H2D_SN}_ams_0")
+    pro = device_id_of(hass, f"{H2D_SN}_ams_0")
     await wait_for(hass, lambda: state_of(hass, start) != STATE_UNAVAILABLE)
 
     # The dryer says why it cannot start: shown, and refused before sending.
@@ -667,7 +660,7 @@ async def test_ams_field_must_be_a_unit_id(
         await _action(
             hass,
             "stop_drying",
-            device_id=_device(hass, X1C_SN),
+            device_id=device_id_of(hass, X1C_SN),
             ams="first",
         )
 

@@ -10,7 +10,6 @@ from homeassistant.components import automation
 from homeassistant.components.device_automation import DeviceAutomationType
 from homeassistant.const import STATE_UNAVAILABLE, Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
@@ -26,7 +25,7 @@ from tools.virtual_farm.hms import HMS_HEATBED, made_up_texts
 from tools.virtual_printer.printer import VirtualPrinter
 
 from .cloud_server import UID, X1C, MqttEndpoint
-from .helpers import entity_id_of, state_of, wait_for
+from .helpers import device_id_of, entity_id_of, state_of, wait_for
 
 SERIAL = X1C["dev_id"]
 FIRED = "bambu_cloud_test_fired"
@@ -45,12 +44,6 @@ def platforms() -> list[Platform]:
     return [Platform.EVENT, Platform.BINARY_SENSOR]
 
 
-def _device_id(hass: HomeAssistant, identifier: str) -> str:
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, identifier)})
-    assert device is not None
-    return device.id
-
-
 def _registry_id(hass: HomeAssistant, key: str) -> str:
     entry = er.async_get(hass).async_get(entity_id_of(hass, "event", SERIAL, key))
     assert entry is not None
@@ -60,7 +53,7 @@ def _registry_id(hass: HomeAssistant, key: str) -> str:
 @pytest.mark.usefixtures("live")
 async def test_triggers_of_a_printer(hass: HomeAssistant) -> None:
     """A printer offers one trigger per print job and HMS event type."""
-    device_id = _device_id(hass, SERIAL)
+    device_id = device_id_of(hass, SERIAL)
     every = await async_get_device_automations(
         hass, DeviceAutomationType.TRIGGER, device_id
     )
@@ -85,7 +78,7 @@ async def test_triggers_of_a_printer(hass: HomeAssistant) -> None:
         assert trigger["metadata"] == {"secondary": False}
         TRIGGER_SCHEMA(trigger)
     # The account's device has no event entities.
-    account = _device_id(hass, account_identifier(UID))
+    account = device_id_of(hass, account_identifier(UID))
     assert not [
         t
         for t in await async_get_device_automations(
@@ -103,7 +96,7 @@ async def test_schema_refuses_unknown_types(hass: HomeAssistant) -> None:
             {
                 "platform": "device",
                 "domain": DOMAIN,
-                "device_id": _device_id(hass, SERIAL),
+                "device_id": device_id_of(hass, SERIAL),
                 "entity_id": _registry_id(hass, "print_job"),
                 "type": "exploded",
             }
@@ -117,7 +110,7 @@ def _automation(
     trigger = {
         "platform": "device",
         "domain": DOMAIN,
-        "device_id": _device_id(hass, SERIAL),
+        "device_id": device_id_of(hass, SERIAL),
         "entity_id": _registry_id(hass, key),
         "type": trigger_type,
     }

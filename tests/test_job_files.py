@@ -26,7 +26,6 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
@@ -58,7 +57,13 @@ from tools.virtual_printer.project_files import (
 
 from .cloud_server import X1C, FakeCloud, MqttEndpoint
 from .cover_cdn import PNG, Cover, CoverServer
-from .helpers import entity_id_of, setup_integration, state_of, wait_for
+from .helpers import (
+    call_action,
+    entity_id_of,
+    setup_integration,
+    state_of,
+    wait_for,
+)
 
 SERIAL = "01P00A000000042"
 CODE = "12345678"
@@ -176,22 +181,10 @@ def _job_files(entry: MockConfigEntry) -> JobFiles:
     return job_files
 
 
-def _device(hass: HomeAssistant, serial: str) -> str:
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, serial)})
-    assert device is not None
-    return device.id
-
-
 async def _call(
     hass: HomeAssistant, service: str, serial: str = SERIAL, **data: Any
 ) -> Any:
-    return await hass.services.async_call(
-        DOMAIN,
-        service,
-        {"device_id": _device(hass, serial), **data},
-        blocking=True,
-        return_response=service == "list_files",
-    )
+    return await call_action(hass, service, serial, **data)
 
 
 def _objects_sensor(hass: HomeAssistant, serial: str = SERIAL) -> str:

@@ -16,7 +16,6 @@ from homeassistant.components.sensor import DOMAIN as SENSOR_DOMAIN
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.bambu_cloud.const import (
@@ -31,6 +30,7 @@ from tools.virtual_printer.printer import VirtualPrinter
 from .app_certs import rsa_cert, signing_entry_data
 from .cloud_server import P1S, X1C, MqttEndpoint
 from .helpers import (
+    call_action,
     entity_id_of,
     last_command,
     setup_integration,
@@ -54,24 +54,6 @@ def platforms() -> list[Platform]:
     return [Platform.SENSOR]
 
 
-def _device(hass: HomeAssistant, serial: str) -> str:
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, serial)})
-    assert device is not None
-    return device.id
-
-
-async def _call(
-    hass: HomeAssistant, service: str, serial: str, **data: Any
-) -> dict[str, Any] | None:
-    return await hass.services.async_call(
-        DOMAIN,
-        service,
-        {"device_id": _device(hass, serial), **data},
-        blocking=True,
-        return_response=service == "list_files",
-    )
-
-
 def _job_state(hass: HomeAssistant, serial: str) -> str | None:
     return state_of(hass, entity_id_of(hass, SENSOR_DOMAIN, serial, "print_status"))
 
@@ -79,7 +61,7 @@ def _job_state(hass: HomeAssistant, serial: str) -> str | None:
 async def test_print_file(hass: HomeAssistant, live: dict[str, VirtualPrinter]) -> None:
     """Every option reaches the printer as one project_file; the job starts."""
     x1c = live["x1c"]
-    await _call(
+    await call_action(
         hass,
         "print_file",
         X1C_SN,
@@ -120,7 +102,7 @@ async def test_print_file(hass: HomeAssistant, live: dict[str, VirtualPrinter]) 
     # A job runs now: a second one is refused before anything is sent.
     sent_before = len(x1c.received)
     with pytest.raises(ServiceValidationError) as err:
-        await _call(hass, "print_file", X1C_SN, file="/Other.3mf")
+        await call_action(hass, "print_file", X1C_SN, file="/Other.3mf")
     assert err.value.translation_key == "printer_busy"
     assert err.value.translation_placeholders == {"device": X1C["name"]}
     assert len(x1c.received) == sent_before
@@ -146,7 +128,7 @@ async def test_print_file_defaults_and_storage_url(
     fleet = {**live, "h2d": h2d, "p2s": p2s}
     target = fleet[printer]
     await wait_for(hass, lambda: all(link.available for link in _links(hass)))
-    await _call(hass, "print_file", target.serial, file="Cube.3mf")
+    await call_action(hass, "print_file", target.serial, file="Cube.3mf")
     sent = last_command(target)
     assert {key: sent[key] for key in sent if key != "sequence_id"} == {
         "command": "project_file",
@@ -200,7 +182,7 @@ async def test_print_file_bad_name(
     """A name that is no .3mf path on the storage is refused, nothing is sent."""
     sent = len(live["x1c"].received)
     with pytest.raises(ServiceValidationError) as err:
-        await _call(hass, "print_file", X1C_SN, file=file)
+        await call_action(hass, "print_file", X1C_SN, file=file)
     assert err.value.translation_key == "invalid_file"
     assert len(live["x1c"].received) == sent
 
@@ -218,7 +200,9 @@ async def test_print_file_bad_mapping(
     """A tray no printer has is refused with its number."""
     sent = len(live["x1c"].received)
     with pytest.raises(ServiceValidationError) as err:
-        await _call(hass, "print_file", X1C_SN, file="Cube.3mf", ams_mapping=[0, tray])
+        await call_action(
+            hass, "print_file", X1C_SN, file="Cube.3mf", ams_mapping=[0, tray]
+        )
     assert err.value.translation_key == "invalid_ams_mapping"
     assert err.value.translation_placeholders == {"tray": str(tray)}
     assert len(live["x1c"].received) == sent
@@ -233,7 +217,7 @@ async def test_print_file_schema(
 ) -> None:
     """Plates and mappings out of range never reach the handler."""
     with pytest.raises(vol.Invalid):
-        await _call(hass, "print_file", X1C_SN, file="Cube.3mf", **data)
+        await call_action(hass, "print_file", X1C_SN, file="Cube.3mf", **data)
 
 
 async def test_printer_refusals(
@@ -243,14 +227,14 @@ async def test_printer_refusals(
     p1s = live["p1s"]
     p1s.storage = {"/Cube.3mf": b"PK"}
     with pytest.raises(HomeAssistantError) as err:
-        await _call(hass, "print_file", P1S_SN, file="/Missing.3mf")
+        await call_action(hass, "print_file", P1S_SN, file="/Missing.3mf")
     assert err.value.translation_key == "command_failed"
     assert p1s.state["gcode_state"] == "IDLE"
 
     # The printer started a job Home Assistant has not heard of yet.
     p1s.state["gcode_state"] = "RUNNING"
     with pytest.raises(HomeAssistantError) as err:
-        await _call(hass, "print_file", P1S_SN, file="/Cube.3mf")
+        await call_action(hass, "print_file", P1S_SN, file="/Cube.3mf")
     assert err.value.translation_key == "command_failed"
     assert last_command(p1s)["command"] == "project_file"  # sent, refused
 
@@ -272,7 +256,7 @@ async def test_signature_required(
         ("skip_objects", {"objects": [1]}),
     ):
         with pytest.raises(HomeAssistantError) as err:
-            await _call(hass, service, P1S_SN, **data)
+            await call_action(hass, service, P1S_SN, **data)
         assert err.value.translation_key == "signature_required"
     assert len(p1s.received) == sent
 
@@ -289,10 +273,10 @@ async def test_signed_with_certificate(
     x1c.public_key = rsa_cert().public_key
     x1c.signature_required = True
     await setup_integration(hass, mock_config_entry)
-    await _call(hass, "print_file", X1C_SN, file="Cube.3mf")
+    await call_action(hass, "print_file", X1C_SN, file="Cube.3mf")
     assert x1c.verify_envelope(x1c.received[-1]) is None
     await wait_for(hass, lambda: _job_state(hass, X1C_SN) == "running")
-    await _call(hass, "skip_objects", X1C_SN, objects=[3])
+    await call_action(hass, "skip_objects", X1C_SN, objects=[3])
     assert x1c.verify_envelope(x1c.received[-1]) is None
     assert x1c.state["s_obj"] == [3]
 
@@ -308,7 +292,7 @@ async def test_printer_offline(
     ]
     await wait_for(hass, lambda: not link.available)
     with pytest.raises(HomeAssistantError) as err:
-        await _call(hass, "print_file", P1S_SN, file="Cube.3mf")
+        await call_action(hass, "print_file", P1S_SN, file="Cube.3mf")
     assert err.value.translation_key == "printer_not_connected"
 
 
@@ -318,14 +302,14 @@ async def test_skip_objects(
     """Objects are skipped only while printing; the sensor lists them."""
     x1c = live["x1c"]
     with pytest.raises(ServiceValidationError) as err:
-        await _call(hass, "skip_objects", X1C_SN, objects=[75])
+        await call_action(hass, "skip_objects", X1C_SN, objects=[75])
     assert err.value.translation_key == "no_job_running"
     assert err.value.translation_placeholders == {"device": X1C["name"]}
 
-    await _call(hass, "print_file", X1C_SN, file="Cube.3mf")
+    await call_action(hass, "print_file", X1C_SN, file="Cube.3mf")
     await wait_for(hass, lambda: _job_state(hass, X1C_SN) == "running")
     before = int(time.time())
-    await _call(hass, "skip_objects", X1C_SN, objects=[131, 75, 131])
+    await call_action(hass, "skip_objects", X1C_SN, objects=[131, 75, 131])
     sent = last_command(x1c)
     assert sent == {
         "sequence_id": sent["sequence_id"],
@@ -348,7 +332,7 @@ async def test_skip_objects(
     # Paused still counts as running.
     x1c.update({"gcode_state": "PAUSE"})
     await wait_for(hass, lambda: _job_state(hass, X1C_SN) == "pause")
-    await _call(hass, "skip_objects", X1C_SN, objects=[12])
+    await call_action(hass, "skip_objects", X1C_SN, objects=[12])
     assert x1c.state["s_obj"] == [12, 75, 131]
 
 
@@ -358,7 +342,7 @@ async def test_skip_objects_schema(
 ) -> None:
     """Ids must be non-negative integers, one to 256 of them."""
     with pytest.raises(vol.Invalid):
-        await _call(hass, "skip_objects", X1C_SN, objects=objects)
+        await call_action(hass, "skip_objects", X1C_SN, objects=objects)
 
 
 @pytest.mark.usefixtures("mock_bambu_cloud")
@@ -375,6 +359,6 @@ async def test_list_files_without_lan(
     )
     await setup_integration(hass, mock_config_entry)
     with pytest.raises(ServiceValidationError) as err:
-        await _call(hass, "list_files", X1C_SN)
+        await call_action(hass, "list_files", X1C_SN)
     assert err.value.translation_key == "storage_no_address"
     assert err.value.translation_placeholders == {"device": X1C["name"]}

@@ -24,7 +24,14 @@ from custom_components.bambu_cloud.services import MAX_GCODE_LENGTH
 from tools.virtual_printer.printer import VirtualPrinter
 
 from .cloud_server import P1S, X1C, MqttEndpoint
-from .helpers import entity_id_of, last_command, sequence_ids, state_of, wait_for
+from .helpers import (
+    device_id_of,
+    entity_id_of,
+    last_command,
+    sequence_ids,
+    state_of,
+    wait_for,
+)
 
 X1C_SN = X1C["dev_id"]
 P1S_SN = P1S["dev_id"]
@@ -48,12 +55,6 @@ def platforms() -> list[Platform]:
     ]
 
 
-def _printer_device(hass: HomeAssistant, serial: str) -> str:
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, serial)})
-    assert device is not None
-    return device.id
-
-
 async def _send_gcode(hass: HomeAssistant, device_id: str, gcode: Any) -> None:
     await hass.services.async_call(
         DOMAIN,
@@ -66,7 +67,7 @@ async def _send_gcode(hass: HomeAssistant, device_id: str, gcode: Any) -> None:
 async def test_send_gcode(hass: HomeAssistant, live: dict[str, VirtualPrinter]) -> None:
     """G-code lines reach the printer as one gcode_line command."""
     x1c = live["x1c"]
-    device_id = _printer_device(hass, X1C_SN)
+    device_id = device_id_of(hass, X1C_SN)
     await _send_gcode(hass, device_id, "  M104 S205\r\nM140 S55  \n")
     assert (last_command(x1c)["command"], last_command(x1c)["param"]) == (
         "gcode_line",
@@ -87,7 +88,7 @@ async def test_send_gcode_is_admin_only(
 ) -> None:
     """Raw G-code can heat or move the printer: only administrators send it."""
     x1c = live["x1c"]
-    data = {"device_id": _printer_device(hass, X1C_SN), "gcode": "M104 S205"}
+    data = {"device_id": device_id_of(hass, X1C_SN), "gcode": "M104 S205"}
     sent = len(x1c.received)
     with pytest.raises(Unauthorized):
         await hass.services.async_call(
@@ -122,7 +123,7 @@ async def test_send_gcode_bad_input(
     """Bad G-code is refused before anything is sent."""
     sent = len(live["x1c"].received)
     with pytest.raises(vol.Invalid):
-        await _send_gcode(hass, _printer_device(hass, X1C_SN), gcode)
+        await _send_gcode(hass, device_id_of(hass, X1C_SN), gcode)
     with pytest.raises(vol.Invalid):
         await hass.services.async_call(
             DOMAIN, "send_gcode", {"gcode": "G28"}, blocking=True
@@ -169,7 +170,7 @@ async def test_send_gcode_wrong_device(
         await _send_gcode(hass, stale.id, "G28")
     assert err.value.translation_key == "not_a_printer"
 
-    device_id = _printer_device(hass, X1C_SN)
+    device_id = device_id_of(hass, X1C_SN)
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
     assert mock_config_entry.state is ConfigEntryState.NOT_LOADED
     with pytest.raises(ServiceValidationError) as err:
@@ -186,6 +187,6 @@ async def test_send_gcode_rejected(
     """The action maps a signature refusal like the entities do."""
     live["p1s"].signature_required = True
     with pytest.raises(HomeAssistantError) as err:
-        await _send_gcode(hass, _printer_device(hass, P1S_SN), "G28")
+        await _send_gcode(hass, device_id_of(hass, P1S_SN), "G28")
     assert err.value.translation_key == "signature_required"
     assert issue_registry.async_get_issue(DOMAIN, f"signature_{P1S_SN}") is not None
