@@ -414,7 +414,9 @@ async def test_code_step_errors_recover(hass: HomeAssistant, cloud: FakeCloud) -
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
-TFA = "/api/sign-in/tfa"
+TFA = "/v1/user-service/user/tfa/login"
+WEB_TFA = "/api/sign-in/tfa"
+CSRF = "/api/csrf"
 TFA_SIGN_IN = {**SIGN_IN, CONF_ACCOUNT: TFA_ACCOUNT}
 
 
@@ -422,7 +424,7 @@ TFA_SIGN_IN = {**SIGN_IN, CONF_ACCOUNT: TFA_ACCOUNT}
 async def test_sign_in_with_authenticator(
     hass: HomeAssistant, cloud: FakeCloud
 ) -> None:
-    """loginType tfa: the app's code for the login's key; the cookie is the token."""
+    """loginType tfa: the app's code for the login's key on the API host."""
     result = await _start(hass, "sign_in")
     result = await _submit(hass, result, TFA_SIGN_IN)
     assert result["step_id"] == "tfa"
@@ -454,10 +456,13 @@ async def test_authenticator_errors_recover(
     result = await _start(hass, "sign_in")
     result = await _submit(hass, result, TFA_SIGN_IN)
 
-    cloud.tfa_csrf = True
+    # Without the API host's endpoint, the web host's CSRF check refuses.
+    cloud.tfa_api = False
+    cloud.fail(CSRF, Failure(204))
     result = await _submit(hass, result, {CONF_CODE: TFA_CODE})
     assert result["errors"] == {"base": "tfa_forbidden"}
-    cloud.tfa_csrf = False
+    assert cloud.calls(WEB_TFA) == 1
+    cloud.tfa_api = True
 
     failures = [
         (Failure(403, CLOUDFLARE_HTML, content_type="text/html"), "tfa_forbidden"),

@@ -64,6 +64,8 @@ VERSION = "/v1/iot-service/api/user/device/version"
 LOGIN = "/v1/user-service/user/login"
 EMAIL_CODE = "/v1/user-service/user/sendemail/code"
 SMS_CODE = "/api/v1/user-service/user/sendsmscode"
+TFA_API = "/v1/user-service/user/tfa/login"
+CSRF = "/api/csrf"
 TFA = "/api/sign-in/tfa"
 
 # 2023-11-14T22:13:20.5Z, exactly representable as a float.
@@ -868,30 +870,27 @@ async def test_login_with_tfa(
     config: BambuConfig,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The code for the login's tfaKey goes to the web host; the cookie is the token."""
+    """The API host takes the code for the login's tfaKey; its JSON is the token."""
     caplog.set_level(logging.DEBUG)
     fake.login_token = "tfa-token"
-    # The API host refuses everything: the TFA request must use the web host.
-    endpoints = RegionEndpoints(
-        api_url=closed_port_url(),
-        web_url=config.endpoints.web_url,
-        mqtt_host="127.0.0.1",
-    )
-    key = await _tfa_key(BambuCloud(session, config))
-    cloud = BambuCloud(session, BambuConfig(endpoints=endpoints), clock=fixed_clock)
+    cloud = BambuCloud(session, config)
+    key = await _tfa_key(cloud)
     result = await cloud.login_with_tfa(key, TFA_CODE)
     assert result.kind is LoginKind.TOKEN
     assert result.access_token == "tfa-token"
     assert result.expires_in == 7776000
-    method, headers, body = last_request(fake, TFA)
+    method, headers, body = last_request(fake, TFA_API)
     assert method == "POST"
     assert "Authorization" not in headers
     assert json.loads(body) == {"tfaKey": key, "tfaCode": TFA_CODE}
     assert "tfa-token" not in caplog.text
+    # The browser-gated web host was not needed.
+    assert fake.calls(CSRF) == fake.calls(TFA) == 0
     # The key was used up: the sign-in has to start over.
     with pytest.raises(BambuCodeError) as info:
         await cloud.login_with_tfa(key, TFA_CODE)
     assert info.value.expired is True
+    assert fake.calls(TFA) == 0
 
 
 async def test_login_tfa_key_spellings(
@@ -906,21 +905,57 @@ async def test_login_tfa_key_spellings(
     assert result.tfa_key is None
 
 
+@pytest.mark.parametrize("api", [True, False])
 async def test_login_with_wrong_tfa_code(
-    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig, api: bool
 ) -> None:
     """A wrong code is refused; the same sign-in takes the right one after."""
+    fake.tfa_api = api
     cloud = BambuCloud(session, config)
     key = await _tfa_key(cloud)
     with pytest.raises(BambuCodeError) as info:
         await cloud.login_with_tfa(key, "000000")
     assert info.value.expired is False
     assert (await cloud.login_with_tfa(key, TFA_CODE)).access_token == TOKEN
+    assert fake.calls(TFA) == (0 if api else 2)
 
 
-def _cookie_answer(cookie: str | None, status: int = 200) -> Failure:
+@pytest.mark.parametrize("missing", [Failure(404), Failure(405)])
+async def test_login_with_tfa_on_the_web_host(
+    session: aiohttp.ClientSession,
+    fake: FakeCloud,
+    config: BambuConfig,
+    caplog: pytest.LogCaptureFixture,
+    missing: Failure,
+) -> None:
+    """Without the API host's endpoint: the web host's CSRF cookie, then its sign-in."""
+    caplog.set_level(logging.DEBUG)
+    fake.login_token = "tfa-token"
+    cloud = BambuCloud(session, config, clock=fixed_clock)
+    key = await _tfa_key(cloud)
+    fake.fail(TFA_API, missing)
+    result = await cloud.login_with_tfa(key, TFA_CODE)
+    assert result.access_token == "tfa-token"
+    assert result.expires_in == 7776000
+    (csrf,) = fake.csrf_tokens
+    method, headers, body = last_request(fake, TFA)
+    assert method == "POST"
+    assert "Authorization" not in headers
+    assert headers["Cookie"] == f"bbl_csrf_token={csrf}"
+    assert headers["x-bbl-csrf-token"] == csrf
+    assert json.loads(body) == {"tfaKey": key, "tfaCode": TFA_CODE}
+    assert "tfa-token" not in caplog.text
+    # The fake's own 404 (a cloud without the endpoint) takes the same way.
+    fake.tfa_api = False
+    with pytest.raises(BambuCodeError) as info:
+        await cloud.login_with_tfa(key, TFA_CODE)
+    assert info.value.expired is True
+    assert fake.calls(TFA) == 2
+
+
+def _cookie_answer(cookie: str | None, status: int = 200, body: str = "{}") -> Failure:
     headers = {"Set-Cookie": cookie} if cookie is not None else {}
-    return Failure(status, "{}", headers=headers)
+    return Failure(status, body, headers=headers)
 
 
 @pytest.mark.parametrize(
@@ -948,17 +983,30 @@ async def test_tfa_cookie_shapes(
     token: str,
     expires_in: int | None,
 ) -> None:
-    fake.fail(TFA, _cookie_answer(cookie))
+    """A token cookie is the fallback of an answer without a token JSON."""
+    fake.fail(TFA_API, _cookie_answer(cookie))
     cloud = BambuCloud(session, config, clock=fixed_clock)
     result = await cloud.login_with_tfa("key", TFA_CODE)
     assert result.access_token == token
     assert result.expires_in == expires_in
 
 
+async def test_tfa_json_token_before_cookie(
+    session: aiohttp.ClientSession, fake: FakeCloud, config: BambuConfig
+) -> None:
+    body = json.dumps({"accessToken": "from-json", "expiresIn": 60})
+    fake.fail(TFA_API, _cookie_answer("token=from-cookie", body=body))
+    result = await BambuCloud(session, config).login_with_tfa("key", TFA_CODE)
+    assert result.access_token == "from-json"
+    assert result.expires_in == 60
+
+
+@pytest.mark.parametrize("path", [TFA_API, TFA])
 @pytest.mark.parametrize(
     "failure",
     [
         _cookie_answer(None),
+        _cookie_answer(None, body='{"accessToken": ""}'),
         _cookie_answer("token=; Max-Age=0"),
         _cookie_answer("other=abc"),
         Failure(400, '{"code": 2}'),
@@ -971,8 +1019,10 @@ async def test_tfa_code_refused(
     fake: FakeCloud,
     config: BambuConfig,
     failure: Failure,
+    path: str,
 ) -> None:
-    fake.fail(TFA, failure)
+    fake.tfa_api = path == TFA_API
+    fake.fail(path, failure)
     with pytest.raises(BambuCodeError) as info:
         await BambuCloud(session, config).login_with_tfa("key", TFA_CODE)
     assert info.value.expired is False
@@ -984,17 +1034,34 @@ async def test_tfa_forbidden(
     """The site's CSRF check and a Cloudflare page are 403s, not wrong codes."""
     cloud = BambuCloud(session, config)
     key = await _tfa_key(cloud)
-    fake.tfa_csrf = True
-    with pytest.raises(BambuForbiddenError) as info:
-        await cloud.login_with_tfa(key, TFA_CODE)
-    assert info.value.cloudflare is False
-    fake.tfa_csrf = False
-    fake.fail(TFA, Failure(403, CLOUDFLARE_PAGE, content_type="text/html"))
+    # Cloudflare in front of the API host: no try on the web host.
+    fake.fail(TFA_API, Failure(403, CLOUDFLARE_PAGE, content_type="text/html"))
     with pytest.raises(BambuForbiddenError) as info:
         await cloud.login_with_tfa(key, TFA_CODE)
     assert info.value.cloudflare is True
+    assert fake.calls(CSRF) == fake.calls(TFA) == 0
+
+    fake.tfa_api = False
+    # No CSRF cookie issued: the web host's CSRF check refuses the sign-in.
+    fake.fail(CSRF, Failure(204))
+    with pytest.raises(BambuForbiddenError) as info:
+        await cloud.login_with_tfa(key, TFA_CODE)
+    assert info.value.cloudflare is False
+    _, headers, _ = last_request(fake, TFA)
+    assert "Cookie" not in headers
+    assert "x-bbl-csrf-token" not in headers
+
+    # The browser challenge, on either web request.
+    for path in (CSRF, TFA):
+        fake.fail(path, Failure(403, CLOUDFLARE_PAGE, content_type="text/html"))
+        with pytest.raises(BambuForbiddenError) as info:
+            await cloud.login_with_tfa(key, TFA_CODE)
+        assert info.value.cloudflare is True
+    # The key is still good.
+    assert (await cloud.login_with_tfa(key, TFA_CODE)).access_token == TOKEN
 
 
+@pytest.mark.parametrize("path", [TFA_API, CSRF, TFA])
 @pytest.mark.parametrize(
     ("failure", "error"),
     [
@@ -1009,16 +1076,20 @@ async def test_tfa_cloud_failures(
     served: tuple[FakeCloud, str],
     failure: Failure,
     error: type[BambuError],
+    path: str,
 ) -> None:
     config = library_config_for(served[1], timeouts=Timeouts(request=0.5))
-    fake.fail(TFA, failure)
+    fake.tfa_api = path == TFA_API
+    fake.fail(path, failure)
     with pytest.raises(error):
         await BambuCloud(session, config).login_with_tfa("key", TFA_CODE)
 
 
-async def test_tfa_token_cookie_not_kept(socket_enabled: None) -> None:
-    """A session keeping cookies holds no token after the sign-in."""
+@pytest.mark.parametrize("api", [True, False])
+async def test_tfa_cookies_not_kept(socket_enabled: None, api: bool) -> None:
+    """A session keeping cookies holds no token or CSRF cookie after the sign-in."""
     fake = fake_cloud()
+    fake.tfa_api = api
     app = fake.app()
     async with (
         cloud_server(app) as base_url,
@@ -1026,12 +1097,16 @@ async def test_tfa_token_cookie_not_kept(socket_enabled: None) -> None:
     ):
         config = library_config_for(base_url)
         # Another cookie of the same host stays.
-        fake.fail(TFA, _cookie_answer("theme=dark; Path=/"))
+        fake.fail(TFA_API if api else TFA, _cookie_answer("theme=dark; Path=/"))
         with pytest.raises(BambuCodeError):
             await BambuCloud(jar_session, config).login_with_tfa("key", TFA_CODE)
         cloud = BambuCloud(jar_session, config)
         key = await _tfa_key(cloud)
-        assert (await cloud.login_with_tfa(key, TFA_CODE)).access_token == TOKEN
+        if api:
+            fake.fail(TFA_API, _cookie_answer("token=abc; Path=/"))
+        assert (await cloud.login_with_tfa(key, TFA_CODE)).access_token == (
+            "abc" if api else TOKEN
+        )
         names = {cookie.key for cookie in jar_session.cookie_jar}
         assert names == {"theme"}
 

@@ -91,8 +91,11 @@ class FakeCloud:
     """The authenticator code of each account that signs in with one."""
     tfa_keys: dict[str, str] = field(default_factory=dict)
     """tfaKey -> account of the sign-ins waiting for their code."""
-    tfa_csrf: bool = False
-    """Refuse TFA sign-ins like the real site without a CSRF cookie (403)."""
+    tfa_api: bool = True
+    """Serve the API host's TFA sign-in; False answers 404 there, like a cloud
+    without it, so clients take the web host's flow (CSRF cookie first)."""
+    csrf_tokens: set[str] = field(default_factory=set)
+    """The CSRF cookies the web host issued; its TFA sign-in wants one (403)."""
     login_type: str = ""
     login_token: str = TOKEN
     code: str = CODE
@@ -125,12 +128,14 @@ class FakeCloud:
         app.router.add_get("/v1/user-service/my/tasks", self._tasks)
         app.router.add_get("/v1/iot-service/api/user/device/version", self._version)
         app.router.add_post("/v1/user-service/user/login", self._login)
+        app.router.add_post("/v1/user-service/user/tfa/login", self._tfa_api)
         app.router.add_post("/v1/user-service/user/sendemail/code", self._send_code)
         app.router.add_post("/api/v1/user-service/user/sendsmscode", self._send_code)
         # The HMS text service (hms_url), on the same host as the API.
         self.hms.add_routes(app)
         # Served by the web host (web_url), which tests and the farm share
         # with the API host.
+        app.router.add_get("/api/csrf", self._csrf)
         app.router.add_post("/api/sign-in/tfa", self._tfa)
         return app
 
@@ -236,24 +241,52 @@ class FakeCloud:
             }
         )
 
-    async def _tfa(self, request: web.Request) -> web.Response:
-        """Authenticator sign-in: the token in a ``token`` cookie, no body.
+    async def _tfa_account(self, request: web.Request) -> str:
+        """The account a TFA sign-in's key and code prove, or a 400.
 
-        An unknown (or used) tfaKey is 400 with code 1 (start over), a wrong
-        code 400 with code 2 (the key stays valid for another try).
+        An unknown (or used) tfaKey is code 1 (start over), a wrong code is
+        code 2 (the key stays valid for another try); a right one uses it up.
         """
-        if self.tfa_csrf:
+        body = json.loads(await request.text())
+        key = str(body.get("tfaKey"))
+        account = self.tfa_keys.get(key)
+        if account is None or body.get("tfaCode") != self.tfa_codes.get(account):
+            code, error = (1, "expired") if account is None else (2, "wrong code")
+            raise web.HTTPBadRequest(
+                text=json.dumps({"code": code, "error": error}),
+                content_type="application/json",
+            )
+        del self.tfa_keys[key]
+        return account
+
+    async def _tfa_api(self, request: web.Request) -> web.Response:
+        """The API host's authenticator sign-in: the token JSON of a login."""
+        if not self.tfa_api:
+            raise web.HTTPNotFound
+        await self._tfa_account(request)
+        return self._token_answer()
+
+    async def _csrf(self, request: web.Request) -> web.Response:
+        """The web host's CSRF cookie (204, no body)."""
+        token = f"csrf-{len(self.csrf_tokens) + 1}"
+        self.csrf_tokens.add(token)
+        response = web.Response(status=204)
+        response.set_cookie(
+            "bbl_csrf_token", token, secure=request.secure, samesite="Lax"
+        )
+        return response
+
+    async def _tfa(self, request: web.Request) -> web.Response:
+        """The web host's authenticator sign-in: the token in a ``token`` cookie.
+
+        Without a CSRF cookie the site issued, a 403 like the real one's.
+        """
+        if request.cookies.get("bbl_csrf_token") not in self.csrf_tokens:
             return web.json_response(
                 {"error": "CSRF error: missing_cookie", "reason": "missing_cookie"},
                 status=403,
             )
-        body = json.loads(await request.text())
-        account = self.tfa_keys.get(str(body.get("tfaKey")))
-        if account is None:
-            return web.json_response({"code": 1, "error": "expired"}, status=400)
-        if body.get("tfaCode") != self.tfa_codes.get(account):
-            return web.json_response({"code": 2, "error": "wrong code"}, status=400)
-        del self.tfa_keys[str(body["tfaKey"])]
+        await self._tfa_account(request)
         response = web.json_response({})
         response.set_cookie(
             "token",

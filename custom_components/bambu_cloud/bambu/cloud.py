@@ -57,9 +57,14 @@ PATH_VERSION = "/v1/iot-service/api/user/device/version"
 PATH_LOGIN = "/v1/user-service/user/login"
 PATH_EMAIL_CODE = "/v1/user-service/user/sendemail/code"
 PATH_SMS_CODE = "/api/v1/user-service/user/sendsmscode"
-# On the web host, not the API host; the token comes back as a cookie.
+# Authenticator sign-in (PROTOCOL.md 1.4): first on the API host (token JSON),
+# else on the web host, which wants a CSRF cookie and answers with a cookie.
+PATH_TFA_LOGIN = "/v1/user-service/user/tfa/login"
 PATH_TFA = "/api/sign-in/tfa"
+PATH_CSRF = "/api/csrf"
 TOKEN_COOKIE = "token"
+CSRF_COOKIE = "bbl_csrf_token"
+CSRF_HEADER = "x-bbl-csrf-token"
 
 # Invalid serials already warned about, per client: one warning each, not one
 # per poll; bounded so a cloud sending ever new junk cannot grow it for ever.
@@ -231,32 +236,79 @@ class BambuCloud:
     async def login_with_tfa(self, tfa_key: str, code: str) -> LoginResult:
         """Finish a login that asked for an authenticator app's code.
 
-        ``tfa_key`` is the one the password login answered with. The web host
-        answers with the token in its ``token`` cookie (read from this answer
-        only, then dropped from the session's cookie jar: the shared session
-        must not carry it to later requests). BambuCodeError when the code is
-        refused (``expired`` when the sign-in itself has to start over),
-        BambuForbiddenError when the site refuses the request as such (a
-        Cloudflare or CSRF check, PROTOCOL.md 1.3).
+        ``tfa_key`` is the one the password login answered with (PROTOCOL.md
+        1.4). The API host's endpoint comes first, as in the slicers: the web
+        host's sign-in sits behind a browser (Cloudflare) challenge and a CSRF
+        check. Only when the API host has no such endpoint (404/405) does the
+        web flow run. BambuCodeError when the code is refused (``expired``
+        when the sign-in itself has to start over), BambuForbiddenError when a
+        site refuses the request as such (Cloudflare or CSRF, PROTOCOL.md 1.3).
         """
-        url = self._web_url + PATH_TFA
         body = {"tfaKey": tfa_key, "tfaCode": code}
-        answer = await self._exchange("POST", url, PATH_TFA, json_body=body)
-        cookie = answer.cookies.get(TOKEN_COOKIE)
-        self._forget_token_cookie(url)
+        url = self._api_url + PATH_TFA_LOGIN
+        try:
+            answer = await self._exchange("POST", url, PATH_TFA_LOGIN, json_body=body)
+        finally:
+            self._forget_cookies(url)
+        if answer.status not in (404, 405):
+            return self._tfa_result(answer, PATH_TFA_LOGIN)
+        url = self._web_url + PATH_TFA
+        try:
+            csrf = await self._csrf_token()
+            answer = await self._exchange(
+                "POST",
+                url,
+                PATH_TFA,
+                json_body=body,
+                headers={CSRF_HEADER: csrf} if csrf else None,
+                cookies={CSRF_COOKIE: csrf} if csrf else None,
+            )
+        finally:
+            self._forget_cookies(url)
+        return self._tfa_result(answer, PATH_TFA)
+
+    async def _csrf_token(self) -> str | None:
+        """The web host's CSRF cookie, which its TFA sign-in must carry.
+
+        None when the answer sets none: the sign-in then goes without, and
+        the site's own 403 says whether it needed one.
+        """
+        answer = await self._exchange("GET", self._web_url + PATH_CSRF, PATH_CSRF)
+        if answer.status >= 400:
+            now = self._clock()
+            _check(
+                "GET", PATH_CSRF, answer.status, answer.text, answer.retry_after, now
+            )
+        cookie = answer.cookies.get(CSRF_COOKIE)
+        return cookie.value if cookie is not None and cookie.value else None
+
+    def _tfa_result(self, answer: _Answer, path: str) -> LoginResult:
+        """The token of a TFA answer: its JSON body, else its ``token`` cookie.
+
+        The cookie is read from this answer only (the caller drops it from the
+        shared session's jar: later requests must not carry it).
+        """
         if answer.status in (400, 401):
             data = _parse_json(answer.text)
             expired = data is not None and as_int(data.get("code")) == 1
             raise BambuCodeError(expired=expired)
         _check(
             "POST",
-            PATH_TFA,
+            path,
             answer.status,
             # A token answer need not be JSON: only failures are parsed.
             answer.text if answer.status >= 400 else "{}",
             answer.retry_after,
             self._clock(),
         )
+        data = _parse_json(answer.text) or {}
+        if token := _str(data.get("accessToken")):
+            return LoginResult(
+                kind=LoginKind.TOKEN,
+                access_token=token,
+                expires_in=as_int(data.get("expiresIn")),
+            )
+        cookie = answer.cookies.get(TOKEN_COOKIE)
         if cookie is None or not (token := cookie.value.strip()):
             raise BambuCodeError(expired=False)
         return LoginResult(
@@ -265,17 +317,17 @@ class BambuCloud:
             expires_in=_cookie_lifetime(cookie, self._clock()),
         )
 
-    def _forget_token_cookie(self, url: str) -> None:
-        """Drop a ``token`` cookie the session's jar may have kept for url."""
+    def _forget_cookies(self, url: str) -> None:
+        """Drop the sign-in cookies the session's jar may have kept for url."""
         host = (URL(url).host or "").lower()
 
-        def is_token(morsel: Morsel[str]) -> bool:
+        def is_sign_in(morsel: Morsel[str]) -> bool:
             domain = str(morsel["domain"]).lower().lstrip(".")
-            return morsel.key == TOKEN_COOKIE and (
+            return morsel.key in (TOKEN_COOKIE, CSRF_COOKIE) and (
                 host == domain or host.endswith("." + domain)
             )
 
-        self._session.cookie_jar.clear(is_token)
+        self._session.cookie_jar.clear(is_sign_in)
 
     def _reject_serial(self, serial: str) -> None:
         """Warn once per invalid serial the bind list names."""
@@ -325,6 +377,8 @@ class BambuCloud:
         *,
         params: Mapping[str, str] | None = None,
         json_body: Json | None = None,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
     ) -> _Answer:
         """Send one request; a transport failure is a BambuConnectionError.
 
@@ -337,7 +391,8 @@ class BambuCloud:
                 url,
                 params=params,
                 data=json.dumps(json_body) if json_body is not None else None,
-                headers=self._headers(),
+                headers={**self._headers(), **(headers or {})},
+                cookies=cookies,
                 timeout=self._timeout,
             ) as response:
                 answer = _Answer(
