@@ -274,7 +274,8 @@ class BambuAmsButton(BambuPrinterEntity, ButtonEntity):
         prefix = ams_identifier(serial, unit_id)
         if slot is not None:
             description = dataclasses.replace(
-                description, translation_placeholders={"slot": str(slot + 1)}
+                description,
+                translation_placeholders={"slot": str(commands.slot_number(slot))},
             )
         super().__init__(hub, serial, description)
         self.unit_id = unit_id

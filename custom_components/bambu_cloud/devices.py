@@ -14,6 +14,7 @@ from typing import Final
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 
+from .bambu.commands import AMS_HT_UNIT_IDS, unit_number
 from .bambu.const import lookup_model
 from .bambu.models import BoundPrinter, valid_serial
 from .bambu.state import AmsUnit
@@ -23,8 +24,6 @@ MANUFACTURER: Final = "Bambu Lab"
 
 _ACCOUNT_PREFIX: Final = "account_"
 _AMS_INFIX: Final = "_ams_"
-# AMS HT units report ids 128-135, other AMS units 0-3 (PROTOCOL.md 2.5).
-AMS_HT_FIRST_ID: Final = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +154,8 @@ def ams_device_info(
     AMS HT units are numbered on their own (ids 128-135), so an H2D with an
     AMS 2 Pro and an AMS HT shows "AMS 1" and "AMS HT 1", not two "AMS 1".
     """
-    ht = unit_id >= AMS_HT_FIRST_ID
-    number = unit_id - AMS_HT_FIRST_ID + 1 if ht else unit_id + 1
+    ht = unit_id in AMS_HT_UNIT_IDS
+    number = unit_number(unit_id)
     kind = unit.kind if unit is not None else ("ams_ht" if ht else "ams")
     return DeviceInfo(
         identifiers={(DOMAIN, ams_identifier(serial, unit_id))},

@@ -30,6 +30,7 @@ from custom_components.bambu_cloud.bambu.commands import (
     skip_objects,
     slot_number,
     tray_location,
+    unit_number,
     with_sequence,
 )
 from custom_components.bambu_cloud.bambu.const import StorageUrl
@@ -303,6 +304,16 @@ def test_constants_and_slot_numbers() -> None:
     assert EXTERNAL_AMS_ID == 255
     assert EXTERNAL_TRAY_IDS == (254, 255)
     assert [slot_number(slot) for slot in range(4)] == [1, 2, 3, 4]
+
+
+def test_unit_numbers() -> None:
+    """AMS units count from 1; AMS HT units count on their own from 1."""
+    assert [unit_number(ams_id) for ams_id in range(4)] == [1, 2, 3, 4]
+    assert unit_number(128) == 1
+    assert unit_number(135) == 8
+    for ams_id in (-1, 4, 127, 136, 255):
+        with pytest.raises(ValueError, match="no AMS unit"):
+            unit_number(ams_id)
 
 
 @pytest.mark.parametrize(

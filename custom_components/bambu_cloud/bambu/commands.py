@@ -344,6 +344,18 @@ def slot_number(slot: int) -> int:
     return slot + 1
 
 
+def unit_number(ams_id: int) -> int:
+    """The unit number people see: "AMS 1" for unit 0, "AMS HT 1" for unit 128.
+
+    AMS HT units are counted on their own, so a printer with an AMS 2 Pro
+    and an AMS HT shows "AMS 1" and "AMS HT 1". Raises ValueError for an id
+    no unit has.
+    """
+    if ams_id in AMS_HT_UNIT_IDS:
+        return ams_id - AMS_HT_UNIT_IDS.start + 1
+    return _ams_unit(ams_id) + 1
+
+
 def _ams_unit(ams_id: int) -> int:
     if ams_id not in AMS_UNIT_IDS and ams_id not in AMS_HT_UNIT_IDS:
         raise ValueError(f"no AMS unit has the id {ams_id}")
