@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from homeassistant.components.select import SelectEntity, SelectEntityDescription
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.restore_state import RestoreEntity
@@ -92,6 +93,8 @@ BUZZER = BambuModelSelectDescription(
     key="buzzer",
     translation_key="buzzer",
     options=enum_options(BuzzerMode),
+    # A setting of the printer, like its prompt sound switch.
+    entity_category=EntityCategory.CONFIG,
     views=frozenset(),
     exists_fn=lambda model: model.buzzer,
 )
