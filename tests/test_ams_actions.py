@@ -21,6 +21,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import async_get_platforms
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.bambu_cloud.ams_control import (
@@ -37,8 +38,16 @@ from tools.virtual_printer.printer import (
     VirtualPrinter,
 )
 
+from .app_certs import rsa_cert, signing_entry_data
 from .cloud_server import H2D, P1S, X1C, MqttEndpoint
-from .helpers import call_service, device_id_of, last_command, state_of, wait_for
+from .helpers import (
+    call_service,
+    device_id_of,
+    last_command,
+    setup_integration,
+    state_of,
+    wait_for,
+)
 from .tools.test_printer import Harness
 
 X1C_SN = X1C["dev_id"]
@@ -261,6 +270,60 @@ async def test_set_filament_refused_by_the_printer(
         )
     assert err.value.translation_key == "signature_required"
     assert last_command(p1s)["command"] == "ams_filament_setting"
+
+
+async def test_ams_actions_say_signature_required_first(
+    hass: HomeAssistant, live: dict[str, VirtualPrinter]
+) -> None:
+    """Signing firmware (known from its report), no certificate: nothing sent."""
+    p1s = live["p1s"]
+    slot = await _wait_entity(hass, SENSOR_DOMAIN, f"{P1S_SN}_ams_0_tray_0")
+    p1s.signature_required = True
+    p1s.update({"fun": p1s.state["fun"]})
+    link = hass.config_entries.async_entries(DOMAIN)[0].runtime_data.hub.printers[
+        P1S_SN
+    ]
+    await wait_for(hass, lambda: bool(link.state.signed_commands_required))
+    sent = len(p1s.received)
+    with pytest.raises(HomeAssistantError) as err:
+        await _action(
+            hass,
+            "set_filament",
+            entity_id=slot,
+            type="PLA",
+            color="FFFFFF",
+            min_temp=190,
+            max_temp=230,
+        )
+    assert err.value.translation_key == "signature_required"
+    assert len(p1s.received) == sent
+
+
+@pytest.mark.parametrize("entry_data", [signing_entry_data()])
+@pytest.mark.usefixtures("mock_bambu_cloud")
+async def test_set_filament_signed_with_certificate(
+    hass: HomeAssistant,
+    printers: dict[str, VirtualPrinter],
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    """With an app certificate, signing firmware takes the filament setting."""
+    x1c = printers["x1c"]
+    x1c.public_key = rsa_cert().public_key
+    x1c.signature_required = True
+    await setup_integration(hass, mock_config_entry)
+    slot = await _wait_entity(hass, SENSOR_DOMAIN, f"{X1C_SN}_ams_0_tray_3")
+    await _action(
+        hass,
+        "set_filament",
+        entity_id=slot,
+        type="PETG",
+        color="FF8800",
+        min_temp=220,
+        max_temp=250,
+    )
+    assert x1c.verify_envelope(x1c.received[-1]) is None
+    assert last_command(x1c)["command"] == "ams_filament_setting"
+    await wait_for(hass, lambda: state_of(hass, slot) == "PETG")
 
 
 # ------------------------------------------------------- load, unload, RFID

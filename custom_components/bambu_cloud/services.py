@@ -384,7 +384,8 @@ async def _async_send(
     hass: HomeAssistant, entry: BambuConfigEntry, serial: str, command: Command
 ) -> None:
     hub = entry.runtime_data.hub
-    await async_send_command(hass, hub, serial, hub.printers[serial].spec.name, command)
+    link = _sendable(entry, serial)
+    await async_send_command(hass, hub, serial, link.spec.name, command)
 
 
 # --------------------------------------------------------------- printing
@@ -477,6 +478,17 @@ def _controllable(
     certificate: that is said before anything is sent.
     """
     entry, serial = _resolve(hass, device_id)
+    link = _sendable(entry, serial)
+    return entry, serial, link
+
+
+@callback
+def _sendable(entry: BambuConfigEntry, serial: str) -> PrinterLink:
+    """The printer's link, when it reports and can take ``print`` commands.
+
+    Firmware that wants signed commands refuses them without the app
+    certificate: every action says so before anything is sent.
+    """
     hub = entry.runtime_data.hub
     link = hub.printers[serial]
     if not link.available:
@@ -487,7 +499,7 @@ def _controllable(
         raise HomeAssistantError(
             translation_domain=DOMAIN, translation_key="signature_required"
         )
-    return entry, serial, link
+    return link
 
 
 async def _async_print_file(call: ServiceCall) -> None:
