@@ -100,6 +100,17 @@ async def test_entities(
             },
         ),
         (
+            "buildplate_marker_detection",
+            STATE_ON,
+            "xcam",
+            {
+                "command": "xcam_control_set",
+                "module_name": "buildplate_marker_detector",
+                "control": False,
+                "print_halt": True,
+            },
+        ),
+        (
             "auto_recovery",
             STATE_OFF,
             "print",

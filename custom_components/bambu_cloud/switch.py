@@ -158,6 +158,15 @@ REPORTED_SWITCHES: tuple[BambuSwitchDescription, ...] = (
         needs_signature=True,
     ),
     BambuSwitchDescription(
+        key="buildplate_marker_detection",
+        translation_key="buildplate_marker_detection",
+        value_fn=lambda s: s.xcam.buildplate_marker_detector,
+        views=frozenset({"xcam"}),
+        command_fn=lambda _, on: xcam_control("buildplate_marker_detector", on),
+        # Printers with the detector report its setting among the xcam options.
+        supported_fn=lambda s: s.xcam.buildplate_marker_detector is not None,
+    ),
+    BambuSwitchDescription(
         key="ams_auto_refill",
         translation_key="ams_auto_refill",
         value_fn=lambda s: s.home_flags.ams_auto_refill,
