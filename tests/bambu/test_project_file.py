@@ -7,11 +7,13 @@ or built here member by member for the malformed and hostile cases.
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import pytest
 from PIL import Image
 
+from custom_components.bambu_cloud.bambu.models import BedType
 from custom_components.bambu_cloud.bambu.project_file import (
     MAX_CONFIG_BYTES,
     MAX_MEMBERS,
@@ -86,12 +88,105 @@ def test_reads_a_generated_project() -> None:
     assert plate.filaments == (
         PlateFilament(id=1, type="PLA", color="#F2754EFF", used_m=5.66, used_g=16.86),
     )
+    assert plate.bed_type is BedType.TEXTURED_PLATE
+    assert (plate.filament_weight, plate.filament_length) == (16.86, 5.66)
     assert plate.thumbnail is not None
     assert plate.thumbnail.startswith(PNG_SIGNATURE)
     with Image.open(io.BytesIO(plate.thumbnail)) as image:
         assert image.size == (256, 256)
     assert "thumbnail" not in repr(plate)
     assert plate_indexes(data) == (1,)
+
+
+def _filaments_info(weight: str | None, filaments: str) -> str:
+    weight_line = "" if weight is None else f'<metadata key="weight" value="{weight}"/>'
+    return (
+        '<config><plate><metadata key="index" value="1"/>'
+        f"{weight_line}{filaments}</plate></config>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("weight", "filaments", "grams", "metres"),
+    [
+        # Two filaments, no plate weight: their sums.
+        (
+            None,
+            '<filament id="1" used_m="1.5" used_g="4.5"/>'
+            '<filament id="2" used_m="2.25" used_g="7"/>',
+            11.5,
+            3.75,
+        ),
+        # The plate's weight wins over the filaments' grams.
+        ("20", '<filament id="1" used_m="3" used_g="9"/>', 20.0, 3.0),
+        # A filament without figures counts for nothing.
+        (None, '<filament id="1" used_m="2"/><filament id="2" used_g="x"/>', None, 2.0),
+        (None, "", None, None),
+        ("nan", '<filament id="1"/>', None, None),
+    ],
+)
+def test_filament_totals(
+    weight: str | None, filaments: str, grams: float | None, metres: float | None
+) -> None:
+    """Grams: the plate's weight, else its filaments'; metres: their sum."""
+    data = zip_of({SLICE_INFO: _filaments_info(weight, filaments)})
+
+    plate = read_plate(data, 1)
+
+    assert (plate.filament_weight, plate.filament_length) == (grams, metres)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (json.dumps({"bed_type": "supertack_plate"}), BedType.SUPERTACK_PLATE),
+        (
+            json.dumps({"bed_type": "eng_plate", "version": 2}),
+            BedType.ENGINEERING_PLATE,
+        ),
+        (json.dumps({"bed_type": "auto"}), None),
+        (json.dumps({"bed_type": "Textured PEI Plate"}), None),
+        (json.dumps({"bed_type": 3}), None),
+        (json.dumps({"version": 2}), None),
+        (json.dumps(["textured_plate"]), None),
+        ("{not json", None),
+        (b"\xff\xfe{}", None),
+        ("[" * 100_000 + "]" * 100_000, None),
+    ],
+)
+def test_bed_type(content: str | bytes, expected: BedType | None) -> None:
+    """The plate's bed type from plate_<n>.json; anything odd leaves it unknown."""
+    data = zip_of(
+        {
+            SLICE_INFO: slice_info([SampleObject(5, "A")], plate=2),
+            "Metadata/plate_2.json": content,
+            "Metadata/plate_1.json": json.dumps({"bed_type": "cool_plate"}),
+        }
+    )
+
+    plate = read_plate(data, 2)
+
+    assert plate.bed_type is expected
+    # An unreadable plate_<n>.json costs the bed type only.
+    assert plate.objects == (PrintObject(id=5, name="A"),)
+    # Plate 1 is not in slice_info: still its bed type.
+    assert read_plate(data, 1) == PlateInfo(index=1, bed_type=BedType.COOL_PLATE)
+
+
+def test_bed_type_too_large() -> None:
+    """A plate_<n>.json beyond the configuration limit is refused."""
+    data = zip_of({"Metadata/plate_1.json": b" " * (MAX_CONFIG_BYTES + 1)})
+
+    with pytest.raises(ProjectFileError) as err:
+        read_plate(data, 1)
+
+    assert err.value.reason is ProjectFileErrorReason.TOO_LARGE
+    assert err.value.member == "Metadata/plate_1.json"
+
+
+def test_sample_project_without_plate_json() -> None:
+    """Older slicers write no plate_<n>.json: no bed type."""
+    assert read_plate(sample_project("Old", bed_type=None)).bed_type is None
 
 
 def test_sample_objects_are_stable() -> None:

@@ -3,7 +3,9 @@
 A project is a zip shaped like the ones Bambu Studio writes for a sliced
 plate: the 3MF package parts, ``Metadata/slice_info.config`` listing the
 plate's printable objects (``identify_id`` + name), its estimates and
-filaments, ``Metadata/plate_<n>.png`` (a real PNG drawn with Pillow: the
+filaments (grams and metres used), ``Metadata/plate_<n>.json`` (the build
+plate it was sliced for and the objects' bounding boxes),
+``Metadata/plate_<n>.png`` (a real PNG drawn with Pillow: the
 objects seen from above on the build plate) and ``Metadata/plate_<n>.gcode``
 (a few lines of G-code with the header Bambu Studio writes).
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -120,6 +123,39 @@ def slice_info(
     return "\n".join(lines)
 
 
+def plate_json(
+    objects: Sequence[SampleObject], *, bed_type: str = "textured_plate"
+) -> str:
+    """``Metadata/plate_<n>.json``: bed type, objects' boxes on the plate."""
+    boxes = []
+    for number, obj in enumerate(objects):
+        left = 20.0 + (number % 2) * 60.0
+        front = 20.0 + (number // 2) * 60.0
+        boxes.append(
+            {
+                "area": 1600.0,
+                "bbox": [left, front, left + 40.0, front + 40.0],
+                "id": obj.identify_id,
+                "layer_height": 0.2,
+                "name": obj.name,
+            }
+        )
+    return json.dumps(
+        {
+            "bbox_all": [20.0, 20.0, 140.0, 140.0],
+            "bbox_objects": boxes,
+            "bed_type": bed_type,
+            "filament_colors": ["#F2754E"],
+            "filament_ids": [0],
+            "first_extruder": 0,
+            "is_seq_print": False,
+            "nozzle_diameter": 0.4,
+            "version": 2,
+        },
+        indent=4,
+    )
+
+
 def _gcode(title: str, plate: int, prediction: int, weight: float) -> str:
     hours, rest = divmod(prediction, 3600)
     return "\n".join(
@@ -192,8 +228,12 @@ def sample_project(
     plate: int = 1,
     prediction: int = 3600,
     weight: float = 12.5,
+    bed_type: str | None = "textured_plate",
 ) -> bytes:
-    """A sliced project file (``.gcode.3mf``) with one plate, as bytes."""
+    """A sliced project file (``.gcode.3mf``) with one plate, as bytes.
+
+    ``bed_type`` None leaves out ``plate_<n>.json`` (older slicers).
+    """
     objects = tuple(objects) if objects is not None else sample_objects(title)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -205,6 +245,10 @@ def sample_project(
             slice_info(objects, plate=plate, prediction=prediction, weight=weight),
         )
         archive.writestr(f"Metadata/plate_{plate}.png", plate_png(title, objects))
+        if bed_type is not None:
+            archive.writestr(
+                f"Metadata/plate_{plate}.json", plate_json(objects, bed_type=bed_type)
+            )
         archive.writestr(
             f"Metadata/plate_{plate}.gcode", _gcode(title, plate, prediction, weight)
         )

@@ -15,6 +15,11 @@ the printer runs), ``Metadata/plate_<n>.png`` (the plate's thumbnail) and one
       </plate>
     </config>
 
+Bambu Studio also writes ``Metadata/plate_<n>.json`` per plate, a JSON object
+naming the build plate the plate was sliced for (``"bed_type":
+"textured_plate"``, the names of :class:`~.models.BedType`) besides object
+bounding boxes.
+
 The ``identify_id`` of an object is what ``skip_objects`` names; printers
 report the skipped ones in ``s_obj``. A printer reports the running plate as
 a G-code path (``/data/Metadata/plate_2.gcode``), see :func:`plate_index`.
@@ -31,6 +36,7 @@ Nothing here imports Home Assistant.
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 import zipfile
@@ -42,6 +48,7 @@ from typing import Final, NoReturn
 from xml.parsers import expat
 
 from .errors import BambuError
+from .models import BedType
 
 SLICE_INFO: Final = "Metadata/slice_info.config"
 PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
@@ -116,6 +123,12 @@ class PlateFilament:
     used_g: float | None = None
 
 
+def _total(values: tuple[float | None, ...]) -> float | None:
+    """The sum of the known values, None when none is known."""
+    known = [value for value in values if value is not None]
+    return sum(known) if known else None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlateInfo:
     """One plate of a project file."""
@@ -131,6 +144,20 @@ class PlateInfo:
     # skipped. None when the file does not say.
     label_objects: bool | None = None
     filaments: tuple[PlateFilament, ...] = ()
+    # The build plate the plate was sliced for (Metadata/plate_<n>.json).
+    bed_type: BedType | None = None
+
+    @property
+    def filament_weight(self) -> float | None:
+        """Grams of filament: the plate's weight, else its filaments' sum."""
+        if self.weight is not None:
+            return self.weight
+        return _total(tuple(filament.used_g for filament in self.filaments))
+
+    @property
+    def filament_length(self) -> float | None:
+        """Metres of filament, summed over the plate's filaments."""
+        return _total(tuple(filament.used_m for filament in self.filaments))
 
 
 def read_plate(data: bytes, plate: int = 1) -> PlateInfo:
@@ -143,11 +170,13 @@ def read_plate(data: bytes, plate: int = 1) -> PlateInfo:
         raw = _member(archive, SLICE_INFO, MAX_CONFIG_BYTES)
         plates = {} if raw is None else _parse_slice_info(raw)
         thumbnail = _member(archive, f"Metadata/plate_{plate}.png", MAX_THUMBNAIL_BYTES)
+        plate_json = _member(archive, f"Metadata/plate_{plate}.json", MAX_CONFIG_BYTES)
+    bed_type = None if plate_json is None else _bed_type(plate_json)
     if thumbnail is not None and not thumbnail.startswith(PNG_SIGNATURE):
         thumbnail = None
     found = plates.get(plate)
     if found is None:
-        return PlateInfo(index=plate, thumbnail=thumbnail)
+        return PlateInfo(index=plate, thumbnail=thumbnail, bed_type=bed_type)
     meta = found.metadata
     return PlateInfo(
         index=plate,
@@ -157,6 +186,7 @@ def read_plate(data: bytes, plate: int = 1) -> PlateInfo:
         weight=_float(meta.get("weight")),
         label_objects=_bool(meta.get("label_object_enabled")),
         filaments=tuple(found.filaments),
+        bed_type=bed_type,
     )
 
 
@@ -214,6 +244,29 @@ def _member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes | None:
     if len(content) > limit:  # pragma: no cover - zipfile stops at the declared size
         raise too_large
     return content
+
+
+# ---------------------------------------------------------------- the JSON
+
+
+def _bed_type(raw: bytes) -> BedType | None:
+    """The plate's ``bed_type``; None when unknown or the JSON is malformed.
+
+    The bed type is an extra: a plate file that cannot be read leaves it
+    unknown rather than failing the objects and thumbnail. ``json`` has no
+    entities to expand; nesting too deep raises RecursionError.
+    """
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    value = data.get("bed_type") if isinstance(data, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return BedType(value)
+    except ValueError:
+        return None
 
 
 # ---------------------------------------------------------------- the XML
