@@ -1,5 +1,8 @@
 """Job details: print type and plate from the report, the rest from the cloud task.
 
+The job's project file answers when the cloud has no task for the job (see
+test_job_files.py, which serves the printer's storage over FTPS).
+
 The cloud test server lists the tasks, virtual printers report over the test
 broker; the task list is fetched once per printer and job for the cover image
 and every job sensor together.
@@ -32,7 +35,8 @@ from .test_lan_entry import SERIAL, LanPrinter, _entry, _setup, lan, lan_config
 __all__ = ["lan", "lan_config"]  # fixtures of the LAN-only entry
 
 TASKS = "/v1/user-service/my/tasks"
-CLOUD_ONLY = ("bed_type", "print_weight", "print_length")
+# From the cloud task or the job's file.
+ESTIMATES = ("bed_type", "print_weight", "print_length")
 
 
 @pytest.fixture
@@ -139,7 +143,7 @@ async def test_details_of_a_cloud_job(
     assert (plate.state, plate.attributes["name"]) == ("3", "Base")
 
     # The P1S printed nothing from the cloud: nothing of the X1C's task.
-    for key in (*CLOUD_ONLY, "plate"):
+    for key in (*ESTIMATES, "plate"):
         assert state_of(hass, sensor(hass, p1s, key)) == STATE_UNKNOWN
 
     # A project job without the plate in its file name: the task's plate.
@@ -173,7 +177,7 @@ async def test_lan_job_shows_no_cloud_details(
     )
     await wait_for(hass, lambda: state_of(hass, weight) == STATE_UNKNOWN)
     await settle(hass)
-    for key in CLOUD_ONLY:
+    for key in ESTIMATES:
         assert state_of(hass, sensor(hass, x1c, key)) == STATE_UNKNOWN
     assert state_of(hass, sensor(hass, x1c, "print_type")) == "local"
     plate = hass.states.get(sensor(hass, x1c, "plate"))
@@ -247,7 +251,7 @@ async def test_unload_stops_following(
 
 
 async def test_lan_only_entry(hass: HomeAssistant, lan: LanPrinter) -> None:
-    """Without an account: what the report gives, no cloud-only sensors."""
+    """Without an account: what the report gives; the estimates wait for a file."""
     lan.printer.update(
         {"print_type": "local", "gcode_file": "/data/Metadata/plate_2.gcode"}
     )
@@ -255,9 +259,8 @@ async def test_lan_only_entry(hass: HomeAssistant, lan: LanPrinter) -> None:
     plate = sensor(hass, SERIAL, "plate")
     await wait_for(hass, lambda: state_of(hass, plate) == "2")
     assert state_of(hass, sensor(hass, SERIAL, "print_type")) == "local"
-    registry = er.async_get(hass)
-    for key in CLOUD_ONLY:
-        assert registry.async_get_entity_id("sensor", DOMAIN, f"{SERIAL}_{key}") is None
+    for key in ESTIMATES:
+        assert state_of(hass, sensor(hass, SERIAL, key)) == STATE_UNKNOWN
 
 
 # ---------------------------------------------------------------- the views

@@ -23,8 +23,13 @@ import pytest
 from homeassistant.components.image import DOMAIN as IMAGE_DOMAIN
 from homeassistant.components.sensor import DOMAIN as SENSOR_DOMAIN
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN, Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.const import (
+    EVENT_STATE_CHANGED,
+    STATE_UNAVAILABLE,
+    STATE_UNKNOWN,
+    Platform,
+)
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
@@ -339,6 +344,61 @@ async def test_reported_plate_is_read(
     assert job.plate == 2
 
 
+def _details(hass: HomeAssistant, serial: str = SERIAL) -> tuple[str, ...]:
+    """The job's weight, length (with unit), bed type and plate as shown."""
+    shown: list[str] = []
+    for key in ("print_weight", "print_length", "bed_type", "plate"):
+        state = hass.states.get(entity_id_of(hass, SENSOR_DOMAIN, serial, key))
+        assert state is not None
+        shown.append(state.state)
+        if key == "print_length" and state.state != STATE_UNKNOWN:
+            shown.append(state.attributes["unit_of_measurement"])
+    return tuple(shown)
+
+
+# The Cube project's estimates: 12.5 g, 12.5 / 2.98 = 4.19 m, textured plate.
+CUBE_DETAILS = ("12.5", "4.19", "m", "textured_plate", "1")
+NO_DETAILS = (STATE_UNKNOWN,) * 4
+
+
+async def test_job_details_from_the_file(
+    hass: HomeAssistant, lan_entry: MockConfigEntry, lan: Lan
+) -> None:
+    """Without an account, weight, length and bed type come from the job's file.
+
+    They are written when the file is read, not again for reports that
+    change nothing they show; a new job without a file clears them.
+    """
+    assert _details(hass) == NO_DETAILS
+    weight = entity_id_of(hass, SENSOR_DOMAIN, SERIAL, "print_weight")
+    writes: list[str] = []
+
+    @callback
+    def record(event: Event[EventStateChangedData]) -> None:
+        if event.data["entity_id"] == weight and (new := event.data["new_state"]):
+            writes.append(new.state)
+
+    unlisten = hass.bus.async_listen(EVENT_STATE_CHANGED, record)
+    try:
+        await _call(hass, "print_file", file=CUBE)
+        await wait_for(hass, lambda: _details(hass) == CUBE_DETAILS)
+        lan.printer.update({"mc_percent": 42, "mc_remaining_time": 30})
+        progress = entity_id_of(hass, SENSOR_DOMAIN, SERIAL, "progress")
+        await wait_for(hass, lambda: state_of(hass, progress) == "42")
+        assert writes == ["12.5"]
+
+        lan.printer.update({"gcode_state": "FINISH"})
+        lan.printer.update(
+            {"gcode_state": "RUNNING", "gcode_file": "Gone.3mf", "subtask_name": "Gone"}
+        )
+        await wait_for(hass, lambda: _details(hass)[0] == STATE_UNKNOWN)
+        await _settle(hass)
+        assert _details(hass) == NO_DETAILS
+        assert writes == ["12.5", STATE_UNKNOWN]
+    finally:
+        unlisten()
+
+
 async def test_new_job_forgets_the_last(
     hass: HomeAssistant, lan_entry: MockConfigEntry, lan: Lan
 ) -> None:
@@ -617,6 +677,67 @@ async def test_account_cover_falls_back_to_plate(
             THUMBNAIL,
             "image/png",
         )
+
+
+async def test_cloud_task_wins_over_the_file(
+    hass: HomeAssistant,
+    x1c_lan: X1CLan,
+    printers: dict[str, VirtualPrinter],
+    cloud: FakeCloud,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    """The job's cloud task names the details when it is the job's; else the file.
+
+    A task without some detail leaves that one to the file.
+    """
+    serial = X1C["dev_id"]
+    task = {
+        "id": 111,
+        "title": "Cube",
+        "status": 2,
+        "startTime": "2026-11-20T10:00:00Z",
+        "deviceId": serial,
+        "weight": 34.62,
+        "length": 1161,
+        "bedType": "supertack_plate",
+        "plateIndex": 1,
+        "plateName": "Base",
+    }
+    cloud.tasks = [task]
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry,
+        options={
+            CONF_PRINTERS: {serial: {CONF_HOST: f"127.0.0.1:{x1c_lan.broker.port}"}}
+        },
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("custom_components.bambu_cloud.PLATFORMS", [Platform.SENSOR])
+        await setup_integration(hass, mock_config_entry)
+        link = mock_config_entry.runtime_data.hub.printers[serial]
+        await wait_for(hass, lambda: link.lan_connected)
+        await _settle(hass)
+        assert _details(hass, serial) == NO_DETAILS
+
+        # A print_file job: the newest task is another job's.
+        await _call(hass, "print_file", serial, file=CUBE)
+        await wait_for(hass, lambda: _details(hass, serial) == CUBE_DETAILS)
+
+        # The same file as cloud task 111: the task's figures.
+        await _print_as_task(hass, printers["x1c"], mock_config_entry, "111")
+        task_details = ("34.62", "11.61", "m", "supertack_plate", "1")
+        await wait_for(hass, lambda: _details(hass, serial) == task_details)
+
+        # Task 112 lists no estimates and an unknown plate: the file's.
+        cloud.tasks = [
+            {
+                key: value
+                for key, value in {**task, "id": 112, "bedType": "auto"}.items()
+                if key not in ("weight", "length")
+            }
+        ]
+        await _print_as_task(hass, printers["x1c"], mock_config_entry, "112")
+        await wait_for(hass, lambda: _details(hass, serial) == CUBE_DETAILS)
 
 
 async def _print_as_task(

@@ -1,12 +1,13 @@
-"""The running job's project file: its objects and its plate thumbnail.
+"""The running job's project file: objects, plate thumbnail and estimates.
 
 A printer's report names its job (task id, file, name) but not what is in
 it; the ``.3mf`` on the printer's storage does. When a printer reports a new
 job, its ``.3mf`` is read over FTPS through the hub, in the background and
 once per job (a few tries), and the plate being printed is parsed for its
-objects (the ids ``skip_objects`` takes) and its thumbnail (the cover when
-the cloud has none). Printers without a LAN link have no storage to read:
-they simply have no objects.
+objects (the ids ``skip_objects`` takes), its thumbnail (the cover when
+the cloud has none) and the slicer's estimates and bed type (the job
+details when the cloud has no task for the job). Printers without a LAN
+link have no storage to read: they simply have no objects.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from homeassistant.helpers.event import async_call_later
 
 from .bambu.ftps import StorageError, StorageErrorReason
 from .bambu.hub import AVAILABILITY, BambuHub, PrinterLink
+from .bambu.models import BedType
 from .bambu.project_file import (
     PlateInfo,
     PrintObject,
@@ -92,6 +94,11 @@ class JobFile:
     objects: tuple[PrintObject, ...]
     # The plate's PNG thumbnail, None when the file has none.
     thumbnail: bytes | None = field(repr=False)
+    # The slicer's estimates: grams and metres of filament; the build plate
+    # the plate was sliced for. None when the file does not say.
+    weight: float | None = None
+    length: float | None = None
+    bed_type: BedType | None = None
 
     @property
     def object_ids(self) -> frozenset[int]:
@@ -388,6 +395,9 @@ class JobFiles:
             plate=index,
             objects=info.objects,
             thumbnail=info.thumbnail,
+            weight=info.filament_weight,
+            length=info.filament_length,
+            bed_type=info.bed_type,
         )
 
 

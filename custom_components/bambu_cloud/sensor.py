@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -53,7 +53,7 @@ from .entity import (
 )
 from .enum_states import enum_option, enum_options
 from .hms_text import HmsDescriber, HmsTextEntity
-from .job_files import JobFiles
+from .job_files import JobFile, JobFiles
 from .print_tasks import PrintTasks, entry_print_tasks
 from .printer_tracking import track_printers
 
@@ -468,10 +468,11 @@ async def async_setup_entry(
 
     def printer_entities(serial: str) -> list[SensorEntity]:
         model = hub.printers[serial].spec.model
+        job_files = entry.runtime_data.job_files
         entities: list[SensorEntity] = [
-            BambuJobSensor(hub, serial, description, tasks)
+            BambuJobSensor(hub, serial, description, tasks, job_files)
             for description in JOB_SENSORS
-            if tasks is not None or not description.cloud_only
+            if tasks is not None or job_files is not None or not description.estimate
         ]
         if cloud is not None:
             entities.extend(
@@ -485,7 +486,7 @@ async def async_setup_entry(
             for description in PRINTER_SENSORS
             if description.exists_fn(model)
         )
-        if (job_files := entry.runtime_data.job_files) is not None:
+        if job_files is not None:
             entities.append(BambuObjectsSensor(hub, serial, PRINT_OBJECTS, job_files))
         _track_filament(hass, entry, hub, serial, async_add_entities)
         track_ams_units(
@@ -847,34 +848,74 @@ def job_task(state: PrinterState, task: PrintTask | None) -> PrintTask | None:
     return task
 
 
-def _plate(state: PrinterState, task: PrintTask | None) -> int | None:
+def _plate(
+    state: PrinterState, task: PrintTask | None, file: JobFile | None
+) -> int | None:
     if (plate := state.plate) is not None:
         return plate
-    return None if task is None else task.plate_index
+    if task is not None and task.plate_index is not None:
+        return task.plate_index
+    return None if file is None else file.plate
 
 
 def _plate_attributes(
-    state: PrinterState, task: PrintTask | None
+    state: PrinterState, task: PrintTask | None, file: JobFile | None
 ) -> dict[str, Any] | None:
     return None if task is None else {"name": task.plate_name}
 
 
+def _bed_type(
+    _state: PrinterState, task: PrintTask | None, file: JobFile | None
+) -> str | None:
+    bed = None if task is None else task.bed_type
+    if bed is None and file is not None:
+        bed = file.bed_type
+    return enum_option(bed)
+
+
+def _weight(
+    _state: PrinterState, task: PrintTask | None, file: JobFile | None
+) -> float | None:
+    if task is not None and task.weight is not None:
+        return task.weight
+    return None if file is None else file.weight
+
+
+def _length(
+    _state: PrinterState, task: PrintTask | None, file: JobFile | None
+) -> float | None:
+    """Centimetres, as the task lists them; the file's metres converted."""
+    if task is not None and task.length is not None:
+        return task.length
+    if file is None or file.length is None:
+        return None
+    # Rounded: metres x 100 in binary floats shows digits nobody sliced.
+    return round(file.length * 100, 2)
+
+
 @dataclass(frozen=True, kw_only=True)
 class BambuJobSensorDescription(BambuPrinterEntityDescription, SensorEntityDescription):
-    """A detail of the current job, from the report and the job's cloud task.
+    """A detail of the current job: from the report, its cloud task, its file.
 
-    ``value_fn`` gets the printer's state and the cloud task of the job it
+    ``value_fn`` gets the printer's state, the cloud task of the job it
     reports (``job_task``: None without an account, during a LAN job, or
-    before the task is fetched). ``cloud_only``: the value comes from the
-    task alone, so an entry without an account has no such sensor.
+    before the task is fetched) and the job's project file as read from the
+    printer's storage (None before it is read, or without a LAN link). The
+    task wins when it has the detail: it is what the cloud shows; the file
+    answers for jobs the cloud has no task for (print_file, SD card, LAN
+    only). ``estimate``: the value comes from the task or the file alone,
+    so an entry with neither has no such sensor.
     """
 
-    value_fn: Callable[[PrinterState, PrintTask | None], SensorValue]
-    attrs_fn: Callable[[PrinterState, PrintTask | None], dict[str, Any] | None] = (
-        lambda _state, _task: None
-    )
-    cloud_only: bool = False
+    value_fn: Callable[[PrinterState, PrintTask | None, JobFile | None], SensorValue]
+    attrs_fn: Callable[
+        [PrinterState, PrintTask | None, JobFile | None], dict[str, Any] | None
+    ] = lambda _state, _task, _file: None
+    estimate: bool = False
 
+
+# The job file is matched to the report's job by these views (JobKey).
+_JOB_FILE_VIEWS: Final = frozenset({"task_id", "gcode_file", "job_name"})
 
 JOB_SENSORS: tuple[BambuJobSensorDescription, ...] = (
     BambuJobSensorDescription(
@@ -883,7 +924,7 @@ JOB_SENSORS: tuple[BambuJobSensorDescription, ...] = (
         device_class=SensorDeviceClass.ENUM,
         options=enum_options(PrintType),
         entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda state, _: enum_option(state.print_type),
+        value_fn=lambda state, _task, _file: enum_option(state.print_type),
         views=frozenset({"print_type"}),
     ),
     BambuJobSensorDescription(
@@ -891,16 +932,16 @@ JOB_SENSORS: tuple[BambuJobSensorDescription, ...] = (
         translation_key="plate",
         value_fn=_plate,
         attrs_fn=_plate_attributes,
-        views=frozenset({"plate", "task_id"}),
+        views=frozenset({"plate"}) | _JOB_FILE_VIEWS,
     ),
     BambuJobSensorDescription(
         key="bed_type",
         translation_key="bed_type",
         device_class=SensorDeviceClass.ENUM,
         options=enum_options(BedType),
-        value_fn=lambda _, task: enum_option(task.bed_type) if task else None,
-        views=frozenset({"task_id"}),
-        cloud_only=True,
+        value_fn=_bed_type,
+        views=_JOB_FILE_VIEWS,
+        estimate=True,
     ),
     BambuJobSensorDescription(
         key="print_weight",
@@ -908,27 +949,28 @@ JOB_SENSORS: tuple[BambuJobSensorDescription, ...] = (
         device_class=SensorDeviceClass.WEIGHT,
         native_unit_of_measurement=UnitOfMass.GRAMS,
         suggested_display_precision=1,
-        value_fn=lambda _, task: None if task is None else task.weight,
-        views=frozenset({"task_id"}),
-        cloud_only=True,
+        value_fn=_weight,
+        views=_JOB_FILE_VIEWS,
+        estimate=True,
     ),
     BambuJobSensorDescription(
         key="print_length",
         translation_key="print_length",
         device_class=SensorDeviceClass.DISTANCE,
-        # The task lists centimetres (see PrintTask.length).
+        # The task lists centimetres (see PrintTask.length); the file's
+        # metres are converted to them.
         native_unit_of_measurement=UnitOfLength.CENTIMETERS,
         suggested_unit_of_measurement=UnitOfLength.METERS,
         suggested_display_precision=2,
-        value_fn=lambda _, task: None if task is None else task.length,
-        views=frozenset({"task_id"}),
-        cloud_only=True,
+        value_fn=_length,
+        views=_JOB_FILE_VIEWS,
+        estimate=True,
     ),
 )
 
 
 class BambuJobSensor(BambuPrinterEntity, SensorEntity):
-    """A detail of the current job: live report plus the job's cloud task."""
+    """A detail of the current job: live report, the job's cloud task and file."""
 
     entity_description: BambuJobSensorDescription
 
@@ -938,17 +980,23 @@ class BambuJobSensor(BambuPrinterEntity, SensorEntity):
         serial: str,
         description: BambuJobSensorDescription,
         tasks: PrintTasks | None,
+        job_files: JobFiles | None,
     ) -> None:
         """Attach to the printer; ``tasks`` is None without an account."""
         super().__init__(hub, serial, description)
         self._tasks = tasks
+        self._job_files = job_files
 
     async def async_added_to_hass(self) -> None:
-        """Also follow the printer's cloud task (fetched once for all)."""
+        """Also follow the printer's cloud task (fetched once for all) and file."""
         await super().async_added_to_hass()
         if self._tasks is not None:
             self.async_on_remove(
                 self._tasks.subscribe(self.serial, self.write_if_changed)
+            )
+        if self._job_files is not None:
+            self.async_on_remove(
+                self._job_files.listen(self.serial, self.write_if_changed)
             )
 
     @property
@@ -958,14 +1006,19 @@ class BambuJobSensor(BambuPrinterEntity, SensorEntity):
         return job_task(self.state_data, self._tasks.task(self.serial))
 
     @property
+    def _file(self) -> JobFile | None:
+        """The file of the job the printer reports now (not the last one's)."""
+        return None if self._job_files is None else self._job_files.current(self.serial)
+
+    @property
     def native_value(self) -> SensorValue:
-        """The detail, from the report or the task."""
-        return self.entity_description.value_fn(self.state_data, self._task)
+        """The detail, from the report, the task or the file."""
+        return self.entity_description.value_fn(self.state_data, self._task, self._file)
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """More about the detail (the plate's name in the project)."""
-        return self.entity_description.attrs_fn(self.state_data, self._task)
+        return self.entity_description.attrs_fn(self.state_data, self._task, self._file)
 
     def snapshot(self) -> object:
         """Availability, value and attributes."""
