@@ -111,6 +111,17 @@ async def test_entities(
             },
         ),
         (
+            "print_monitoring",
+            STATE_ON,
+            "xcam",
+            {
+                "command": "xcam_control_set",
+                "module_name": "printing_monitor",
+                "control": False,
+                "print_halt": True,
+            },
+        ),
+        (
             "auto_recovery",
             STATE_OFF,
             "print",

@@ -167,6 +167,14 @@ REPORTED_SWITCHES: tuple[BambuSwitchDescription, ...] = (
         supported_fn=lambda s: s.xcam.buildplate_marker_detector is not None,
     ),
     BambuSwitchDescription(
+        key="print_monitoring",
+        translation_key="print_monitoring",
+        value_fn=lambda s: s.xcam.printing_monitor,
+        views=frozenset({"xcam"}),
+        command_fn=lambda _, on: xcam_control("printing_monitor", on),
+        supported_fn=lambda s: s.xcam.printing_monitor is not None,
+    ),
+    BambuSwitchDescription(
         key="ams_auto_refill",
         translation_key="ams_auto_refill",
         value_fn=lambda s: s.home_flags.ams_auto_refill,
