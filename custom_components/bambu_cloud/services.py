@@ -70,15 +70,20 @@ SEND_GCODE_SCHEMA: Final = vol.Schema(
 )
 
 
+def _invalid(key: str, **placeholders: str) -> ServiceValidationError:
+    """A translated validation error with its placeholders."""
+    return ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key=key,
+        translation_placeholders=placeholders or None,
+    )
+
+
 @callback
 def _device(hass: HomeAssistant, device_id: str) -> dr.DeviceEntry:
     device = dr.async_get(hass).async_get(device_id)
     if device is None:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="device_not_found",
-            translation_placeholders={"device_id": device_id},
-        )
+        raise _invalid("device_not_found", device_id=device_id)
     return device
 
 
@@ -88,12 +93,8 @@ def _resolve(hass: HomeAssistant, device_id: str) -> tuple[BambuConfigEntry, str
     device = _device(hass, device_id)
     serial = printer_serial(device)
     if serial is None:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="not_a_printer",
-            translation_placeholders={
-                "device": device.name_by_user or device.name or device_id
-            },
+        raise _invalid(
+            "not_a_printer", device=device.name_by_user or device.name or device_id
         )
     return _loaded_entry(hass, device, serial), serial
 
@@ -112,20 +113,12 @@ def _loaded_entry(
         and entry.state is ConfigEntryState.LOADED
     ]
     if not entries:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="entry_not_loaded",
-            translation_placeholders={"device": name},
-        )
+        raise _invalid("entry_not_loaded", device=name)
     for entry in entries:
         if serial in entry.runtime_data.hub.printers:
             return entry
     # A printer no longer bound to the account (its device lingers).
-    raise ServiceValidationError(
-        translation_domain=DOMAIN,
-        translation_key="not_a_printer",
-        translation_placeholders={"device": name},
-    )
+    raise _invalid("not_a_printer", device=name)
 
 
 async def _async_send_gcode(call: ServiceCall) -> None:
@@ -207,14 +200,6 @@ START_DRYING_SCHEMA: Final = vol.Schema(
     }
 )
 STOP_DRYING_SCHEMA: Final = vol.Schema(_UNIT_TARGET)
-
-
-def _invalid(key: str, **placeholders: str) -> ServiceValidationError:
-    return ServiceValidationError(
-        translation_domain=DOMAIN,
-        translation_key=key,
-        translation_placeholders=placeholders or None,
-    )
 
 
 @callback
@@ -472,14 +457,9 @@ def valid_file(value: str) -> str | None:
 def _controllable(
     hass: HomeAssistant, device_id: str
 ) -> tuple[BambuConfigEntry, str, PrinterLink]:
-    """The printer behind a device, when it can take ``print`` commands now.
-
-    Firmware that wants signed commands refuses them without the app
-    certificate: that is said before anything is sent.
-    """
+    """The printer behind a device, when it can take ``print`` commands now."""
     entry, serial = _resolve(hass, device_id)
-    link = _sendable(entry, serial)
-    return entry, serial, link
+    return entry, serial, _sendable(entry, serial)
 
 
 @callback
@@ -509,28 +489,16 @@ async def _async_print_file(call: ServiceCall) -> None:
     name = link.spec.name or serial
     path = valid_file(call.data[ATTR_FILE])
     if path is None:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="invalid_file",
-            translation_placeholders={"file": call.data[ATTR_FILE][:MAX_FILE_LENGTH]},
-        )
+        raise _invalid("invalid_file", file=call.data[ATTR_FILE][:MAX_FILE_LENGTH])
     mapping: list[int] | None = call.data.get(ATTR_AMS_MAPPING)
     for tray in mapping or ():
         try:
             if tray != -1:
                 commands.tray_location(tray)
         except ValueError:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="invalid_ams_mapping",
-                translation_placeholders={"tray": str(tray)},
-            ) from None
+            raise _invalid("invalid_ams_mapping", tray=str(tray)) from None
     if job_active(link.state):
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="printer_busy",
-            translation_placeholders={"device": name},
-        )
+        raise _invalid("printer_busy", device=name)
     plate: int = call.data[ATTR_PLATE]
     command = commands.project_file(
         file=path,
@@ -560,20 +528,12 @@ async def _async_skip_objects(call: ServiceCall) -> None:
     hass = call.hass
     entry, serial, link = _controllable(hass, call.data[ATTR_DEVICE_ID])
     if link.state.gcode_state not in _SKIPPABLE:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="no_job_running",
-            translation_placeholders={"device": link.spec.name or serial},
-        )
+        raise _invalid("no_job_running", device=link.spec.name or serial)
     ids: list[int] = list(dict.fromkeys(call.data[ATTR_OBJECTS]))
     job_files = entry.runtime_data.job_files
     job = None if job_files is None else job_files.current(serial)
     if job is not None and (unknown := sorted(set(ids) - job.object_ids)):
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="unknown_objects",
-            translation_placeholders={"objects": ", ".join(map(str, unknown))},
-        )
+        raise _invalid("unknown_objects", objects=", ".join(map(str, unknown)))
     command = commands.skip_objects(ids, timestamp=int(time.time()))
     await _async_send(hass, entry, serial, command)
 
@@ -587,11 +547,7 @@ async def _async_list_files(call: ServiceCall) -> ServiceResponse:
         files = await hub.async_list_files(serial)
     except StorageError as err:
         if err.reason is StorageErrorReason.NO_ADDRESS:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="storage_no_address",
-                translation_placeholders={"device": name},
-            ) from err
+            raise _invalid("storage_no_address", device=name) from err
         LOGGER.debug("%s: listing the storage failed: %s", serial, err)
         raise HomeAssistantError(
             translation_domain=DOMAIN,
