@@ -36,6 +36,7 @@ from .const import DOMAIN, LOGGER
 from .coordinator import BambuConfigEntry
 from .devices import ams_identifier
 from .entity import BambuPrinterEntity, BambuPrinterEntityDescription
+from .job_files import job_active
 from .printer_tracking import track_printers
 
 # Commands wait for the printer's ack: one at a time per platform.
@@ -157,8 +158,7 @@ class BambuRefreshButton(BambuPrinterEntity, ButtonEntity):
 
 def _idle(state: PrinterState) -> bool:
     """No job under way: filament may move."""
-    job = state.gcode_state
-    return job is None or not job.active
+    return not job_active(state)
 
 
 def _feeding(state: PrinterState, unit: AmsUnit) -> bool:

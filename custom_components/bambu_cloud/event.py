@@ -43,7 +43,6 @@ SETTLE_SECONDS: Final = 10.0
 _NO_REPORT: Final = frozenset({AVAILABILITY, "online"})
 
 _RUNNING: Final = frozenset({JobState.PREPARE, JobState.RUNNING})
-_ACTIVE: Final = _RUNNING | {JobState.PAUSE}
 _ENDED: Final = {
     JobState.PAUSE: PAUSED,
     JobState.FINISH: FINISHED,
@@ -75,8 +74,8 @@ def job_event(previous: JobState, current: JobState) -> str | None:
     if current in _RUNNING:
         if previous is JobState.PAUSE:
             return RESUMED
-        return None if previous in _ACTIVE else STARTED
-    if previous not in _ACTIVE:
+        return None if previous.active else STARTED
+    if not previous.active:
         return None
     return _ENDED.get(current)
 

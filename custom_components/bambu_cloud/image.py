@@ -205,10 +205,7 @@ class BambuCoverImage(BambuPrinterEntity, ImageEntity):
                 or (self._cover is not None and self._cover.task_id == source[1])
             ):
                 self._attr_image_last_updated = dt_util.utcnow()
-        current = self.snapshot()
-        if current != self._written:
-            self._written = current
-            self.async_write_ha_state()
+        self.write_if_changed()
 
     async def _async_cover(self, task_id: str, url: str) -> _Cover | None:
         """The cover of a task: cached, else downloaded once."""
