@@ -48,16 +48,20 @@ __all__ = [
     "ACCOUNT",
     "CODE",
     "H2D",
+    "H2D_SN",
     "OTHER_TOKEN",
     "OTHER_UID",
     "P1S",
+    "P1S_SN",
     "P2S",
+    "P2S_SN",
     "PASSWORD",
     "TFA_ACCOUNT",
     "TFA_CODE",
     "TOKEN",
     "UID",
     "X1C",
+    "X1C_SN",
     "Failure",
     "FakeCloud",
     "MqttEndpoint",
@@ -74,6 +78,11 @@ __all__ = [
 X1C, P1S, A1MINI, H2D = load_json_object_fixture("bind.json")["devices"]
 # A P2S (air duct with the secondary aux fan) for the tests of controls.
 P2S = bind_entry("22E00A4B1700005", "Lab P2S", "P2S", "N7")
+# Their serials, the device ids the entities and options are keyed by.
+X1C_SN = X1C["dev_id"]
+P1S_SN = P1S["dev_id"]
+H2D_SN = H2D["dev_id"]
+P2S_SN = P2S["dev_id"]
 
 
 @dataclass(frozen=True)

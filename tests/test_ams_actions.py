@@ -39,7 +39,7 @@ from tools.virtual_printer.printer import (
 )
 
 from .app_certs import rsa_cert, signing_entry_data
-from .cloud_server import H2D, P1S, X1C, MqttEndpoint
+from .cloud_server import H2D_SN, P1S_SN, X1C_SN, MqttEndpoint
 from .helpers import (
     call_service,
     device_id_of,
@@ -49,10 +49,6 @@ from .helpers import (
     wait_for,
 )
 from .tools.test_printer import Harness
-
-X1C_SN = X1C["dev_id"]
-P1S_SN = P1S["dev_id"]
-H2D_SN = H2D["dev_id"]
 
 
 @pytest.fixture

@@ -49,16 +49,14 @@ from tools.virtual_printer.printer import VirtualPrinter
 
 from .bambu.camera_server import CameraServer, expected_auth
 from .bambu.rtsp_server import PATH, RtspClient, RtspServer, digest, opaque_track
-from .cloud_server import P1S, X1C, FakeCloud, MqttEndpoint, bind_entry
+from .cloud_server import P1S, P1S_SN, X1C, X1C_SN, FakeCloud, MqttEndpoint, bind_entry
 from .helpers import state_of, wait_for
 
-P1S_SERIAL = P1S["dev_id"]
-X1C_SERIAL = X1C["dev_id"]
 CODE = P1S["dev_access_code"]
 X1C_CODE = X1C["dev_access_code"]
 # Plain RTSP to the loopback relay: no rtsps://, no printer address or port.
 X1C_URL = re.compile(rf"rtsp://bblp:{X1C_CODE}@127\.0\.0\.1:(\d+)/streaming/live/1")
-LIVEVIEW_ISSUE = f"camera_liveview_disabled_{X1C_SERIAL}"
+LIVEVIEW_ISSUE = f"camera_liveview_disabled_{X1C_SN}"
 
 
 @pytest.fixture
@@ -90,10 +88,10 @@ async def p1s_lan(
 ) -> AsyncIterator[P1SLan]:
     """LAN broker + camera of the P1S, one pinned Bambu-shaped CA."""
     printer_ca = pki.root("Test Printer CA")
-    leaf = pki.server(printer_ca, P1S_SERIAL)
+    leaf = pki.server(printer_ca, P1S_SN)
     broker = MqttBroker(leaf, users={"bblp": CODE})
     cam = CameraServer(server_context(leaf), CODE)
-    printer = VirtualPrinter(broker, P1S_SERIAL, "P1S")
+    printer = VirtualPrinter(broker, P1S_SN, "P1S")
     try:
         await broker.start()
         await cam.start()
@@ -129,15 +127,15 @@ async def lan_entry(
         mock_config_entry,
         options={
             CONF_PRINTERS: {
-                P1S_SERIAL: {CONF_HOST: f"127.0.0.1:{p1s_lan.broker.port}"},
-                X1C_SERIAL: {CONF_HOST: f"127.0.0.1:{_closed_port()}"},
+                P1S_SN: {CONF_HOST: f"127.0.0.1:{p1s_lan.broker.port}"},
+                X1C_SN: {CONF_HOST: f"127.0.0.1:{_closed_port()}"},
             }
         },
     )
     with patch("custom_components.bambu_cloud.PLATFORMS", platforms):
         await hass.config_entries.async_setup(mock_config_entry.entry_id)
         await hass.async_block_till_done()
-        for serial in (P1S_SERIAL, X1C_SERIAL):
+        for serial in (P1S_SN, X1C_SN):
             entity_id = _camera_id(hass, serial)
             await wait_for(
                 hass,
@@ -172,12 +170,12 @@ async def test_jpeg_camera_image(
     cloud: FakeCloud,
 ) -> None:
     """The P1S camera's image is a frame of its TLS JPEG stream."""
-    entity_id = _camera_id(hass, P1S_SERIAL)
+    entity_id = _camera_id(hass, P1S_SN)
     image = await async_get_image(hass, entity_id)
     assert image.content_type == "image/jpeg"
     assert bambu_camera.is_jpeg(image.content)
     cam = p1s_lan.camera
-    assert cam.sni_seen == [P1S_SERIAL]
+    assert cam.sni_seen == [P1S_SN]
     assert cam.auth_packets == [expected_auth(CODE)]
     # Idle: the stream disconnects after the frame; a minute of cached frames.
     await wait_for(hass, lambda: cam.active == 0)
@@ -202,7 +200,7 @@ async def test_jpeg_camera_image(
     assert cam.connections == 2
     # The LAN session reconnects with the new code; let its executor connect
     # finish before the test ends (no worker thread outlives the test).
-    link = lan_entry.runtime_data.hub.printers[P1S_SERIAL]
+    link = lan_entry.runtime_data.hub.printers[P1S_SN]
     await wait_for(hass, lambda: link.lan_connected)
 
 
@@ -213,7 +211,7 @@ async def test_jpeg_camera_mjpeg_stream(
     hass_client: ClientSessionGenerator,
 ) -> None:
     """The MJPEG proxy relays frames while a client watches, then lets go."""
-    entity_id = _camera_id(hass, P1S_SERIAL)
+    entity_id = _camera_id(hass, P1S_SN)
     client = await hass_client()
     response = await client.get(f"/api/camera_proxy_stream/{entity_id}")
     assert response.status == 200
@@ -238,7 +236,7 @@ async def test_rtsps_camera_and_liveview_issue(
     issue_registry: ir.IssueRegistry,
 ) -> None:
     """X1C: stream source from the LAN host; "disable" raises a repair issue."""
-    entity_id = _camera_id(hass, X1C_SERIAL)
+    entity_id = _camera_id(hass, X1C_SN)
     state = hass.states.get(entity_id)
     assert state is not None
     assert state.attributes[ATTR_SUPPORTED_FEATURES] == CameraEntityFeature.STREAM
@@ -282,9 +280,7 @@ async def test_unload_stops_camera_and_drops_issue(
         hass, lambda: issue_registry.async_get_issue(DOMAIN, LIVEVIEW_ISSUE) is not None
     )
     client = await hass_client()
-    response = await client.get(
-        f"/api/camera_proxy_stream/{_camera_id(hass, P1S_SERIAL)}"
-    )
+    response = await client.get(f"/api/camera_proxy_stream/{_camera_id(hass, P1S_SN)}")
     async with asyncio.timeout(10):
         await response.content.readany()
     assert p1s_lan.camera.active == 1
@@ -323,7 +319,7 @@ async def test_cameras_without_access_code_or_known_camera(
         mystery,
     ]
     host = {CONF_HOST: f"127.0.0.1:{_closed_port()}"}
-    serials = (X1C_SERIAL, P1S_SERIAL, mystery["dev_id"])
+    serials = (X1C_SN, P1S_SN, mystery["dev_id"])
     mock_config_entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(
         mock_config_entry,
@@ -332,14 +328,14 @@ async def test_cameras_without_access_code_or_known_camera(
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
 
-    x1c = _camera_id(hass, X1C_SERIAL)
+    x1c = _camera_id(hass, X1C_SN)
     assert await async_get_stream_source(hass, x1c) is None
     component = hass.data[DATA_COMPONENT]
     entity = component.get_entity(x1c)
     assert entity is not None
     assert entity.use_stream_for_stills
 
-    p1s = _camera_id(hass, P1S_SERIAL)
+    p1s = _camera_id(hass, P1S_SN)
     with pytest.raises(HomeAssistantError):
         await async_get_image(hass, p1s, timeout=2)
     client = await hass_client()
@@ -355,7 +351,7 @@ async def test_cameras_without_access_code_or_known_camera(
 
 # ------------------------------------------------ RTSPS through the relay
 
-TLS_ISSUE = f"tls_{X1C_SERIAL}"
+TLS_ISSUE = f"tls_{X1C_SN}"
 
 
 @dataclass
@@ -375,13 +371,13 @@ def printer_ca(pki: TestPKI) -> IssuedCert:
 @pytest.fixture
 def own_leaf(pki: TestPKI, printer_ca: IssuedCert) -> IssuedCert:
     """The X1C's certificate: pinned CA, CN = serial."""
-    return pki.server(printer_ca, X1C_SERIAL)
+    return pki.server(printer_ca, X1C_SN)
 
 
 @pytest.fixture
 def impostor_leaf(tmp_path: Path) -> IssuedCert:
     """A self-signed certificate with the X1C's serial, pinned nowhere."""
-    return TestPKI(tmp_path / "impostor").root(X1C_SERIAL)
+    return TestPKI(tmp_path / "impostor").root(X1C_SN)
 
 
 def _leaf(
@@ -441,12 +437,12 @@ async def relay_entry(
     hass.config_entries.async_update_entry(
         mock_config_entry,
         options={
-            CONF_PRINTERS: {X1C_SERIAL: {CONF_HOST: f"127.0.0.1:{x1c_lan.broker.port}"}}
+            CONF_PRINTERS: {X1C_SN: {CONF_HOST: f"127.0.0.1:{x1c_lan.broker.port}"}}
         },
     )
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
-    entity_id = _camera_id(hass, X1C_SERIAL)
+    entity_id = _camera_id(hass, X1C_SN)
     await wait_for(
         hass, lambda: state_of(hass, entity_id) not in (None, STATE_UNAVAILABLE)
     )
@@ -455,7 +451,7 @@ async def relay_entry(
 
 async def _relay_port(hass: HomeAssistant) -> int:
     """The loopback port of the X1C's stream source, checked for its shape."""
-    url = await async_get_stream_source(hass, _camera_id(hass, X1C_SERIAL))
+    url = await async_get_stream_source(hass, _camera_id(hass, X1C_SN))
     assert url is not None
     match = X1C_URL.fullmatch(url)
     assert match is not None, url
@@ -502,7 +498,7 @@ async def test_rtsps_plays_through_verified_relay(
     assert port not in (x1c_lan.camera.port, x1c_lan.broker.port)
     assert await _play(port) == 3
     camera = x1c_lan.camera
-    assert camera.sni_seen == [X1C_SERIAL]
+    assert camera.sni_seen == [X1C_SN]
     assert [r.method for r in camera.requests if r.authorized] == [
         "DESCRIBE",
         "SETUP",
@@ -527,9 +523,7 @@ async def test_new_lan_host_gets_a_new_relay(
     old = await _relay_port(hass)
     hass.config_entries.async_update_entry(
         relay_entry,
-        options={
-            CONF_PRINTERS: {X1C_SERIAL: {CONF_HOST: f"127.0.0.1:{_closed_port()}"}}
-        },
+        options={CONF_PRINTERS: {X1C_SN: {CONF_HOST: f"127.0.0.1:{_closed_port()}"}}},
     )
     await relay_entry.runtime_data.coordinator.async_refresh()
     await hass.async_block_till_done()
@@ -560,7 +554,7 @@ async def test_unverified_camera_port_gets_nothing(
         assert await reader.read() == b""
     writer.close()
 
-    assert impostor.sni_seen == [X1C_SERIAL]
+    assert impostor.sni_seen == [X1C_SN]
     assert impostor.connections == 0
     assert impostor.received == 0
     await hass.async_block_till_done()
@@ -568,8 +562,8 @@ async def test_unverified_camera_port_gets_nothing(
     assert issue is not None
     assert issue.translation_key == "printer_tls_unknown_ca"
     assert issue.translation_placeholders == {"printer": X1C["name"]}
-    assert await async_get_stream_source(hass, _camera_id(hass, X1C_SERIAL)) is None
-    assert impostor.sni_seen == [X1C_SERIAL]
+    assert await async_get_stream_source(hass, _camera_id(hass, X1C_SN)) is None
+    assert impostor.sni_seen == [X1C_SN]
 
 
 @pytest.mark.parametrize("broker_leaf", ["impostor"], indirect=True)
@@ -585,7 +579,7 @@ async def test_printer_failing_tls_gets_no_stream(
     hass.config_entries.async_update_entry(
         mock_config_entry,
         options={
-            CONF_PRINTERS: {X1C_SERIAL: {CONF_HOST: f"127.0.0.1:{x1c_lan.broker.port}"}}
+            CONF_PRINTERS: {X1C_SN: {CONF_HOST: f"127.0.0.1:{x1c_lan.broker.port}"}}
         },
     )
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
@@ -593,6 +587,6 @@ async def test_printer_failing_tls_gets_no_stream(
     await wait_for(
         hass, lambda: issue_registry.async_get_issue(DOMAIN, TLS_ISSUE) is not None
     )
-    assert await async_get_stream_source(hass, _camera_id(hass, X1C_SERIAL)) is None
+    assert await async_get_stream_source(hass, _camera_id(hass, X1C_SN)) is None
     assert x1c_lan.camera.sni_seen == []
     assert x1c_lan.camera.received == 0

@@ -40,7 +40,7 @@ from custom_components.bambu_cloud.const import (
 from tools.virtual_printer.printer import VirtualPrinter
 
 from .app_certs import rsa_cert, signing_entry_data
-from .cloud_server import P1S, X1C, MqttEndpoint
+from .cloud_server import P1S, P1S_SN, X1C_SN, MqttEndpoint
 from .helpers import (
     call_service,
     entity_id_of,
@@ -48,9 +48,6 @@ from .helpers import (
     state_of,
     wait_for,
 )
-
-X1C_SN = X1C["dev_id"]
-P1S_SN = P1S["dev_id"]
 
 CONTROL_PLATFORMS = [
     Platform.BUTTON,

@@ -57,11 +57,9 @@ from tools.test_pki import TestPKI
 from tools.virtual_printer.mosquitto import MqttBroker
 from tools.virtual_printer.printer import VirtualPrinter
 
-from .cloud_server import P1S, X1C, Failure, FakeCloud, MqttEndpoint
+from .cloud_server import P1S_SN, X1C, X1C_SN, Failure, FakeCloud, MqttEndpoint
 from .helpers import wait_for
 
-X1C_SERIAL = X1C["dev_id"]
-P1S_SERIAL = P1S["dev_id"]
 NEW_SERIAL = "01P00A391800123"
 
 
@@ -173,10 +171,10 @@ async def test_unknown_printer_starts_a_flow(
     # Heard again (and on the multicast port): no second flow.
     hass.config_entries.flow.async_abort(flows[0]["flow_id"])
     ears.send(notify(NEW_SERIAL), multicast=True)
-    ears.send(notify(X1C_SERIAL))
+    ears.send(notify(X1C_SN))
     await wait_for(
         hass,
-        lambda: X1C_SERIAL in init_integration.runtime_data.learned_hosts,
+        lambda: X1C_SN in init_integration.runtime_data.learned_hosts,
     )
     assert _discovery_flows(hass) == []
 
@@ -293,19 +291,17 @@ async def test_printer_of_an_unloaded_account_starts_no_flow(
     hass: HomeAssistant, ears: Ears, init_integration: MockConfigEntry
 ) -> None:
     """A printer with a device of an account that is not loaded: no flow."""
-    ears.send(notify(X1C_SERIAL))
-    await wait_for(
-        hass, lambda: X1C_SERIAL in init_integration.runtime_data.learned_hosts
-    )
+    ears.send(notify(X1C_SN))
+    await wait_for(hass, lambda: X1C_SN in init_integration.runtime_data.learned_hosts)
     assert await hass.config_entries.async_unload(init_integration.entry_id)
     await async_start_discovery(hass)
     try:
-        ears.send(notify(X1C_SERIAL))
+        ears.send(notify(X1C_SN))
         discovery = hass.data[DATA_DISCOVERY]
         await wait_for(hass, lambda: bool(discovery.recent()))
         await hass.async_block_till_done()
         assert _discovery_flows(hass) == []
-        assert X1C_SERIAL not in discovery._flows
+        assert X1C_SN not in discovery._flows
     finally:
         await async_stop_discovery(hass)
 
@@ -316,7 +312,7 @@ async def test_printer_of_an_unloaded_account_starts_no_flow(
 def _printers() -> dict[str, BoundPrinter]:
     return {
         serial: BoundPrinter(serial=serial, name=serial, online=True, access_code="x")
-        for serial in (X1C_SERIAL, P1S_SERIAL, NEW_SERIAL, "03W00X123456789")
+        for serial in (X1C_SN, P1S_SN, NEW_SERIAL, "03W00X123456789")
     }
 
 
@@ -324,20 +320,20 @@ def test_printer_specs_automatic_off_fixed() -> None:
     """Automatic takes the learnt host; off none; fixed (and old options) theirs."""
     options = {
         CONF_PRINTERS: {
-            X1C_SERIAL: {CONF_LAN: LAN_FIXED, CONF_HOST: "10.0.0.5:1883"},
-            P1S_SERIAL: {CONF_LAN: LAN_OFF},
+            X1C_SN: {CONF_LAN: LAN_FIXED, CONF_HOST: "10.0.0.5:1883"},
+            P1S_SN: {CONF_LAN: LAN_OFF},
             NEW_SERIAL: {CONF_HOST: "10.0.0.6"},
         }
     }
     learned = dict.fromkeys(_printers(), "192.168.1.9")
     specs = printer_specs(_printers(), options, learned)
     assert {serial: spec.lan_host for serial, spec in specs.items()} == {
-        X1C_SERIAL: "10.0.0.5:1883",
-        P1S_SERIAL: None,
+        X1C_SN: "10.0.0.5:1883",
+        P1S_SN: None,
         NEW_SERIAL: "10.0.0.6",
         "03W00X123456789": "192.168.1.9",
     }
-    assert printer_specs(_printers(), {})[X1C_SERIAL].lan_host is None
+    assert printer_specs(_printers(), {})[X1C_SN].lan_host is None
     assert lan_host({CONF_LAN: LAN_AUTO, CONF_HOST: "10.0.0.5"}, "10.0.0.7") == (
         "10.0.0.7"
     )
@@ -355,21 +351,19 @@ async def test_learn_host_rules(
     entry.add_to_hass(hass)
     # LAN off: the addresses are learnt, nothing is dialled.
     hass.config_entries.async_update_entry(
-        entry, options={CONF_PRINTERS: {X1C_SERIAL: {CONF_LAN: LAN_OFF}}}
+        entry, options={CONF_PRINTERS: {X1C_SN: {CONF_LAN: LAN_OFF}}}
     )
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     learned = entry.runtime_data.learned_hosts
     assert not async_learn_host(hass, entry, NEW_SERIAL, "127.0.0.1", announced=True)
-    assert not async_learn_host(
-        hass, entry, X1C_SERIAL, "255.255.255.255", announced=False
-    )
-    assert async_learn_host(hass, entry, X1C_SERIAL, "127.0.0.1", announced=True)
-    assert not async_learn_host(hass, entry, X1C_SERIAL, "127.0.0.1", announced=True)
-    assert entry.runtime_data.hub.printers[X1C_SERIAL].spec.lan_host is None
+    assert not async_learn_host(hass, entry, X1C_SN, "255.255.255.255", announced=False)
+    assert async_learn_host(hass, entry, X1C_SN, "127.0.0.1", announced=True)
+    assert not async_learn_host(hass, entry, X1C_SN, "127.0.0.1", announced=True)
+    assert entry.runtime_data.hub.printers[X1C_SN].spec.lan_host is None
     # No LAN link is up: an announcement moves it.
-    assert async_learn_host(hass, entry, X1C_SERIAL, "127.0.0.3", announced=True)
-    assert learned[X1C_SERIAL] == "127.0.0.3"
+    assert async_learn_host(hass, entry, X1C_SN, "127.0.0.3", announced=True)
+    assert learned[X1C_SN] == "127.0.0.3"
 
 
 LOCALHOST_LE = int.from_bytes(bytes([127, 0, 0, 1]), "little")
@@ -400,7 +394,7 @@ async def x1c_lan(
     dialled at that port.
     """
     printer_ca = pki.root("Test Printer CA")
-    leaf = pki.server(printer_ca, X1C_SERIAL)
+    leaf = pki.server(printer_ca, X1C_SN)
     broker = MqttBroker(leaf, users={"bblp": X1C["dev_access_code"]})
     try:
         await broker.start()
@@ -433,19 +427,19 @@ async def test_address_from_report_is_followed(
     # The P1S's LAN is off: it would meet the X1C's broker at 127.0.0.1.
     hass.config_entries.async_update_entry(
         mock_config_entry,
-        options={CONF_PRINTERS: {P1S_SERIAL: {CONF_LAN: LAN_OFF}}},
+        options={CONF_PRINTERS: {P1S_SN: {CONF_LAN: LAN_OFF}}},
     )
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     runtime = mock_config_entry.runtime_data
-    link = runtime.hub.printers[X1C_SERIAL]
+    link = runtime.hub.printers[X1C_SN]
     await wait_for(hass, lambda: link.lan_connected)
-    assert runtime.learned_hosts[X1C_SERIAL] == "127.0.0.1"
-    assert runtime.learned_hosts[P1S_SERIAL] == "127.0.0.1"
+    assert runtime.learned_hosts[X1C_SN] == "127.0.0.1"
+    assert runtime.learned_hosts[P1S_SN] == "127.0.0.1"
     assert link.spec.lan_host == "127.0.0.1"
-    assert runtime.hub.printers[P1S_SERIAL].spec.lan_host is None
+    assert runtime.hub.printers[P1S_SN].spec.lan_host is None
     assert [c.username for c in x1c_lan.connected_clients] == ["bblp"]
-    assert X1C_SERIAL in x1c_lan.sni_names_seen
+    assert X1C_SN in x1c_lan.sni_names_seen
     # The camera follows the learnt address; the P1S (LAN off) has none.
     cameras = [
         e.unique_id
@@ -454,13 +448,13 @@ async def test_address_from_report_is_followed(
         )
         if e.domain == "camera"
     ]
-    assert cameras == [f"{X1C_SERIAL}_camera"]
+    assert cameras == [f"{X1C_SN}_camera"]
 
     # The printer moves (its report says so): the old link goes at once.
     printers["x1c"].update(_net(OTHER_LE))
     await wait_for(hass, lambda: link.spec.lan_host == "127.0.0.2")
     await wait_for(hass, lambda: not x1c_lan.connected_clients)
-    assert runtime.learned_hosts[X1C_SERIAL] == "127.0.0.2"
+    assert runtime.learned_hosts[X1C_SN] == "127.0.0.2"
 
     # Back at 127.0.0.1 (heard over the cloud while LAN is down): reconnected.
     printers["x1c"].update(_net(LOCALHOST_LE))
@@ -482,17 +476,17 @@ async def test_announcement_does_not_move_a_working_link(
     mock_config_entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(
         mock_config_entry,
-        options={CONF_PRINTERS: {P1S_SERIAL: {CONF_LAN: LAN_OFF}}},
+        options={CONF_PRINTERS: {P1S_SN: {CONF_LAN: LAN_OFF}}},
     )
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     runtime = mock_config_entry.runtime_data
-    link = runtime.hub.printers[X1C_SERIAL]
+    link = runtime.hub.printers[X1C_SN]
     await wait_for(hass, lambda: link.lan_connected)
     discovery = hass.data[DATA_DISCOVERY]
-    ears.send(notify(X1C_SERIAL, location="127.0.0.9"))
+    ears.send(notify(X1C_SN, location="127.0.0.9"))
     await wait_for(hass, lambda: bool(discovery.recent()))
-    assert runtime.learned_hosts[X1C_SERIAL] == "127.0.0.1"
+    assert runtime.learned_hosts[X1C_SN] == "127.0.0.1"
     assert link.lan_connected
 
 
@@ -518,10 +512,10 @@ async def test_options_automatic_off_fixed(
 ) -> None:
     """Each printer's LAN link: automatic (default), off, or a fixed host."""
     entry = init_integration
-    async_learn_host(hass, entry, X1C_SERIAL, "127.0.0.1", announced=True)
-    result = await _printer_host(hass, entry, X1C_SERIAL)
+    async_learn_host(hass, entry, X1C_SN, "127.0.0.1", announced=True)
+    result = await _printer_host(hass, entry, X1C_SN)
     assert result["description_placeholders"] == {
-        "serial": X1C_SERIAL,
+        "serial": X1C_SN,
         "learned": "127.0.0.1",
     }
     result = await hass.config_entries.options.async_configure(
@@ -537,33 +531,31 @@ async def test_options_automatic_off_fixed(
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
-    assert entry.options[CONF_PRINTERS] == {X1C_SERIAL: {CONF_LAN: LAN_OFF}}
-    assert entry.runtime_data.hub.printers[X1C_SERIAL].spec.lan_host is None
+    assert entry.options[CONF_PRINTERS] == {X1C_SN: {CONF_LAN: LAN_OFF}}
+    assert entry.runtime_data.hub.printers[X1C_SN].spec.lan_host is None
 
-    result = await _printer_host(hass, entry, X1C_SERIAL)
+    result = await _printer_host(hass, entry, X1C_SN)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {CONF_LAN: LAN_FIXED, CONF_HOST: "127.0.0.1:1"}
     )
     await hass.async_block_till_done()
     assert entry.options[CONF_PRINTERS] == {
-        X1C_SERIAL: {CONF_LAN: LAN_FIXED, CONF_HOST: "127.0.0.1:1"}
+        X1C_SN: {CONF_LAN: LAN_FIXED, CONF_HOST: "127.0.0.1:1"}
     }
-    assert entry.runtime_data.hub.printers[X1C_SERIAL].spec.lan_host == "127.0.0.1:1"
+    assert entry.runtime_data.hub.printers[X1C_SN].spec.lan_host == "127.0.0.1:1"
 
-    result = await _printer_host(hass, entry, X1C_SERIAL)
+    result = await _printer_host(hass, entry, X1C_SN)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {CONF_LAN: LAN_AUTO, CONF_HOST: "127.0.0.1:1"}
     )
     await hass.async_block_till_done()
     assert entry.options[CONF_PRINTERS] == {}
     # Learnt again from the printer's next announcement.
-    assert entry.runtime_data.hub.printers[X1C_SERIAL].spec.lan_host is None
-    ears.send(notify(X1C_SERIAL))
+    assert entry.runtime_data.hub.printers[X1C_SN].spec.lan_host is None
+    ears.send(notify(X1C_SN))
     await wait_for(
         hass,
-        lambda: (
-            entry.runtime_data.hub.printers[X1C_SERIAL].spec.lan_host == "127.0.0.1"
-        ),
+        lambda: entry.runtime_data.hub.printers[X1C_SN].spec.lan_host == "127.0.0.1",
     )
 
 
@@ -577,11 +569,11 @@ async def test_options_form_shows_the_current_choice(
     mock_config_entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(
         mock_config_entry,
-        options={CONF_PRINTERS: {X1C_SERIAL: {CONF_HOST: "127.0.0.1:1"}}},
+        options={CONF_PRINTERS: {X1C_SN: {CONF_HOST: "127.0.0.1:1"}}},
     )
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
-    result = await _printer_host(hass, mock_config_entry, X1C_SERIAL)
+    result = await _printer_host(hass, mock_config_entry, X1C_SN)
     schema = result["data_schema"].schema
     suggested = {
         str(key): key.description["suggested_value"]
@@ -595,9 +587,9 @@ async def test_options_form_shows_the_current_choice(
     )
     await hass.async_block_till_done()
     assert mock_config_entry.options[CONF_PRINTERS] == {
-        X1C_SERIAL: {CONF_LAN: LAN_FIXED, CONF_HOST: "127.0.0.1:2"}
+        X1C_SN: {CONF_LAN: LAN_FIXED, CONF_HOST: "127.0.0.1:2"}
     }
-    result = await _printer_host(hass, mock_config_entry, X1C_SERIAL)
+    result = await _printer_host(hass, mock_config_entry, X1C_SN)
     result = await hass.config_entries.options.async_configure(result["flow_id"], {})
     await hass.async_block_till_done()
     assert mock_config_entry.options[CONF_PRINTERS] == {}
@@ -638,8 +630,8 @@ async def test_announcements_are_spaced_and_printers_forgotten(
         entry,
         options={
             CONF_PRINTERS: {
-                X1C_SERIAL: {CONF_LAN: LAN_OFF},
-                P1S_SERIAL: {CONF_LAN: LAN_OFF},
+                X1C_SN: {CONF_LAN: LAN_OFF},
+                P1S_SN: {CONF_LAN: LAN_OFF},
             }
         },
     )
@@ -648,16 +640,16 @@ async def test_announcements_are_spaced_and_printers_forgotten(
     learned = entry.runtime_data.learned_hosts
     now = [1000.0]
     discovery = BambuDiscovery(hass, clock=lambda: now[0])
-    discovery.async_heard(DiscoveredPrinter(serial=X1C_SERIAL, host="192.0.2.1"))
+    discovery.async_heard(DiscoveredPrinter(serial=X1C_SN, host="192.0.2.1"))
     now[0] += 1
-    discovery.async_heard(DiscoveredPrinter(serial=X1C_SERIAL, host="192.0.2.2"))
-    assert learned[X1C_SERIAL] == "192.0.2.1"
+    discovery.async_heard(DiscoveredPrinter(serial=X1C_SN, host="192.0.2.2"))
+    assert learned[X1C_SN] == "192.0.2.1"
     now[0] += ANNOUNCE_INTERVAL
-    discovery.async_heard(DiscoveredPrinter(serial=X1C_SERIAL, host="192.0.2.2"))
-    assert learned[X1C_SERIAL] == "192.0.2.2"
+    discovery.async_heard(DiscoveredPrinter(serial=X1C_SN, host="192.0.2.2"))
+    assert learned[X1C_SN] == "192.0.2.2"
 
     # The printer reports both of its addresses: the learnt one stays.
-    link = entry.runtime_data.hub.printers[X1C_SERIAL]
+    link = entry.runtime_data.hub.printers[X1C_SN]
     eth = int.from_bytes(bytes([192, 0, 2, 3]), "little")
     wlan = int.from_bytes(bytes([192, 0, 2, 2]), "little")
     link.state.merge(
@@ -669,15 +661,15 @@ async def test_announcements_are_spaced_and_printers_forgotten(
             }
         }
     )
-    assert not async_learn_host(hass, entry, X1C_SERIAL, "192.0.2.3", announced=False)
-    assert learned[X1C_SERIAL] == "192.0.2.2"
+    assert not async_learn_host(hass, entry, X1C_SN, "192.0.2.3", announced=False)
+    assert learned[X1C_SN] == "192.0.2.2"
 
     # A printer that leaves the bind list is forgotten.
-    discovery.async_heard(DiscoveredPrinter(serial=P1S_SERIAL, host="192.0.2.9"))
-    assert learned[P1S_SERIAL] == "192.0.2.9"
+    discovery.async_heard(DiscoveredPrinter(serial=P1S_SN, host="192.0.2.9"))
+    assert learned[P1S_SN] == "192.0.2.9"
     cloud.devices = [X1C]
     await entry.runtime_data.coordinator.async_refresh()
     await hass.async_block_till_done()
-    assert P1S_SERIAL not in learned
-    assert X1C_SERIAL in learned
+    assert P1S_SN not in learned
+    assert X1C_SN in learned
     assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)

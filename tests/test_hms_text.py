@@ -45,11 +45,9 @@ from tools.virtual_farm.hms import (
 )
 from tools.virtual_printer.printer import VirtualPrinter
 
-from .cloud_server import P1S, X1C, FakeCloud, MqttEndpoint
+from .cloud_server import P1S_SN, X1C_SN, FakeCloud, MqttEndpoint
 from .helpers import entity_id_of, wait_for
 
-X1C_SERIAL = X1C["dev_id"]
-P1S_SERIAL = P1S["dev_id"]
 KEY = texts_store_key("00M", "en")
 EN = made_up_texts()["en"]
 DE = made_up_texts()["de"]
@@ -96,7 +94,7 @@ async def _settle(hass: HomeAssistant) -> None:
 
 
 async def _watch(
-    hass: HomeAssistant, config: BambuConfig, serial: str = X1C_SERIAL
+    hass: HomeAssistant, config: BambuConfig, serial: str = X1C_SN
 ) -> Watcher:
     book = async_hms_text_book(hass, config, serial)
     assert book is not None
@@ -358,7 +356,7 @@ async def test_no_book_without_service_or_model(
     without = dataclasses.replace(
         config, endpoints=dataclasses.replace(config.endpoints, hms_url=None)
     )
-    assert async_hms_text_book(hass, without, X1C_SERIAL) is None
+    assert async_hms_text_book(hass, without, X1C_SN) is None
     assert async_hms_text_book(hass, config, "0!") is None
 
 
@@ -369,7 +367,7 @@ async def test_nothing_runs_without_listeners(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """The last listener leaving stops a download and the planned refresh."""
-    book = async_hms_text_book(hass, config, X1C_SERIAL)
+    book = async_hms_text_book(hass, config, X1C_SN)
     assert book is not None
     # Removed before the download finished: it is cancelled.
     Watcher(book).remove()
@@ -439,7 +437,7 @@ async def test_attributes_have_texts(
     printers["p1s"].state.update(hms=[HMS_A, HMS_B], print_error=0x0300400D)
     await setup()
     await _settle(hass)
-    x1c_hms = entity_id_of(hass, "sensor", X1C_SERIAL, "hms_errors")
+    x1c_hms = entity_id_of(hass, "sensor", X1C_SN, "hms_errors")
     await wait_for(hass, lambda: _errors(hass, x1c_hms)[0]["text"] is not None)
     assert _errors(hass, x1c_hms) == [
         {
@@ -449,7 +447,7 @@ async def test_attributes_have_texts(
             "text": EN["device_hms"][HMS_HEATBED],
         }
     ]
-    p1s_hms = entity_id_of(hass, "sensor", P1S_SERIAL, "hms_errors")
+    p1s_hms = entity_id_of(hass, "sensor", P1S_SN, "hms_errors")
     assert _errors(hass, p1s_hms) == [
         {
             "code": "HMS_0300_0100_0001_0007",
@@ -464,13 +462,13 @@ async def test_attributes_have_texts(
             "text": EN["device_hms"][HMS_AMS],
         },
     ]
-    x1c_error = entity_id_of(hass, "sensor", X1C_SERIAL, "print_error")
+    x1c_error = entity_id_of(hass, "sensor", X1C_SN, "print_error")
     state = hass.states.get(x1c_error)
     assert state is not None
     assert state.state == "0300_400C"
     assert state.attributes["text"] == EN["device_error"][ERROR_CANCELLED]
     # A code the service has no text for.
-    state = hass.states.get(entity_id_of(hass, "sensor", P1S_SERIAL, "print_error"))
+    state = hass.states.get(entity_id_of(hass, "sensor", P1S_SN, "print_error"))
     assert state is not None
     assert state.attributes["text"] is None
     # Cleared: no error, no attribute.
@@ -498,12 +496,12 @@ async def test_entities_update_when_texts_arrive(
     printers["x1c"].state.update(hms=[HMS_A])
     await setup()
     await _settle(hass)
-    x1c_hms = entity_id_of(hass, "sensor", X1C_SERIAL, "hms_errors")
+    x1c_hms = entity_id_of(hass, "sensor", X1C_SN, "hms_errors")
     assert _errors(hass, x1c_hms)[0]["text"] is None
     quiet = [
-        entity_id_of(hass, "sensor", P1S_SERIAL, "hms_errors"),
-        entity_id_of(hass, "sensor", X1C_SERIAL, "print_error"),
-        entity_id_of(hass, "event", X1C_SERIAL, "hms"),
+        entity_id_of(hass, "sensor", P1S_SN, "hms_errors"),
+        entity_id_of(hass, "sensor", X1C_SN, "print_error"),
+        entity_id_of(hass, "event", X1C_SN, "hms"),
     ]
     writes = StateWrites(hass, x1c_hms, *quiet)
     cloud.hms.status = 200
@@ -525,7 +523,7 @@ async def test_event_carries_text(
     """error_raised and error_cleared name the code in words."""
     await setup()
     await _settle(hass)
-    entity_id = entity_id_of(hass, "event", P1S_SERIAL, "hms")
+    entity_id = entity_id_of(hass, "event", P1S_SN, "hms")
     writes = StateWrites(hass, entity_id)
     printers["p1s"].update({"hms": [HMS_B]})
     await wait_for(hass, lambda: len(writes.writes[entity_id]) == 1)

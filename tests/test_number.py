@@ -22,7 +22,7 @@ from custom_components.bambu_cloud.const import DOMAIN
 from custom_components.bambu_cloud.number import TARGETS
 from tools.virtual_printer.printer import VirtualPrinter
 
-from .cloud_server import H2D, X1C, MqttEndpoint
+from .cloud_server import H2D_SN, X1C_SN, MqttEndpoint
 from .helpers import (
     call_service,
     entity_id_of,
@@ -30,9 +30,6 @@ from .helpers import (
     state_of,
     wait_for,
 )
-
-X1C_SN = X1C["dev_id"]
-H2D_SN = H2D["dev_id"]
 
 
 @pytest.fixture

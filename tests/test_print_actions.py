@@ -28,7 +28,7 @@ from custom_components.bambu_cloud.services import MAX_FILE_LENGTH, valid_file
 from tools.virtual_printer.printer import VirtualPrinter
 
 from .app_certs import rsa_cert, signing_entry_data
-from .cloud_server import P1S, X1C, MqttEndpoint
+from .cloud_server import P1S_SN, X1C, X1C_SN, MqttEndpoint
 from .helpers import (
     call_action,
     entity_id_of,
@@ -37,9 +37,6 @@ from .helpers import (
     state_of,
     wait_for,
 )
-
-X1C_SN = X1C["dev_id"]
-P1S_SN = P1S["dev_id"]
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from custom_components.bambu_cloud.const import DOMAIN
 from custom_components.bambu_cloud.services import MAX_GCODE_LENGTH
 from tools.virtual_printer.printer import VirtualPrinter
 
-from .cloud_server import P1S, X1C, MqttEndpoint
+from .cloud_server import P1S_SN, X1C, X1C_SN, MqttEndpoint
 from .helpers import (
     device_id_of,
     entity_id_of,
@@ -32,9 +32,6 @@ from .helpers import (
     state_of,
     wait_for,
 )
-
-X1C_SN = X1C["dev_id"]
-P1S_SN = P1S["dev_id"]
 
 
 @pytest.fixture

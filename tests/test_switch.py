@@ -24,7 +24,13 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.bambu_cloud.const import DOMAIN
 from tools.virtual_printer.printer import VirtualPrinter
 
-from .cloud_server import H2D, P1S, P2S, X1C, MqttEndpoint
+from .cloud_server import (
+    H2D_SN,
+    P1S_SN,
+    P2S_SN,
+    X1C_SN,
+    MqttEndpoint,
+)
 from .helpers import (
     call_service,
     entity_id_of,
@@ -32,11 +38,6 @@ from .helpers import (
     state_of,
     wait_for,
 )
-
-X1C_SN = X1C["dev_id"]
-P1S_SN = P1S["dev_id"]
-H2D_SN = H2D["dev_id"]
-P2S_SN = P2S["dev_id"]
 
 
 @pytest.fixture
