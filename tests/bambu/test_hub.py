@@ -162,6 +162,12 @@ class Lan:
         self.factory_calls.append((serial, host))
         return self.context
 
+    async def start_hub(self, hub: BambuHub) -> PrinterLink:
+        """Bind the X1C at this broker's address, start ``hub``: the X1C's link."""
+        hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=self.host)})
+        await hub.start()
+        return hub.printers[X1_SERIAL]
+
 
 @pytest.fixture
 async def lan(tmp_path: Path) -> AsyncIterator[Lan]:
@@ -776,9 +782,7 @@ async def test_lan_host_change_restarts_lan_only(
     await second_printer.start()
     try:
         hub = make_hub(printer_context=lan.factory)
-        hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
-        await hub.start()
-        link = hub.printers[X1_SERIAL]
+        link = await lan.start_hub(hub)
         await until(lambda: link.lan_connected and hub.cloud.connected)
         cloud_id = cloud_client_id(hub)
         first_session = link.lan
@@ -810,9 +814,7 @@ async def test_lan_printer_removed(
 ) -> None:
     """Unbinding a LAN printer stops its LAN session in the background."""
     hub = make_hub(printer_context=lan.factory)
-    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
-    await hub.start()
-    link = hub.printers[X1_SERIAL]
+    link = await lan.start_hub(hub)
     await until(lambda: link.lan_connected)
     hub.set_printers({})
     await until(lambda: not lan.broker.connected_clients)
@@ -826,9 +828,7 @@ async def test_stop_awaits_background_work(
 ) -> None:
     """stop() right after an unbind waits for the LAN teardown it started."""
     hub = make_hub(printer_context=lan.factory)
-    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
-    await hub.start()
-    link = hub.printers[X1_SERIAL]
+    link = await lan.start_hub(hub)
     await until(lambda: link.lan_connected)
     session = link.lan
     assert session is not None
@@ -852,9 +852,7 @@ async def test_lan_trust_error(
         raise TrustError("unknown_ca")
 
     hub = make_hub(printer_context=untrusted, probe_retry=SLOW)
-    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
-    await hub.start()
-    link = hub.printers[X1_SERIAL]
+    link = await lan.start_hub(hub)
     await until(lambda: bool(make_hub.calls.problems))
     assert make_hub.calls.problems == [
         Problem(ProblemKind.TLS, X1_SERIAL, active=True, detail="unknown_ca")
@@ -897,9 +895,7 @@ async def test_lan_probe_oserror_retries(
         return await lan.factory(serial, host)
 
     hub = make_hub(printer_context=flaky)
-    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
-    await hub.start()
-    link = hub.printers[X1_SERIAL]
+    link = await lan.start_hub(hub)
     await until(lambda: link.lan_connected)
     assert len(attempts) == 3
     assert link.retry is None
@@ -917,9 +913,7 @@ async def test_lan_retry_pending_on_stop(
         raise OSError("host unreachable")
 
     hub = make_hub(printer_context=unreachable, probe_retry=SLOW)
-    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
-    await hub.start()
-    link = hub.printers[X1_SERIAL]
+    link = await lan.start_hub(hub)
     await until(lambda: link.retry is not None)
     retry = link.retry
     assert retry is not None
@@ -937,9 +931,7 @@ async def test_lan_retry_cancelled_on_unbind(
         raise OSError("host unreachable")
 
     hub = make_hub(printer_context=unreachable, probe_retry=SLOW)
-    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
-    await hub.start()
-    link = hub.printers[X1_SERIAL]
+    link = await lan.start_hub(hub)
     await until(lambda: link.retry is not None)
     retry = link.retry
     assert retry is not None
@@ -964,9 +956,7 @@ async def test_stop_during_trust_probe(
         raise AssertionError("not reached")
 
     hub = make_hub(printer_context=slow)
-    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
-    await hub.start()
-    link = hub.printers[X1_SERIAL]
+    link = await lan.start_hub(hub)
     await asyncio.wait_for(started.wait(), WITHIN)
     task = link.lan_task
     assert task is not None
@@ -995,9 +985,7 @@ async def test_lan_auth_failure(
     """A refused access code raises LAN_AUTH; the cloud keeps the printer live."""
     await lan.broker.set_users({"bblp": "changed!"})
     hub = make_hub(printer_context=lan.factory)
-    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
-    await hub.start()
-    link = hub.printers[X1_SERIAL]
+    link = await lan.start_hub(hub)
     await until(
         lambda: (
             Problem(ProblemKind.LAN_AUTH, X1_SERIAL, active=True)
@@ -1392,9 +1380,7 @@ async def test_no_lan_session_after_stop(
         return await lan.factory(serial, host)
 
     hub = make_hub(printer_context=factory)
-    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
-    await hub.start()
-    link = hub.printers[X1_SERIAL]
+    link = await lan.start_hub(hub)
     await until(lambda: link.lan_connected)
     await lan.broker.set_users({"bblp": "87654321"})
     hub.set_printers(
@@ -1514,9 +1500,7 @@ async def test_unknown_ca_on_connect_reprobes(
         return await lan.factory(serial, host)
 
     hub = make_hub(printer_context=factory)
-    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
-    await hub.start()
-    link = hub.printers[X1_SERIAL]
+    link = await lan.start_hub(hub)
     await until(lambda: link.lan_connected)
     assert refreshes == [False, True]
     assert make_hub.calls.problems[:2] == [
@@ -1546,9 +1530,7 @@ async def test_untrusted_printer_reprobed_with_backoff(
         return await lan.factory(serial, host)
 
     hub = make_hub(printer_context=factory)
-    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
-    await hub.start()
-    link = hub.printers[X1_SERIAL]
+    link = await lan.start_hub(hub)
     await until(lambda: link.lan_connected)
     assert refreshes == [False, True, True, True]
     assert make_hub.calls.problems[:2] == [
@@ -1574,9 +1556,7 @@ async def test_probe_failure_retried_with_backoff(
         return await lan.factory(serial, host)
 
     hub = make_hub(printer_context=flaky)
-    hub.set_printers({X1_SERIAL: spec(X1_SERIAL, lan_host=lan.host)})
-    await hub.start()
-    link = hub.printers[X1_SERIAL]
+    link = await lan.start_hub(hub)
     await until(lambda: link.lan_connected)
     assert len(attempts) == 2
     assert error_records(caplog) == [f"{X1_SERIAL}: establishing trust failed"]
