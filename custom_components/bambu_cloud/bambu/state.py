@@ -33,12 +33,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import Enum
 from ipaddress import IPv4Address
 from types import MappingProxyType, ModuleType
 from typing import Any, Final, cast
 
 from .ams import (
+    AMS_2_PRO,
+    AMS_HT,
     DRYING_BLOCKER_CODES,
     DRYING_PHASE_CODES,
     DRYING_STATE_CODES,
@@ -46,6 +47,7 @@ from .ams import (
     DryingState,
     can_dry,
 )
+from .commands import AMS_HT_UNIT_IDS, AMS_UNIT_IDS, EXTERNAL_TRAY_IDS, SLOTS_PER_AMS
 from .enums import (
     AirDuctMode,
     JobState,
@@ -55,7 +57,7 @@ from .enums import (
     print_stage,
 )
 from .project_file import plate_index
-from .values import as_bool, as_float, as_hex, as_int, as_str, dicts
+from .values import as_bool, as_enum, as_float, as_hex, as_int, as_str, dicts
 
 _orjson: ModuleType | None
 try:
@@ -75,13 +77,14 @@ type Payload = bytes | bytearray | str | Mapping[str, Any]
 
 _PUSH_STATUS: Final = "push_status"
 _ENVELOPE: Final = frozenset({"command", "msg", "sequence_id"})
-# The ids a printer can report: AMS, AMS lite and AMS 2 Pro units 0-3, AMS HT
-# units 128-135, four slots per unit, external spool holders 254 and 255.
-# Anything else (or an item without an id) is dropped, so a hostile report
-# cannot grow the state or the entity list without bound.
-_AMS_UNIT_IDS: Final = frozenset((*range(4), *range(128, 136)))
-_TRAY_IDS: Final = frozenset(range(4))
-_EXTERNAL_SPOOL_IDS: Final = frozenset({254, 255})
+# The ids a printer can report (commands.py numbers them): AMS, AMS lite and
+# AMS 2 Pro units 0-3, AMS HT units 128-135, four slots per unit, external
+# spool holders 254 and 255. Anything else (or an item without an id) is
+# dropped, so a hostile report cannot grow the state or the entity list
+# without bound.
+_AMS_UNIT_IDS: Final = frozenset((*AMS_UNIT_IDS, *AMS_HT_UNIT_IDS))
+_TRAY_IDS: Final = frozenset(range(SLOTS_PER_AMS))
+_EXTERNAL_SPOOL_IDS: Final = frozenset(EXTERNAL_TRAY_IDS)
 _UNIT_PATH: Final = ("ams", "ams")
 _TRAY_PATH: Final = ("ams", "ams", "tray")
 _MERGE_BY_ID: Final = {_UNIT_PATH: _AMS_UNIT_IDS, _TRAY_PATH: _TRAY_IDS}
@@ -97,10 +100,9 @@ _HMS_SEVERITIES: Final = {1: "fatal", 2: "serious", 3: "common", 4: "info"}
 _AMS_KINDS: Final = {
     "ams": "ams",
     "ams_f1": "ams_lite",
-    "n3f": "ams_2_pro",
-    "n3s": "ams_ht",
+    "n3f": AMS_2_PRO,
+    "n3s": AMS_HT,
 }
-_AMS_HT_FIRST_ID: Final = 128
 _NO_SNOW: Final = 0xFFFF
 _NOZZLE_CODE: Final = re.compile(r"[A-Z]{2}\d{2}")
 _NOZZLE_MATERIALS: Final = {
@@ -342,14 +344,6 @@ def _in_range(value: int | None, low: int, high: int) -> int | None:
     return value if value is not None and low <= value <= high else None
 
 
-def _enum_value[E: Enum](kind: type[E], value: object) -> E | None:
-    """The member with this value, None for a value the firmware added."""
-    try:
-        return kind(value)
-    except ValueError:
-        return None
-
-
 def _first[T](*values: T | None) -> T | None:
     return next((value for value in values if value is not None), None)
 
@@ -401,10 +395,17 @@ def _nozzle_kind(value: object) -> tuple[str | None, str | None]:
 
 
 def _global_tray_id(ams_id: int | None, slot: int) -> int:
-    """Global tray id: AMS n slot s is n*4+s, AMS HT and spools use their id."""
+    """Global tray id: AMS n slot s is n*4+s, AMS HT and spools use their id.
+
+    ``commands.global_tray_id``'s numbering, read leniently: ``snow`` names
+    an external holder as unit 254/255 with any slot bits, and an odd id in
+    a report must give some number rather than raise.
+    """
     if ams_id is None:
         return slot
-    return ams_id if ams_id >= _AMS_HT_FIRST_ID else ams_id * 4 + slot
+    if ams_id >= AMS_HT_UNIT_IDS.start:
+        return ams_id
+    return ams_id * SLOTS_PER_AMS + slot
 
 
 def _snow_tray(value: object) -> int | None:
@@ -998,14 +999,14 @@ class PrinterState:
     def gcode_state(self) -> JobState | None:
         """Where the job is; None for a state this library does not know."""
         state = as_str(self._print.get("gcode_state"))
-        return None if state is None else _enum_value(JobState, state.upper())
+        return None if state is None else as_enum(JobState, state.upper())
 
     @property
     @_uses("print_type")
     def print_type(self) -> PrintType | None:
         """Where the job came from; None when empty or a kind not known yet."""
         kind = as_str(self._print.get("print_type"))
-        return None if kind is None else _enum_value(PrintType, kind.lower())
+        return None if kind is None else as_enum(PrintType, kind.lower())
 
     @property
     @_uses("mc_percent")
@@ -1121,7 +1122,7 @@ class PrinterState:
     def speed_level(self) -> SpeedLevel | None:
         """Silent, standard, sport or ludicrous."""
         level = as_int(self._print.get("spd_lvl"))
-        return None if level is None else _enum_value(SpeedLevel, level)
+        return None if level is None else as_enum(SpeedLevel, level)
 
     @property
     @_uses("spd_mag")
@@ -1365,7 +1366,7 @@ class PrinterState:
             if ams_id is None or ams_id not in _AMS_UNIT_IDS or ams_id in seen:
                 continue
             seen.add(ams_id)
-            fallback = "ams_ht" if ams_id >= _AMS_HT_FIRST_ID else "ams"
+            fallback = AMS_HT if ams_id in AMS_HT_UNIT_IDS else "ams"
             kind, firmware = modules.get(ams_id, (fallback, None))
             units.append(
                 AmsUnit(
