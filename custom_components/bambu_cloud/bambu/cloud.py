@@ -46,7 +46,7 @@ from .models import (
     Profile,
     valid_serial,
 )
-from .values import as_float, as_int, dicts
+from .values import as_enum, as_float, as_int, dicts
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -169,7 +169,8 @@ class BambuCloud:
                     end_time=_time(item.get("endTime")),
                     weight=as_float(item.get("weight")),
                     length=as_float(item.get("length")),
-                    bed_type=_bed_type(item.get("bedType")),
+                    # None for an unknown plate type (or "auto").
+                    bed_type=as_enum(BedType, item.get("bedType")),
                     plate_index=as_int(item.get("plateIndex")),
                     plate_name=_str(item.get("plateName")),
                 )
@@ -529,16 +530,6 @@ def _login_result(data: Json) -> LoginResult:
         access_token=token,
         expires_in=as_int(data.get("expiresIn")),
     )
-
-
-def _bed_type(value: object) -> BedType | None:
-    """A known plate type; None for an unknown one (or "auto")."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return BedType(value)
-    except ValueError:
-        return None
 
 
 def _str(value: object) -> str | None:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import re
 import zipfile
 import zlib
@@ -49,6 +48,7 @@ from xml.parsers import expat
 
 from .errors import BambuError
 from .models import BedType
+from .values import as_bool, as_enum, as_float
 
 SLICE_INFO: Final = "Metadata/slice_info.config"
 PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
@@ -183,8 +183,8 @@ def read_plate(data: bytes, plate: int = 1) -> PlateInfo:
         objects=tuple(found.objects),
         thumbnail=thumbnail,
         prediction=_int(meta.get("prediction")),
-        weight=_float(meta.get("weight")),
-        label_objects=_bool(meta.get("label_object_enabled")),
+        weight=as_float(meta.get("weight")),
+        label_objects=as_bool(meta.get("label_object_enabled")),
         filaments=tuple(found.filaments),
         bed_type=bed_type,
     )
@@ -260,13 +260,7 @@ def _bed_type(raw: bytes) -> BedType | None:
         data = json.loads(raw)
     except (ValueError, RecursionError):
         return None
-    value = data.get("bed_type") if isinstance(data, dict) else None
-    if not isinstance(value, str):
-        return None
-    try:
-        return BedType(value)
-    except ValueError:
-        return None
+    return as_enum(BedType, data.get("bed_type")) if isinstance(data, dict) else None
 
 
 # ---------------------------------------------------------------- the XML
@@ -335,8 +329,8 @@ def _plate_child(plate: _Plate, tag: str, attrs: Mapping[str, str]) -> None:
                     id=number,
                     type=_text(attrs.get("type")),
                     color=_text(attrs.get("color")),
-                    used_m=_float(attrs.get("used_m")),
-                    used_g=_float(attrs.get("used_g")),
+                    used_m=as_float(attrs.get("used_m")),
+                    used_g=as_float(attrs.get("used_g")),
                 )
             )
 
@@ -356,24 +350,3 @@ def _int(value: str | None) -> int | None:
     if not value.isascii() or not value.isdigit() or len(value) > 18:
         return None
     return int(value)
-
-
-def _float(value: str | None) -> float | None:
-    if value is None or len(value) > 32:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _bool(value: str | None) -> bool | None:
-    if value is None:
-        return None
-    lowered = value.strip().lower()
-    if lowered in ("true", "1"):
-        return True
-    if lowered in ("false", "0"):
-        return False
-    return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from enum import Enum
 from typing import Any, Final
 
 TRUE_WORDS: Final = frozenset({"true", "enable", "enabled", "on", "1", "yes"})
@@ -61,6 +62,14 @@ def as_bool(value: object) -> bool | None:
     if word in FALSE_WORDS:
         return False
     return None
+
+
+def as_enum[E: Enum](kind: type[E], value: object) -> E | None:
+    """The member with this value, None for one the enum lacks (or added later)."""
+    try:
+        return kind(value)
+    except ValueError:
+        return None
 
 
 def as_hex(value: object) -> int | None:
