@@ -100,6 +100,10 @@ DRYING_BLOCKER_CODES: Final = {
 }
 
 
+# The longest drying run the AMS 2 Pro and AMS HT accept.
+MAX_DRYING_HOURS: Final = 24
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DryingLimits:
     """The temperatures (°C) and durations (hours) a dryer accepts."""
@@ -107,7 +111,7 @@ class DryingLimits:
     min_temperature: int
     max_temperature: int
     min_hours: int = 1
-    max_hours: int = 24
+    max_hours: int = MAX_DRYING_HOURS
 
     def clamp(self, temperature: int, hours: int) -> tuple[int, int]:
         """Temperature and hours moved into the unit's range."""

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any, Final
 
+from .ams import DRYING_COOLING_TEMPERATURE, MAX_DRYING_HOURS
 from .auth import AppCertificate
 from .const import StorageUrl
 from .enums import AirDuctMode, BuzzerMode, Fan, SpeedLevel
@@ -456,7 +457,6 @@ def ams_read_rfid(*, ams_id: int, slot: int) -> Command:
 
 
 # Drying limits of the AMS 2 Pro and AMS HT (the printer refuses more).
-_MAX_DRYING_HOURS: Final = 24
 _MAX_DRYING_TEMPERATURE: Final = 100
 
 
@@ -467,7 +467,7 @@ def ams_start_drying(
     hours: int,
     filament: str = "",
     rotate_tray: bool = False,
-    cooling_temp: int = 45,
+    cooling_temp: int = DRYING_COOLING_TEMPERATURE,
 ) -> Command:
     """Dry an AMS 2 Pro / AMS HT for ``hours`` at ``temperature`` °C.
 
@@ -477,8 +477,8 @@ def ams_start_drying(
     _ams_unit(ams_id)
     if not 1 <= temperature <= _MAX_DRYING_TEMPERATURE:
         raise ValueError(f"drying temperature {temperature} out of range")
-    if not 1 <= hours <= _MAX_DRYING_HOURS:
-        raise ValueError(f"drying hours {hours} out of range 1-{_MAX_DRYING_HOURS}")
+    if not 1 <= hours <= MAX_DRYING_HOURS:
+        raise ValueError(f"drying hours {hours} out of range 1-{MAX_DRYING_HOURS}")
     if not 0 <= cooling_temp <= _MAX_DRYING_TEMPERATURE:
         raise ValueError(f"cooling temperature {cooling_temp} out of range")
     return _drying(

@@ -141,8 +141,7 @@ def wiki_url(model: PrinterModel, entry: HmsEntry) -> str:
     """The wiki page of an HMS message for a model, or the generic HMS page."""
     if model.hms_wiki is None:
         return WIKI_HOME
-    digits = hms_ecode(entry)
-    code = "_".join(digits[index : index + 4] for index in range(0, 16, 4))
+    code = entry.hms_code.removeprefix("HMS_")
     return f"{WIKI_BASE}/{model.hms_wiki}/troubleshooting/hmscode/{code}"
 
 
