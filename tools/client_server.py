@@ -1,4 +1,4 @@
-"""Listener plumbing the printer-shaped test servers share (FTPS, camera).
+"""Listener plumbing the printer-shaped test servers share (FTPS, cameras).
 
 Each client's handler runs as a task the server keeps, so ``stop`` can
 cancel every one still running and a test leaves no task behind; a client

@@ -9,13 +9,16 @@ A wrong access code is answered the way printers do: the server closes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import ssl
 import struct
 from collections.abc import Awaitable, Callable
 
 from PIL import Image
+
+from tools.client_server import ClientServer
+
+MAX_CLIENTS = 64
 
 type Script = Callable[
     [asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]
@@ -48,7 +51,7 @@ def frame_header(size: int) -> bytes:
     return struct.pack("<IIII", size, 0, 1, 0)
 
 
-class CameraServer:
+class CameraServer(ClientServer):
     """TLS camera on 127.0.0.1 with a random port."""
 
     def __init__(
@@ -58,6 +61,7 @@ class CameraServer:
         *,
         interval: float = 0.05,
     ) -> None:
+        super().__init__(host="127.0.0.1", port=0, max_clients=MAX_CLIENTS)
         self.context = context
         self.access_code = access_code
         self.interval = interval
@@ -68,9 +72,6 @@ class CameraServer:
         self.active = 0
         self.frames_sent = 0
         self.connected = asyncio.Event()
-        self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
-        self.port = 0
         context.sni_callback = self._sni
 
     def _sni(
@@ -79,31 +80,11 @@ class CameraServer:
         self.sni_seen.append(name)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._handle, "127.0.0.1", self.port, ssl=self.context
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+        await self._listen(ssl=self.context)
 
-    async def stop(self) -> None:
-        """Close the listener and every connection; no handler lingers."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-        for task in list(self._handlers):
-            task.cancel()
-        for task in list(self._handlers):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if server is not None:
-            server.close_clients()
-            await server.wait_closed()
-
-    async def _handle(
+    async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
         self.connections += 1
         self.active += 1
         self.connected.set()
@@ -112,15 +93,8 @@ class CameraServer:
             self.auth_packets.append(packet)
             if packet == expected_auth(self.access_code):
                 await self.script(reader, writer, self.connections)
-        except (OSError, asyncio.IncompleteReadError):
-            pass
         finally:
             self.active -= 1
-            self._handlers.discard(task)
-            writer.close()
-            with contextlib.suppress(OSError, TimeoutError, asyncio.CancelledError):
-                async with asyncio.timeout(1):
-                    await writer.wait_closed()
 
     async def send_frame(self, writer: asyncio.StreamWriter, jpeg: bytes) -> None:
         writer.write(frame_header(len(jpeg)) + jpeg)

@@ -34,6 +34,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tools.client_server import ClientServer
+
 USER = "bblp"
 REALM = "Bambu test camera"
 PATH = "/streaming/live/1"
@@ -43,6 +45,7 @@ PAYLOAD_TYPE = 96
 FPS = 25
 SSRC = 0x0BB1CA3E
 CLIENT_TIMEOUT = 10.0
+MAX_CLIENTS = 64
 
 type AuthScheme = Literal["basic", "digest"]
 
@@ -183,7 +186,7 @@ def _digest_params(value: str) -> dict[str, str]:
 
 
 @dataclass
-class RtspServer:
+class RtspServer(ClientServer):
     """TLS RTSP camera on 127.0.0.1 with a random port."""
 
     context: ssl.SSLContext
@@ -191,7 +194,6 @@ class RtspServer:
     track: H264Track | None = None
     auth: AuthScheme = "digest"
     interval: float = 0.02
-    port: int = 0
     received: int = 0
     connections: int = 0
     active: int = 0
@@ -200,10 +202,9 @@ class RtspServer:
     sni_seen: list[str | None] = field(default_factory=list)
     requests: list[RtspRequest] = field(default_factory=list)
     nonce: str = field(default_factory=lambda: secrets.token_hex(16))
-    _server: asyncio.Server | None = None
-    _handlers: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
+        ClientServer.__init__(self, host="127.0.0.1", port=0, max_clients=MAX_CLIENTS)
         self.context.sni_callback = self._sni
 
     def _sni(
@@ -212,33 +213,13 @@ class RtspServer:
         self.sni_seen.append(name)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._handle, "127.0.0.1", self.port, ssl=self.context
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        """Close the listener and every connection; no handler lingers."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-        for task in list(self._handlers):
-            task.cancel()
-        for task in list(self._handlers):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if server is not None:
-            server.close_clients()
-            await server.wait_closed()
+        await self._listen(ssl=self.context)
 
     # ------------------------------------------------------------ session
 
-    async def _handle(
+    async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
         self.connections += 1
         self.active += 1
         sender: asyncio.Task[None] | None = None
@@ -253,19 +234,14 @@ class RtspServer:
                 await self._answer(writer, request)
                 if request.method == "TEARDOWN":
                     break
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            pass
+        except ValueError:
+            pass  # a malformed request ends the session
         finally:
             if sender is not None:
                 sender.cancel()
                 with contextlib.suppress(asyncio.CancelledError, OSError):
                     await sender
             self.active -= 1
-            self._handlers.discard(task)
-            writer.close()
-            with contextlib.suppress(OSError, TimeoutError, asyncio.CancelledError):
-                async with asyncio.timeout(1):
-                    await writer.wait_closed()
 
     async def _read_request(self, reader: asyncio.StreamReader) -> RtspRequest | None:
         """The next request; interleaved frames from the client are skipped."""
