@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ from custom_components.bambu_cloud.bambu import camera as bambu_camera
 from custom_components.bambu_cloud.bambu.config import BambuConfig, Ports
 from custom_components.bambu_cloud.const import CONF_HOST, CONF_PRINTERS, DOMAIN
 from tools.test_pki import IssuedCert, TestPKI, server_context
-from tools.virtual_printer.mosquitto import MqttBroker
+from tools.virtual_printer.mosquitto import MqttBroker, free_port
 from tools.virtual_printer.printer import VirtualPrinter
 
 from .bambu.camera_server import CameraServer, expected_auth
@@ -63,13 +62,6 @@ LIVEVIEW_ISSUE = f"camera_liveview_disabled_{X1C_SN}"
 def mqtt_endpoint(broker_endpoint: MqttEndpoint) -> MqttEndpoint:
     """This module's tests run with the cloud broker up."""
     return broker_endpoint
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @dataclass
@@ -128,7 +120,7 @@ async def lan_entry(
         options={
             CONF_PRINTERS: {
                 P1S_SN: {CONF_HOST: f"127.0.0.1:{p1s_lan.broker.port}"},
-                X1C_SN: {CONF_HOST: f"127.0.0.1:{_closed_port()}"},
+                X1C_SN: {CONF_HOST: f"127.0.0.1:{free_port()}"},
             }
         },
     )
@@ -318,7 +310,7 @@ async def test_cameras_without_access_code_or_known_camera(
         {**P1S, "dev_access_code": ""},
         mystery,
     ]
-    host = {CONF_HOST: f"127.0.0.1:{_closed_port()}"}
+    host = {CONF_HOST: f"127.0.0.1:{free_port()}"}
     serials = (X1C_SN, P1S_SN, mystery["dev_id"])
     mock_config_entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(
@@ -523,7 +515,7 @@ async def test_new_lan_host_gets_a_new_relay(
     old = await _relay_port(hass)
     hass.config_entries.async_update_entry(
         relay_entry,
-        options={CONF_PRINTERS: {X1C_SN: {CONF_HOST: f"127.0.0.1:{_closed_port()}"}}},
+        options={CONF_PRINTERS: {X1C_SN: {CONF_HOST: f"127.0.0.1:{free_port()}"}}},
     )
     await relay_entry.runtime_data.coordinator.async_refresh()
     await hass.async_block_till_done()

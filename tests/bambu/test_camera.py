@@ -12,7 +12,6 @@ import asyncio
 import io
 import logging
 import os
-import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ from custom_components.bambu_cloud.bambu.camera import (
 )
 from custom_components.bambu_cloud.bambu.mqtt import Backoff
 from tools.test_pki import PrinterPKI
+from tools.virtual_printer.mosquitto import free_port
 
 from .camera_server import CameraServer, expected_auth, frame_header, make_jpeg
 
@@ -71,14 +71,6 @@ class RecordingBackoff(Backoff):
     def reset(self) -> None:
         self.resets += 1
         super().reset()
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 where nothing listens (bound, then closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 async def until(condition: Callable[[], bool], within: float = TIMEOUT) -> None:
@@ -506,7 +498,7 @@ async def test_backoff_is_capped_exponential_with_jitter() -> None:
 async def test_connection_refused_retries(
     make_client: ClientFactory, client_context: ssl.SSLContext
 ) -> None:
-    client = make_client(port=closed_port())
+    client = make_client(port=free_port())
     async with client.viewing():
         await until(lambda: len(client._backoff.delays) >= 3)  # type: ignore[attr-defined]
         assert client.last_error is not None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ftplib
-import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -43,6 +42,7 @@ from custom_components.bambu_cloud.bambu.hub import (
 from custom_components.bambu_cloud.bambu.mqtt import RetryPolicy
 from tools.test_pki import PrinterPKI
 from tools.virtual_printer.ftps import FtpsServer, FtpsSite
+from tools.virtual_printer.mosquitto import free_port
 from tools.virtual_printer.project_files import sample_project
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
@@ -120,14 +120,6 @@ def storage(
         context=context,
         timeout=timeout,
     )
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 where nothing listens (bound, then closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 # ----------------------------------------------------------------- listing
@@ -469,7 +461,7 @@ async def test_timeout(make_server: ServerFactory, context: ssl.SSLContext) -> N
 async def test_connection_refused(context: ssl.SSLContext) -> None:
     """Nothing listening: CONNECTION."""
     with pytest.raises(StorageError) as caught:
-        await storage(closed_port(), context).async_list_files()
+        await storage(free_port(), context).async_list_files()
 
     assert caught.value.reason is StorageErrorReason.CONNECTION
 
@@ -733,7 +725,7 @@ async def hub_factory(context: ssl.SSLContext) -> AsyncIterator[HubFactory]:
 
 # The printer's MQTT port: nothing listens there (the LAN session retries
 # slowly in the background while the tests use the storage).
-MQTT_HOST = f"127.0.0.1:{closed_port()}"
+MQTT_HOST = f"127.0.0.1:{free_port()}"
 
 
 def lan_spec(
@@ -793,7 +785,7 @@ async def test_hub_without_lan_address(
     spec: PrinterSpec | None,
 ) -> None:
     """Unknown printer, LAN off or no access code: NO_ADDRESS, no connection."""
-    hub, _ = await hub_factory(closed_port())
+    hub, _ = await hub_factory(free_port())
     try:
         if spec is not None:
             hub.set_printers({SERIAL: spec})

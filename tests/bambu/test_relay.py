@@ -16,7 +16,6 @@ import contextlib
 import logging
 import os
 import shutil
-import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from custom_components.bambu_cloud.bambu.camera import relay_url
 from custom_components.bambu_cloud.bambu.hub import TrustError
 from custom_components.bambu_cloud.bambu.relay import RtspRelay
 from tools.test_pki import PrinterPKI, TestPKI, server_context
+from tools.virtual_printer.mosquitto import free_port
 
 from .rtsp_server import (
     PATH,
@@ -53,14 +53,6 @@ async def until(condition: Callable[[], bool], within: float = TIMEOUT) -> None:
     async with asyncio.timeout(within):
         while not condition():  # noqa: ASYNC110 - polls other tasks' state
             await asyncio.sleep(0.01)
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 where nothing listens (bound, then closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @pytest.fixture
@@ -383,7 +375,7 @@ async def test_unreachable_printer_is_tried_again(
 ) -> None:
     """A closed camera port (live view off, printer away) is no TLS problem."""
     make, events = make_relay
-    relay = make(closed_port())
+    relay = make(free_port())
     port = await relay.start()
     caplog.set_level(logging.DEBUG)
     for _ in range(2):
